@@ -1,0 +1,131 @@
+//! The CLI's HTTP client for a node's admin API.
+
+use super::client_config::{default_path, ClientConfig};
+use super::ClientArgs;
+use anyhow::{anyhow, bail, Context};
+use std::io::Read;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+/// A connection to one node.
+#[derive(Debug)]
+pub struct Client {
+    agent: ureq::Agent,
+    /// Base URL without a trailing slash.
+    pub server: String,
+    token: Option<String>,
+}
+
+/// Resolves like a browser: `localhost` and every `*.localhost` name is loopback
+/// (RFC 6761), so `http://admin.localhost:8080` works with no DNS or /etc/hosts entry.
+fn resolve(netloc: &str) -> std::io::Result<Vec<SocketAddr>> {
+    let (host, port) = netloc.rsplit_once(':').ok_or_else(|| std::io::Error::other("missing port"))?;
+    let port: u16 = port.parse().map_err(|_| std::io::Error::other("bad port"))?;
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if host == "localhost" || host.ends_with(".localhost") {
+        return Ok(vec![
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port),
+        ]);
+    }
+    Ok(netloc.to_socket_addrs()?.collect())
+}
+
+impl Client {
+    /// A client from flags, environment and the config file, in that order.
+    pub fn from_args(args: &ClientArgs) -> anyhow::Result<Self> {
+        let path = args.config.clone().unwrap_or_else(default_path);
+        let saved = if args.server.is_none() || args.token.is_none() {
+            Some(ClientConfig::load(&path))
+        } else {
+            None
+        };
+        let server = match (&args.server, &saved) {
+            (Some(s), _) => s.clone(),
+            (None, Some(Ok(c))) => c.server.clone(),
+            (None, Some(Err(e))) => bail!("{e:#}"),
+            (None, None) => unreachable!("config loaded when server is missing"),
+        };
+        let token = args.token.clone().or_else(|| saved.and_then(|c| c.ok()).map(|c| c.token));
+        Ok(Self::new(&server, token))
+    }
+
+    /// A client for `server` with an optional token.
+    pub fn new(server: &str, token: Option<String>) -> Self {
+        let agent = ureq::AgentBuilder::new()
+            .resolver(resolve)
+            .timeout_connect(Duration::from_secs(10))
+            .timeout_read(Duration::from_secs(600))
+            .build();
+        Client { agent, server: server.trim_end_matches('/').to_string(), token }
+    }
+
+    fn request(&self, method: &str, path: &str) -> ureq::Request {
+        let mut req = self.agent.request(method, &format!("{}{path}", self.server));
+        if let Some(token) = &self.token {
+            req = req.set("Authorization", &format!("Bearer {token}"));
+        }
+        req
+    }
+
+    /// GET a JSON document.
+    pub fn get_json(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        self.finish(self.request("GET", path).call())
+    }
+
+    /// POST a JSON document.
+    pub fn post_json(&self, path: &str, body: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
+        self.finish(self.request("POST", path).send_json(body.clone()))
+    }
+
+    /// DELETE a resource.
+    pub fn delete(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        self.finish(self.request("DELETE", path).call())
+    }
+
+    /// POST a body of known length from a reader.
+    pub fn post_stream(
+        &self,
+        path: &str,
+        content_type: &str,
+        len: u64,
+        body: impl Read,
+    ) -> anyhow::Result<serde_json::Value> {
+        let req = self
+            .request("POST", path)
+            .set("Content-Type", content_type)
+            .set("Content-Length", &len.to_string());
+        self.finish(req.send(body))
+    }
+
+    fn finish(&self, result: Result<ureq::Response, ureq::Error>) -> anyhow::Result<serde_json::Value> {
+        match result {
+            Ok(resp) => {
+                let text = resp.into_string().context("reading the node's answer")?;
+                serde_json::from_str(&text)
+                    .with_context(|| format!("the node at {} did not answer JSON", self.server))
+            }
+            Err(ureq::Error::Status(status, resp)) => {
+                let body: serde_json::Value = resp.into_json().unwrap_or_default();
+                let code = body["error"]["code"].as_str().unwrap_or("http_error");
+                let message = body["error"]["message"].as_str().unwrap_or("no details").to_string();
+                Err(anyhow!("{message} ({code}, HTTP {status})"))
+            }
+            Err(ureq::Error::Transport(t)) => {
+                Err(anyhow!("cannot reach the node at {}: {t} (is it running? check --server)", self.server))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn localhost_names_resolve_to_loopback() {
+        let addrs = resolve("admin.localhost:8080").unwrap();
+        assert!(addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 8080));
+        assert!(resolve("nope").is_err());
+    }
+}

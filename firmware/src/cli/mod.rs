@@ -1,0 +1,90 @@
+//! The command line: one file per command group, each a thin layer over the kernel
+//! (offline commands) or the HTTP API of a running node (everything else).
+
+pub mod app;
+pub mod backup;
+pub mod client;
+pub mod client_config;
+pub mod deploy;
+pub mod http;
+pub mod server;
+pub mod service;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// fazt: a personal cloud in one binary and one SQLite file.
+#[derive(Debug, Parser)]
+#[command(name = "fazt", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the node's database is (offline commands and `server start`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct DataArg {
+    /// The node's database file.
+    #[arg(long, env = "FAZT_DATA", default_value = "data.db")]
+    pub data: PathBuf,
+}
+
+/// Which node the client talks to and with what token.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClientArgs {
+    /// Client config file (server URL and API token).
+    #[arg(long, env = "FAZT_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Node URL, overriding the config (e.g. http://admin.localhost:8080).
+    #[arg(long, env = "FAZT_SERVER", global = true)]
+    pub server: Option<String>,
+    /// API token, overriding the config.
+    #[arg(long, env = "FAZT_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run and manage a node (init, start, status, set-credentials, set-config).
+    Server(server::ServerArgs),
+    /// Configure this machine's CLI.
+    Client(client::ClientCommand),
+    /// Publish a folder as an app.
+    Deploy(deploy::DeployArgs),
+    /// List, inspect and delete apps.
+    App(app::AppArgs),
+    /// Back up or restore the database.
+    Backup(backup::BackupArgs),
+    /// Install fazt as a systemd service.
+    Service(service::ServiceArgs),
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Server(args) => server::run(args),
+        Command::Client(args) => client::run(args),
+        Command::Deploy(args) => deploy::run(args),
+        Command::App(args) => app::run(args),
+        Command::Backup(args) => backup::run(args),
+        Command::Service(args) => service::run(args),
+    }
+}
+
+/// Human-readable bytes: `1.5 MB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: &[&str] = &["B", "KB", "MB", "GB", "TB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}

@@ -1,0 +1,174 @@
+//! `fazt server …`: create, run and configure a node.
+
+use super::DataArg;
+use crate::config::{self, NodeConfig};
+use crate::proc::node::{self, StartOptions};
+use crate::storage::Storage;
+use crate::time::Clock;
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+/// `fazt server`.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    #[command(subcommand)]
+    command: ServerCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ServerCommand {
+    /// Create a data file with a domain, a port and an admin password.
+    Init {
+        #[command(flatten)]
+        data: DataArg,
+        /// The domain apps are served under.
+        #[arg(long)]
+        domain: Option<String>,
+        /// HTTP port.
+        #[arg(long)]
+        port: Option<u16>,
+        /// Admin password (default: generated and printed once).
+        #[arg(long, env = "FAZT_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+    /// Run the node in the foreground (creating the data file on first start).
+    Start {
+        #[command(flatten)]
+        data: DataArg,
+        /// Listen address for this run (default: the stored `listen`).
+        #[arg(long)]
+        listen: Option<IpAddr>,
+        /// Port for this run (default: the stored `port`; 0 picks a free one).
+        #[arg(long)]
+        port: Option<u16>,
+        /// Where to save the CLI config on first start (default: the usual client config).
+        #[arg(long, env = "FAZT_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Show the data file's state and whether a node is answering.
+    Status {
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Set the admin user name and password (ends open browser sessions).
+    SetCredentials {
+        #[command(flatten)]
+        data: DataArg,
+        /// User name.
+        #[arg(long, default_value = "admin")]
+        username: String,
+        /// New password (at least 8 characters).
+        #[arg(long, env = "FAZT_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
+    /// Set one configuration key (takes effect at the next start).
+    SetConfig {
+        #[command(flatten)]
+        data: DataArg,
+        /// The key (see `fazt server status` for the list).
+        key: String,
+        /// The value.
+        value: String,
+    },
+}
+
+/// Runs `fazt server …`.
+pub fn run(args: ServerArgs) -> anyhow::Result<()> {
+    match args.command {
+        ServerCommand::Init { data, domain, port, password } => init(data.data, domain, port, password),
+        ServerCommand::Start { data, listen, port, config } => node::run(StartOptions {
+            data: data.data,
+            listen,
+            port,
+            client_config: Some(config.unwrap_or_else(super::client_config::default_path)),
+        }),
+        ServerCommand::Status { data } => status(data.data),
+        ServerCommand::SetCredentials { data, username, password } => {
+            let storage = Storage::open_existing(&data.data)?;
+            let now = Clock::new().now_millis();
+            storage
+                .write_blocking(|conn| crate::security::users::set_admin(conn, &username, &password, now))?;
+            println!("credentials updated for '{username}'; browser sessions were ended");
+            Ok(())
+        }
+        ServerCommand::SetConfig { data, key, value } => {
+            let storage = Storage::open_existing(&data.data)?;
+            let value = config::set(&storage, &key, &value)?;
+            println!("{key} = {value} (restart the node to apply)");
+            Ok(())
+        }
+    }
+}
+
+fn init(
+    data: PathBuf,
+    domain: Option<String>,
+    port: Option<u16>,
+    password: Option<String>,
+) -> anyhow::Result<()> {
+    // Validate everything before creating the file, so a typo leaves nothing behind.
+    let domain = domain.map(|d| config::validate("domain", &d)).transpose()?;
+    if let Some(p) = &password {
+        if p.chars().count() < crate::security::password::MIN_PASSWORD_LEN {
+            bail!("the password must be at least {} characters", crate::security::password::MIN_PASSWORD_LEN);
+        }
+    }
+    if data.exists() {
+        bail!(
+            "{} already exists; use `fazt server set-config` or `set-credentials` to change it",
+            data.display()
+        );
+    }
+    let _lock = crate::proc::lock::DataLock::acquire(&data)?;
+    let storage = Storage::open(&data)?;
+    if let Some(domain) = domain {
+        config::set(&storage, "domain", &domain)?;
+    }
+    if let Some(port) = port {
+        config::set(&storage, "port", &port.to_string())?;
+    }
+    let clock = Clock::new();
+    let generated = password.is_none();
+    let first = node::bootstrap(&storage, &clock, password)?.context("a new data file already has a user")?;
+    crate::apps::system::seed(&storage, clock.now_millis())?;
+    let config = NodeConfig::load(&storage)?;
+    println!("created {} (domain {}, port {})", data.display(), config.domain(), config.get("port"));
+    if generated {
+        println!("admin password: {}  (shown only now)", first.password);
+    }
+    println!("API token: {}", first.token);
+    println!("start it with: fazt server start --data {}", data.display());
+    Ok(())
+}
+
+fn status(data: PathBuf) -> anyhow::Result<()> {
+    let storage = Storage::open_existing(&data)?;
+    let config = NodeConfig::load(&storage)?;
+    let apps = storage.read_blocking(crate::apps::list)?;
+    println!("data:    {} ({})", data.display(), super::human_bytes(storage.size_bytes()));
+    println!("schema:  version {}", storage.schema_version()?);
+    println!("apps:    {} ({} user apps)", apps.len(), apps.iter().filter(|a| !a.system).count());
+    let running = crate::proc::lock::DataLock::acquire(&data).is_err();
+    let port = config.get("port");
+    let url = format!("http://admin.{}:{port}", config.domain());
+    let answering = if running {
+        super::http::Client::new(&url, None).get_json("/api/system/health").is_ok()
+    } else {
+        false
+    };
+    println!(
+        "node:    {}",
+        match (running, answering) {
+            (true, true) => format!("running, answering at {url}"),
+            (true, false) => "running (holds the data file) but not answering on the stored port".into(),
+            _ => "not running".into(),
+        }
+    );
+    println!("config:");
+    for key in config::KEYS {
+        println!("  {:<26} {:<12} {}", key.name, config.get(key.name), key.help);
+    }
+    Ok(())
+}

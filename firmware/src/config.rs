@@ -1,0 +1,240 @@
+//! Node configuration: typed settings kept as key/value rows in `data.db`.
+//!
+//! Every key is declared once in [`KEYS`] with its default and its kind, so `set-config`
+//! refuses unknown keys and bad values before anything is written.
+
+use crate::storage::{Storage, StorageError};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::BTreeMap;
+
+/// The kind of value a key holds, for validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A DNS name (the node's domain).
+    Domain,
+    /// A TCP port, 0..=65535.
+    Port,
+    /// An IP address to listen on.
+    Ip,
+    /// A non-negative integer (bytes, counts).
+    Count,
+}
+
+/// A declared configuration key.
+#[derive(Debug)]
+pub struct Key {
+    /// The key, e.g. `domain`.
+    pub name: &'static str,
+    /// Its value when unset.
+    pub default: &'static str,
+    /// How its values are checked.
+    pub kind: Kind,
+    /// One line for `fazt server set-config --help` and the docs.
+    pub help: &'static str,
+}
+
+/// Every configuration key fazt knows.
+pub const KEYS: &[Key] = &[
+    Key {
+        name: "domain",
+        default: "localhost",
+        kind: Kind::Domain,
+        help: "apps are served at <app>.<domain>",
+    },
+    Key { name: "port", default: "8080", kind: Kind::Port, help: "HTTP port" },
+    Key {
+        name: "listen",
+        default: "0.0.0.0",
+        kind: Kind::Ip,
+        help: "address to listen on (0.0.0.0: every interface, so the LAN can reach the node)",
+    },
+    Key {
+        name: "cache.max_bytes",
+        default: "67108864",
+        kind: Kind::Count,
+        help: "memory for hot files (bytes)",
+    },
+    Key {
+        name: "cache.max_file_bytes",
+        default: "4194304",
+        kind: Kind::Count,
+        help: "larger files are read from the database per request",
+    },
+    Key {
+        name: "deploy.max_archive_bytes",
+        default: "268435456",
+        kind: Kind::Count,
+        help: "largest deploy upload (bytes, compressed)",
+    },
+    Key {
+        name: "deploy.max_site_bytes",
+        default: "536870912",
+        kind: Kind::Count,
+        help: "largest site after decompression (bytes)",
+    },
+    Key {
+        name: "deploy.max_file_bytes",
+        default: "104857600",
+        kind: Kind::Count,
+        help: "largest single file (bytes)",
+    },
+    Key { name: "deploy.max_files", default: "20000", kind: Kind::Count, help: "most files in one site" },
+    Key {
+        name: "storage.max_db_bytes",
+        default: "0",
+        kind: Kind::Count,
+        help: "cap on data.db size (0: no cap)",
+    },
+    Key {
+        name: "http.max_connections",
+        default: "4096",
+        kind: Kind::Count,
+        help: "concurrent connections; more wait in the kernel's accept queue",
+    },
+];
+
+/// A bad `set-config` request.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The key is not declared.
+    #[error("unknown config key '{0}' (known keys: {known})", known = KEYS.iter().map(|k| k.name).collect::<Vec<_>>().join(", "))]
+    UnknownKey(String),
+    /// The value does not fit the key's kind.
+    #[error("invalid value '{value}' for {key}: {why}")]
+    BadValue {
+        /// The key.
+        key: String,
+        /// The refused value.
+        value: String,
+        /// What was expected.
+        why: &'static str,
+    },
+    /// Reading or writing failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Checks `value` for `key` and returns it normalised.
+pub fn validate(key: &str, value: &str) -> Result<String, ConfigError> {
+    let decl = KEYS.iter().find(|k| k.name == key).ok_or_else(|| ConfigError::UnknownKey(key.into()))?;
+    let bad = |why| ConfigError::BadValue { key: key.into(), value: value.into(), why };
+    let value = value.trim();
+    match decl.kind {
+        Kind::Domain => {
+            let v = value.to_ascii_lowercase();
+            if crate::net::host::is_valid_domain(&v) {
+                Ok(v)
+            } else {
+                Err(bad("expected a domain name such as example.com or localhost"))
+            }
+        }
+        Kind::Port => value.parse::<u16>().map(|p| p.to_string()).map_err(|_| bad("expected a port 0-65535")),
+        Kind::Ip => value
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.to_string())
+            .map_err(|_| bad("expected an IP address such as 0.0.0.0 or 127.0.0.1")),
+        Kind::Count => {
+            value.parse::<u64>().map(|n| n.to_string()).map_err(|_| bad("expected a whole number"))
+        }
+    }
+}
+
+/// The effective configuration of a node (defaults overlaid with stored values).
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    values: BTreeMap<String, String>,
+}
+
+impl NodeConfig {
+    /// Reads every key from the database.
+    pub fn load(storage: &Storage) -> Result<Self, StorageError> {
+        storage.read_blocking(|conn| {
+            let mut values: BTreeMap<String, String> =
+                KEYS.iter().map(|k| (k.name.to_string(), k.default.to_string())).collect();
+            let mut stmt = conn.prepare("SELECT key, value FROM config")?;
+            for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+                let (key, value) = row?;
+                // Only declared keys; other rows (internal state) are not configuration.
+                if values.contains_key(&key) {
+                    values.insert(key, value);
+                }
+            }
+            Ok(NodeConfig { values })
+        })
+    }
+
+    /// The value of a declared key.
+    pub fn get(&self, key: &str) -> &str {
+        self.values.get(key).map(String::as_str).unwrap_or("")
+    }
+
+    /// A numeric key (declared keys of kind Count/Port always parse; 0 otherwise).
+    pub fn get_u64(&self, key: &str) -> u64 {
+        self.get(key).parse().unwrap_or(0)
+    }
+
+    /// The node's domain.
+    pub fn domain(&self) -> &str {
+        self.get("domain")
+    }
+
+    /// Every key and value, for the API and `server status`.
+    pub fn all(&self) -> &BTreeMap<String, String> {
+        &self.values
+    }
+}
+
+/// Validates and stores one key.
+pub fn set(storage: &Storage, key: &str, value: &str) -> Result<String, ConfigError> {
+    let value = validate(key, value)?;
+    let stored = value.clone();
+    storage.write_blocking(move |conn| {
+        conn.execute(
+            "INSERT INTO config(key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![key, stored],
+        )?;
+        Ok::<_, StorageError>(())
+    })?;
+    Ok(value)
+}
+
+/// Reads an internal state row (not a declared key), e.g. the system-apps version.
+pub fn get_state(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
+    conn.query_row("SELECT value FROM config WHERE key = ?1", [key], |r| r.get(0)).optional()
+}
+
+/// Writes an internal state row.
+pub fn set_state(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO config(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_refuses_bad_values() {
+        assert!(matches!(validate("nope", "1"), Err(ConfigError::UnknownKey(_))));
+        assert!(matches!(validate("port", "70000"), Err(ConfigError::BadValue { .. })));
+        assert!(matches!(validate("domain", "bad domain"), Err(ConfigError::BadValue { .. })));
+        assert!(matches!(validate("listen", "localhost"), Err(ConfigError::BadValue { .. })));
+        assert_eq!(validate("domain", " Example.COM ").unwrap(), "example.com");
+        assert_eq!(validate("port", "0").unwrap(), "0");
+    }
+
+    #[test]
+    fn stored_values_override_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(&dir.path().join("data.db")).unwrap();
+        assert_eq!(NodeConfig::load(&storage).unwrap().domain(), "localhost");
+        set(&storage, "domain", "pi.example").unwrap();
+        assert_eq!(NodeConfig::load(&storage).unwrap().domain(), "pi.example");
+        assert!(set(&storage, "port", "x").is_err());
+        assert_eq!(NodeConfig::load(&storage).unwrap().get("port"), "8080");
+    }
+}

@@ -1,0 +1,316 @@
+//! Deploying a site: store new blobs, then switch the app to the new file table in the
+//! same transaction.
+
+use super::archive::{read_archive, ArchiveFile, Limits};
+use super::path::{normalize_site_path, PathError};
+use super::{compress, content_hash, content_type_for, is_content_hash};
+use crate::storage::StorageError;
+use crate::time::UnixMillis;
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Read;
+
+/// The name of the manifest entry the CLI puts first in its archive.
+pub const MANIFEST_NAME: &str = ".fazt-manifest.json";
+
+/// Why a deploy was refused; nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// A path in the archive or manifest is unsafe.
+    #[error("bad path in archive: {0}")]
+    BadPath(PathError),
+    /// An entry is a symlink, device or similar.
+    #[error("archive contains {0}; only regular files and folders are allowed")]
+    BadEntry(String),
+    /// Some limit was exceeded.
+    #[error("too large: {0}")]
+    TooLarge(String),
+    /// The stream is not a valid tar/tar.gz.
+    #[error("the archive is damaged or not a tar/tar.gz: {0}")]
+    Corrupt(String),
+    /// The stream ended early.
+    #[error("the upload ended early: {0}")]
+    Truncated(String),
+    /// The manifest is malformed or disagrees with the archive.
+    #[error("bad manifest: {0}")]
+    Manifest(String),
+    /// The manifest names content the node does not have and the archive lacks.
+    #[error("the node lacks the content of '{0}'; run the deploy again")]
+    MissingBlob(String),
+    /// Nothing to serve.
+    #[error("the site has no files")]
+    Empty,
+    /// The app name is reserved or malformed.
+    #[error("{0}")]
+    BadName(String),
+    /// The database failed (full, busy, ...).
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl From<rusqlite::Error> for DeployError {
+    fn from(err: rusqlite::Error) -> Self {
+        DeployError::Storage(err.into())
+    }
+}
+
+impl DeployError {
+    /// Stable machine-readable code for the HTTP API.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DeployError::BadPath(_) => "archive_bad_path",
+            DeployError::BadEntry(_) => "archive_bad_entry",
+            DeployError::TooLarge(_) => "too_large",
+            DeployError::Corrupt(_) => "archive_corrupt",
+            DeployError::Truncated(_) => "upload_truncated",
+            DeployError::Manifest(_) => "bad_manifest",
+            DeployError::MissingBlob(_) => "missing_content",
+            DeployError::Empty => "empty_site",
+            DeployError::BadName(_) => "bad_app_name",
+            DeployError::Storage(_) => "storage_error",
+        }
+    }
+}
+
+/// One file of a manifest: what the site should contain.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ManifestFile {
+    /// Site path.
+    pub path: String,
+    /// SHA-256 of the content, hex.
+    pub hash: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// The full list of files of a deploy; the archive then carries only the new contents.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Manifest {
+    /// Every file of the site.
+    pub files: Vec<ManifestFile>,
+}
+
+/// What a deploy did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeployReport {
+    /// The app's stable id.
+    pub app_id: String,
+    /// The app's name.
+    pub app: String,
+    /// The new deployment's id.
+    pub deployment_id: String,
+    /// Files in the site.
+    pub files: u64,
+    /// Total size of the site.
+    pub size_bytes: u64,
+    /// Files whose content arrived in this upload and was new to the node.
+    pub new_blobs: u64,
+    /// Bytes of new content stored.
+    pub new_bytes: u64,
+}
+
+/// Names that cannot be deployed to: they are hosts with a fixed meaning.
+pub const RESERVED_NAMES: &[&str] = &["admin", "root", "404", "www", "api"];
+
+/// Checks an app name: a DNS label (it becomes `<name>.<domain>`).
+pub fn validate_app_name(name: &str) -> Result<(), DeployError> {
+    if !crate::net::host::is_dns_label(name) {
+        return Err(DeployError::BadName(format!(
+            "invalid app name '{}': use 1-63 lowercase letters, digits and '-', not starting or ending with '-'",
+            name.escape_default()
+        )));
+    }
+    Ok(())
+}
+
+/// Stores `data` under its hash unless present; returns true when it was new.
+pub fn store_blob(
+    tx: &Transaction,
+    hash: &str,
+    data: &[u8],
+    content_type: &str,
+    now: UnixMillis,
+) -> Result<bool, DeployError> {
+    let exists: bool =
+        tx.query_row("SELECT count(*) > 0 FROM blobs WHERE hash = ?1", [hash], |r| r.get(0))?;
+    if exists {
+        return Ok(false);
+    }
+    let (gzip, brotli) = compress::variants(content_type, data);
+    tx.execute(
+        "INSERT INTO blobs(hash, size, data, gzip, brotli, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![hash, data.len() as i64, data, gzip, brotli, now],
+    )?;
+    Ok(true)
+}
+
+/// Returns which of `hashes` the node does not have.
+pub fn missing_hashes(conn: &rusqlite::Connection, hashes: &[String]) -> Result<Vec<String>, StorageError> {
+    let mut stmt = conn.prepare_cached("SELECT count(*) > 0 FROM blobs WHERE hash = ?1")?;
+    let mut missing = Vec::new();
+    for hash in hashes {
+        let present: bool = stmt.query_row([hash], |r| r.get(0))?;
+        if !present {
+            missing.push(hash.clone());
+        }
+    }
+    Ok(missing)
+}
+
+/// Deploys a tar/tar.gz stream to `app_name` inside `tx` (the caller commits).
+pub fn deploy_archive(
+    tx: &Transaction,
+    app_name: &str,
+    input: impl Read,
+    limits: Limits,
+    now: UnixMillis,
+) -> Result<DeployReport, DeployError> {
+    validate_app_name(app_name)?;
+    if RESERVED_NAMES.contains(&app_name) {
+        return Err(DeployError::BadName(format!("'{app_name}' is reserved for the system")));
+    }
+    let mut manifest: Option<Manifest> = None;
+    let mut uploaded: BTreeMap<String, (String, u64)> = BTreeMap::new();
+    let (mut new_blobs, mut new_bytes) = (0u64, 0u64);
+    read_archive(input, limits, |ArchiveFile { path, data }| {
+        if path == MANIFEST_NAME {
+            if manifest.is_some() {
+                return Err(DeployError::Manifest("two manifests in one archive".into()));
+            }
+            manifest = Some(serde_json::from_slice(&data).map_err(|e| DeployError::Manifest(e.to_string()))?);
+            return Ok(());
+        }
+        let hash = content_hash(&data);
+        if store_blob(tx, &hash, &data, &content_type_for(&path), now)? {
+            new_blobs += 1;
+            new_bytes += data.len() as u64;
+        }
+        if uploaded.insert(path.clone(), (hash, data.len() as u64)).is_some() {
+            return Err(DeployError::Manifest(format!("'{path}' appears twice in the archive")));
+        }
+        Ok(())
+    })?;
+
+    let files = match manifest {
+        None => uploaded,
+        Some(manifest) => merge_manifest(tx, manifest, uploaded, limits)?,
+    };
+    let mut report = switch_deployment(tx, app_name, false, &files, now)?;
+    report.new_blobs = new_blobs;
+    report.new_bytes = new_bytes;
+    Ok(report)
+}
+
+/// Checks a manifest against the uploaded files and the blobs already stored.
+fn merge_manifest(
+    tx: &Transaction,
+    manifest: Manifest,
+    uploaded: BTreeMap<String, (String, u64)>,
+    limits: Limits,
+) -> Result<BTreeMap<String, (String, u64)>, DeployError> {
+    if manifest.files.len() as u64 > limits.max_files {
+        return Err(DeployError::TooLarge(format!("more than {} files", limits.max_files)));
+    }
+    let mut files = BTreeMap::new();
+    let mut total = 0u64;
+    for file in manifest.files {
+        let path = normalize_site_path(&file.path).map_err(DeployError::BadPath)?;
+        if !is_content_hash(&file.hash) {
+            return Err(DeployError::Manifest(format!("'{path}' has a malformed hash")));
+        }
+        total = total.saturating_add(file.size);
+        if file.size > limits.max_file_bytes || total > limits.max_site_bytes {
+            return Err(DeployError::TooLarge(format!("'{path}' takes the site over the size limit")));
+        }
+        match uploaded.get(&path) {
+            Some((hash, _)) if *hash != file.hash => {
+                return Err(DeployError::Manifest(format!("'{path}' does not match its manifest hash")));
+            }
+            Some(_) => {}
+            None => {
+                let size: Option<i64> = tx
+                    .query_row("SELECT size FROM blobs WHERE hash = ?1", [&file.hash], |r| r.get(0))
+                    .optional()?;
+                match size {
+                    Some(size) if size as u64 == file.size => {}
+                    Some(_) => return Err(DeployError::Manifest(format!("'{path}' has the wrong size"))),
+                    None => return Err(DeployError::MissingBlob(path)),
+                }
+            }
+        }
+        if files.insert(path.clone(), (file.hash, file.size)).is_some() {
+            return Err(DeployError::Manifest(format!("'{path}' is listed twice")));
+        }
+    }
+    if let Some(extra) = uploaded.keys().find(|p| !files.contains_key(*p)) {
+        return Err(DeployError::Manifest(format!("'{extra}' was uploaded but is not in the manifest")));
+    }
+    Ok(files)
+}
+
+/// Creates the app if needed, writes a deployment with `files` and makes it current.
+pub fn switch_deployment(
+    tx: &Transaction,
+    app_name: &str,
+    system: bool,
+    files: &BTreeMap<String, (String, u64)>,
+    now: UnixMillis,
+) -> Result<DeployReport, DeployError> {
+    if files.is_empty() {
+        return Err(DeployError::Empty);
+    }
+    let existing: Option<(String, bool)> = tx
+        .query_row("SELECT id, system FROM apps WHERE name = ?1 AND deleted_at IS NULL", [app_name], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    let app_id = match existing {
+        Some((_, existing_system)) if existing_system != system => {
+            return Err(DeployError::BadName(format!("'{app_name}' is reserved for the system")));
+        }
+        Some((id, _)) => id,
+        None => {
+            let id = crate::ids::new_id("app");
+            tx.execute(
+                "INSERT INTO apps(id, name, system, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+                params![id, app_name, system, now],
+            )?;
+            id
+        }
+    };
+    let deployment_id = crate::ids::new_id("dep");
+    let size_bytes: u64 = files.values().map(|(_, size)| size).sum();
+    tx.execute(
+        "INSERT INTO deployments(id, app_id, created_at, file_count, size_bytes) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![deployment_id, app_id, now, files.len() as i64, size_bytes as i64],
+    )?;
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO files(deployment_id, app_id, path, hash, size, content_type) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for (path, (hash, size)) in files {
+            insert.execute(params![
+                deployment_id,
+                app_id,
+                path,
+                hash,
+                *size as i64,
+                content_type_for(path)
+            ])?;
+        }
+    }
+    tx.execute(
+        "UPDATE apps SET current_deployment_id = ?1, updated_at = ?2 WHERE id = ?3",
+        params![deployment_id, now, app_id],
+    )?;
+    Ok(DeployReport {
+        app_id,
+        app: app_name.into(),
+        deployment_id,
+        files: files.len() as u64,
+        size_bytes,
+        new_blobs: 0,
+        new_bytes: 0,
+    })
+}

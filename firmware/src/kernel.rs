@@ -1,0 +1,73 @@
+//! The kernel: the handles every subsystem shares, built once at start.
+
+use crate::config::NodeConfig;
+use crate::net::cache::{BlobCache, SiteCache};
+use crate::security::ratelimit::LoginLimiter;
+use crate::storage::Storage;
+use crate::time::Clock;
+use fazt_hal::board::Board;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Shared state of a running node.
+pub struct Kernel {
+    /// The one owner of `data.db`.
+    pub storage: Arc<Storage>,
+    /// The one clock.
+    pub clock: Arc<Clock>,
+    /// Configuration as loaded at start.
+    pub config: NodeConfig,
+    /// The board we run on (HAL).
+    pub board: Box<dyn Board>,
+    /// Current deployments by app name, for serving.
+    pub sites: SiteCache,
+    /// Hot file bodies by content hash.
+    pub blobs: BlobCache,
+    /// Password-guessing brake.
+    pub login_limiter: LoginLimiter,
+    /// When the node started, for uptime.
+    pub started: Instant,
+    /// The port clients reach us on (for the URLs we print and return).
+    pub public_port: u16,
+}
+
+impl std::fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kernel").field("storage", &self.storage.path()).finish_non_exhaustive()
+    }
+}
+
+impl Kernel {
+    /// Builds the kernel over an opened database.
+    pub fn new(
+        storage: Arc<Storage>,
+        clock: Arc<Clock>,
+        board: Box<dyn Board>,
+        public_port: u16,
+    ) -> Result<Self, crate::storage::StorageError> {
+        let config = NodeConfig::load(&storage)?;
+        storage.set_max_bytes(config.get_u64("storage.max_db_bytes"))?;
+        let blobs = BlobCache::new(config.get_u64("cache.max_bytes"), config.get_u64("cache.max_file_bytes"));
+        Ok(Kernel {
+            storage,
+            clock,
+            config,
+            board,
+            sites: SiteCache::default(),
+            blobs,
+            login_limiter: LoginLimiter::default(),
+            started: Instant::now(),
+            public_port,
+        })
+    }
+
+    /// The URL of an app, e.g. `http://blog.localhost:8080/`.
+    pub fn app_url(&self, app_name: &str) -> String {
+        let domain = self.config.domain();
+        let host = if app_name == "root" { domain.to_string() } else { format!("{app_name}.{domain}") };
+        match self.public_port {
+            80 => format!("http://{host}/"),
+            port => format!("http://{host}:{port}/"),
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! fazt: a personal cloud appliance in one binary and one SQLite file.
+//!
+//! # Layout
+//! - [`proc`]: starting and stopping a node, the data-file lock, systemd.
+//! - [`net`]: the HTTP server, host routing, static serving, the admin API.
+//! - [`fs`]: the virtual filesystem inside `data.db` (content-addressed blobs, deploys).
+//! - [`apps`]: apps and the embedded system apps.
+//! - [`storage`]: the one owner of `data.db`, with append-only migrations.
+//! - [`security`]: passwords, sessions, API tokens, login rate limits.
+//! - [`time`]: the kernel clock.
+//! - [`config`]: typed node settings.
+//! - [`cli`]: the command line.
+//!
+//! # Implementation
+//! One process. A smol executor runs on one thread per core; SQLite work runs on the
+//! `blocking` thread pool. Files touched: `data.db` (+ `-wal`, `-shm`), `data.db.lock`,
+//! short-lived `.fazt-upload-*` spool files beside it, and the client config.
+
+#![warn(missing_docs, missing_debug_implementations)]
+
+pub mod apps;
+pub mod cli;
+pub mod config;
+pub mod fs;
+pub mod ids;
+pub mod kernel;
+pub mod net;
+pub mod proc;
+pub mod security;
+pub mod storage;
+pub mod time;
+
+/// The version of this binary.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,153 @@
+//! Login, logout and request authentication.
+
+use super::read_json;
+use crate::kernel::Kernel;
+use crate::net::response::{ok, ApiError, Resp};
+use crate::security::{sessions, tokens, users};
+use http::{header, HeaderValue, Method, Request, StatusCode};
+use hyper::body::Incoming;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    /// A browser session of a user.
+    Session {
+        /// The user's id.
+        user_id: String,
+    },
+    /// An API token.
+    Token {
+        /// The token's id.
+        token_id: String,
+    },
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    #[serde(default)]
+    username: String,
+    password: String,
+}
+
+fn cookie<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(name)?.strip_prefix('='))
+}
+
+fn bearer(req: &Request<Incoming>) -> Option<&str> {
+    req.headers().get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
+}
+
+/// True when the request carries any credentials.
+pub fn has_credentials(req: &Request<Incoming>) -> bool {
+    bearer(req).is_some() || cookie(req, sessions::COOKIE).is_some()
+}
+
+/// `POST /api/login`.
+pub async fn login(kernel: &Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    if let Err(wait) = kernel.login_limiter.attempt(peer.ip(), kernel.clock.now_millis()) {
+        let mut err = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many login attempts; try again in {wait} s"),
+        );
+        err.retry_after = Some(wait);
+        return Err(err);
+    }
+    let body: LoginBody = read_json(req).await?;
+    let username = if body.username.is_empty() { "admin".to_string() } else { body.username };
+    let now = kernel.clock.now_millis();
+    let name = username.clone();
+    let session = kernel
+        .storage
+        .write(move |conn| -> Result<_, ApiError> {
+            match users::check_login(conn, &name, &body.password)? {
+                Some(user_id) => Ok(Some(sessions::create(conn, &user_id, now)?)),
+                None => Ok(None),
+            }
+        })
+        .await?;
+    let Some(secret) = session else {
+        tracing::warn!(%peer, "failed admin login");
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "bad_credentials", "wrong username or password"));
+    };
+    let mut resp = ok(serde_json::json!({ "user": username }));
+    let cookie = format!(
+        "{}={secret}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+        sessions::COOKIE,
+        sessions::SESSION_TTL_MILLIS / 1000
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(resp)
+}
+
+/// `POST /api/logout`: ends the session (always answers 200).
+pub async fn logout(kernel: &Arc<Kernel>, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    if let Some(secret) = cookie(&req, sessions::COOKIE).map(str::to_string) {
+        kernel.storage.write(move |conn| sessions::delete(conn, &secret)).await?;
+    }
+    let mut resp = ok(serde_json::json!({}));
+    let expired = format!("{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0", sessions::COOKIE);
+    if let Ok(v) = HeaderValue::from_str(&expired) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(resp)
+}
+
+/// Authenticates a request by token or session cookie.
+pub async fn authenticate(kernel: &Arc<Kernel>, req: &Request<Incoming>) -> Result<Principal, ApiError> {
+    let now = kernel.clock.now_millis();
+    if let Some(token) = bearer(req).map(str::to_string) {
+        let id = kernel.storage.read(move |conn| tokens::check(conn, &token)).await?;
+        let Some(token_id) = id else {
+            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", "the API token is wrong or revoked; create one in the dashboard and run `fazt client set-auth-token`"));
+        };
+        let touched = token_id.clone();
+        kernel.storage.write(move |conn| tokens::touch(conn, &touched, now)).await?;
+        return Ok(Principal::Token { token_id });
+    }
+    let Some(secret) = cookie(req, sessions::COOKIE).map(str::to_string) else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "log in or send an API token",
+        ));
+    };
+    let user = kernel.storage.read(move |conn| sessions::lookup(conn, &secret, now)).await?;
+    let Some(user_id) = user else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "the session has ended; log in again",
+        ));
+    };
+    // Cookies ride along on cross-site requests; a custom header cannot be sent
+    // cross-site without a CORS preflight we never grant. So state changes need it.
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD);
+    let marked = req.headers().get("x-requested-with").is_some_and(|v| v.as_bytes() == b"fazt");
+    if !safe && !marked {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "csrf", "missing X-Requested-With: fazt header"));
+    }
+    Ok(Principal::Session { user_id })
+}
+
+/// `GET /api/me`.
+pub async fn me(kernel: &Arc<Kernel>, principal: &Principal) -> Result<Resp, ApiError> {
+    match principal {
+        Principal::Session { user_id } => {
+            let id = user_id.clone();
+            let name = kernel.storage.read(move |conn| users::username(conn, &id)).await?;
+            Ok(ok(serde_json::json!({ "user": name.unwrap_or_default() })))
+        }
+        Principal::Token { token_id } => Ok(ok(serde_json::json!({ "user": "token", "token_id": token_id }))),
+    }
+}

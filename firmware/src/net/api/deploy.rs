@@ -1,0 +1,153 @@
+//! `/api/deploy`: publishing a site.
+//!
+//! The CLI first asks `POST /api/deploy/check` which content hashes the node lacks, then
+//! uploads a tar.gz holding a manifest of the whole site and only those files. Plain
+//! `curl --data-binary @site.tar.gz` works too (no manifest: the archive is the site).
+//!
+//! The upload is spooled to a temporary file beside `data.db` first, so a slow client
+//! never holds the database writer; the archive is then checked and stored in one
+//! transaction.
+
+use super::read_json;
+use crate::fs::archive::Limits;
+use crate::fs::deploy::{deploy_archive, missing_hashes, DeployError};
+use crate::fs::is_content_hash;
+use crate::kernel::Kernel;
+use crate::net::response::{ok, ApiError, Resp};
+use futures_lite::AsyncWriteExt;
+use http::{header, Request, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use serde::Deserialize;
+use std::sync::Arc;
+
+#[derive(Deserialize)]
+struct CheckBody {
+    hashes: Vec<String>,
+}
+
+/// `POST /api/deploy/check`: which of these hashes does the node lack?
+pub async fn check(kernel: &Arc<Kernel>, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let body: CheckBody = read_json(req).await?;
+    if body.hashes.len() as u64 > kernel.config.get_u64("deploy.max_files") {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "more hashes than deploy.max_files",
+        ));
+    }
+    if let Some(bad) = body.hashes.iter().find(|h| !is_content_hash(h)) {
+        return Err(ApiError::bad_request(
+            "bad_hash",
+            format!("'{}' is not a SHA-256 hex digest", bad.escape_default()),
+        ));
+    }
+    let missing = kernel.storage.read(move |conn| missing_hashes(conn, &body.hashes)).await?;
+    Ok(ok(serde_json::json!({ "missing": missing })))
+}
+
+impl From<DeployError> for ApiError {
+    fn from(err: DeployError) -> Self {
+        match err {
+            DeployError::Storage(storage) => storage.into(),
+            DeployError::TooLarge(_) => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, err.code(), err.to_string())
+            }
+            DeployError::MissingBlob(_) => ApiError::new(StatusCode::CONFLICT, err.code(), err.to_string()),
+            other => ApiError::bad_request(other.code(), other.to_string()),
+        }
+    }
+}
+
+fn query_param(uri: &http::Uri, key: &str) -> Option<String> {
+    uri.query()?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == key).then(|| percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned())
+    })
+}
+
+/// `POST /api/deploy?name=<app>` with a tar or tar.gz body.
+pub async fn deploy(kernel: &Arc<Kernel>, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let name = query_param(req.uri(), "name")
+        .ok_or_else(|| ApiError::bad_request("bad_app_name", "missing ?name=<app>"))?;
+    crate::fs::deploy::validate_app_name(&name)?;
+    let max_upload = kernel.config.get_u64("deploy.max_archive_bytes");
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the upload is larger than deploy.max_archive_bytes ({max_upload} bytes)"),
+        )
+    };
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max_upload) {
+        return Err(too_large());
+    }
+
+    let spool_dir = kernel.storage.path().parent().map(|p| p.to_path_buf()).unwrap_or_else(|| ".".into());
+    let spool =
+        blocking::unblock(move || tempfile::Builder::new().prefix(".fazt-upload-").tempfile_in(spool_dir))
+            .await
+            .map_err(io_error)?;
+    let mut writer = blocking::Unblock::new(spool.reopen().map_err(io_error)?);
+    let mut body = req.into_body();
+    let mut received = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| ApiError::bad_request("upload_truncated", format!("the upload was cut off: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            received += data.len() as u64;
+            if received > max_upload {
+                return Err(too_large());
+            }
+            writer.write_all(&data).await.map_err(io_error)?;
+        }
+    }
+    writer.flush().await.map_err(io_error)?;
+    drop(writer);
+    if declared.is_some_and(|n| n != received) {
+        return Err(ApiError::bad_request(
+            "upload_truncated",
+            "the upload is shorter than its Content-Length",
+        ));
+    }
+
+    let limits = Limits {
+        max_site_bytes: kernel.config.get_u64("deploy.max_site_bytes"),
+        max_file_bytes: kernel.config.get_u64("deploy.max_file_bytes"),
+        max_files: kernel.config.get_u64("deploy.max_files"),
+    };
+    let now = kernel.clock.now_millis();
+    let app = name.clone();
+    let report = kernel
+        .storage
+        .write(move |conn| -> Result<_, DeployError> {
+            let file = std::fs::File::open(spool.path()).map_err(|e| DeployError::Corrupt(e.to_string()))?;
+            let tx = conn.transaction()?;
+            let report = deploy_archive(&tx, &app, file, limits, now)?;
+            tx.commit()?;
+            Ok(report)
+        })
+        .await
+        .inspect_err(|e| tracing::warn!(app = %name, error = %e, "deploy refused"))?;
+    kernel.sites.invalidate(&name);
+    tracing::info!(app = %name, files = report.files, new = report.new_blobs, bytes = report.size_bytes, "deployed");
+    let mut json = serde_json::to_value(&report).unwrap_or_default();
+    json["url"] = kernel.app_url(&name).into();
+    Ok(ok(json))
+}
+
+fn io_error(err: std::io::Error) -> ApiError {
+    // ENOSPC: the spool could not be written, the disk is full.
+    if err.raw_os_error() == Some(28) {
+        ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "storage_full", "the disk is full")
+    } else {
+        tracing::error!(error = %err, "spooling an upload failed");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "io_error",
+            format!("could not store the upload: {err}"),
+        )
+    }
+}

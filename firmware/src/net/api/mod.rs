@@ -1,0 +1,97 @@
+//! The admin API: JSON over HTTP on `admin.<domain>/api/`.
+//!
+//! One file per resource; this module routes and holds the shared request helpers.
+//! Authentication is a session cookie (browser, after `POST /api/login`) or an API token
+//! (`Authorization: Bearer fzt_…`, the CLI). Errors always have the shape of
+//! [`ApiError`](super::response::ApiError).
+
+mod apps;
+mod auth;
+mod deploy;
+mod system;
+mod tokens;
+
+use super::response::{ApiError, Resp};
+use crate::kernel::Kernel;
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde::de::DeserializeOwned;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Largest JSON request body accepted.
+const MAX_JSON_BYTES: usize = 256 * 1024;
+
+/// Routes an API request.
+pub async fn handle(kernel: &Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>) -> Resp {
+    match dispatch(kernel, peer, req).await {
+        Ok(resp) => resp,
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn dispatch(kernel: &Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let path = req.uri().path().to_string();
+    let segments: Vec<&str> = path.trim_start_matches("/api").trim_matches('/').split('/').collect();
+    let method = req.method().clone();
+    // Public endpoints first; everything else needs a session or a token.
+    match (&method, segments.as_slice()) {
+        (&Method::POST, ["login"]) => return auth::login(kernel, peer, req).await,
+        (&Method::POST, ["logout"]) => return auth::logout(kernel, req).await,
+        (&Method::GET, ["system", "health"]) if !auth::has_credentials(&req) => {
+            return Ok(system::liveness(kernel));
+        }
+        _ => {}
+    }
+    let principal = auth::authenticate(kernel, &req).await?;
+    match (&method, segments.as_slice()) {
+        (&Method::GET, ["me"]) => auth::me(kernel, &principal).await,
+        (&Method::GET, ["apps"]) => apps::list(kernel).await,
+        (&Method::GET, ["apps", id]) => apps::get(kernel, id).await,
+        (&Method::DELETE, ["apps", id]) => apps::delete(kernel, id).await,
+        (&Method::GET, ["apps", id, "files"]) => apps::files(kernel, id).await,
+        (&Method::GET, ["apps", id, "files", ..]) => {
+            let prefix = format!("/api/apps/{id}/files/");
+            let file_path = path.strip_prefix(&prefix).unwrap_or("").to_string();
+            apps::file_content(kernel, id, &file_path).await
+        }
+        (&Method::GET, ["tokens"]) => tokens::list(kernel).await,
+        (&Method::POST, ["tokens"]) => tokens::create(kernel, &principal, req).await,
+        (&Method::DELETE, ["tokens", id]) => tokens::revoke(kernel, id).await,
+        (&Method::POST, ["deploy", "check"]) => deploy::check(kernel, req).await,
+        (&Method::POST, ["deploy"]) => deploy::deploy(kernel, req).await,
+        (&Method::GET, ["system", "health"]) => system::health(kernel).await,
+        (&Method::GET, ["system", "db"]) => system::db(kernel).await,
+        (&Method::GET, ["system", "config"]) => Ok(system::config(kernel)),
+        (_, ["me" | "apps" | "tokens" | "deploy" | "system", ..]) => Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{method} is not allowed on {path}"),
+        )),
+        _ => Err(ApiError::not_found(format!("no API endpoint {path}"))),
+    }
+}
+
+/// Reads a JSON body of at most [`MAX_JSON_BYTES`].
+pub(crate) async fn read_json<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, ApiError> {
+    let body = read_body(req, MAX_JSON_BYTES).await?;
+    serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request("bad_json", format!("invalid JSON body: {e}")))
+}
+
+/// Reads a whole body of at most `limit` bytes.
+async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("request body over {limit} bytes"),
+        )),
+        Err(err) => {
+            Err(ApiError::bad_request("upload_truncated", format!("could not read the request body: {err}")))
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Host routing: `<app>.<domain>` serves that app, `admin.<domain>` the dashboard and its
+//! API, the bare domain and `root.<domain>` the landing app, anything else the 404 app.
+//! A bare IP address (a user typing the Pi's address) counts as the bare domain.
+
+/// Where a request goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// The admin app and the admin API.
+    Admin,
+    /// A named app (including `root` and `404`).
+    App(String),
+    /// No app claims this host.
+    Unknown,
+}
+
+/// The Host header is malformed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed Host header")]
+pub struct BadHost;
+
+/// True for a DNS label: 1-63 of `a-z0-9-`, not starting or ending with `-`.
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// True for a domain name made of DNS labels, at most 253 bytes.
+pub fn is_valid_domain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+/// Routes a request by its host (from the Host header or the HTTP/2 authority).
+pub fn route(host: Option<&str>, domain: &str) -> Result<Route, BadHost> {
+    let Some(raw) = host else {
+        // HTTP/1.0 without Host: treat as the bare domain, as most servers do.
+        return Ok(Route::App("root".into()));
+    };
+    let name = strip_port(raw.trim()).ok_or(BadHost)?;
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(Route::App("root".into()));
+    }
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    if !is_valid_domain(&name) {
+        return Err(BadHost);
+    }
+    if name == domain {
+        return Ok(Route::App("root".into()));
+    }
+    let Some(label) = name.strip_suffix(domain).and_then(|rest| rest.strip_suffix('.')) else {
+        return Ok(Route::Unknown);
+    };
+    Ok(match label {
+        "admin" => Route::Admin,
+        l if l.contains('.') => Route::Unknown,
+        l => Route::App(l.to_string()),
+    })
+}
+
+/// Strips `:port` (and the brackets of an IPv6 literal); `None` when malformed.
+fn strip_port(host: &str) -> Option<&str> {
+    if let Some(rest) = host.strip_prefix('[') {
+        let (ip, after) = rest.split_once(']')?;
+        if !(after.is_empty() || after.strip_prefix(':').is_some_and(|p| p.parse::<u16>().is_ok())) {
+            return None;
+        }
+        return Some(ip);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.parse::<u16>().is_ok() && !name.is_empty() => Some(name),
+        Some(_) => None,
+        None if host.is_empty() => None,
+        None => Some(host),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(host: &str) -> Result<Route, BadHost> {
+        route(Some(host), "localhost")
+    }
+
+    #[test]
+    fn routes_by_subdomain() {
+        assert_eq!(r("blog.localhost:8080"), Ok(Route::App("blog".into())));
+        assert_eq!(r("BLOG.LocalHost."), Ok(Route::App("blog".into())));
+        assert_eq!(r("admin.localhost"), Ok(Route::Admin));
+        assert_eq!(r("localhost:8080"), Ok(Route::App("root".into())));
+        assert_eq!(r("root.localhost"), Ok(Route::App("root".into())));
+        assert_eq!(r("127.0.0.1:8080"), Ok(Route::App("root".into())));
+        assert_eq!(r("[::1]:8080"), Ok(Route::App("root".into())));
+        assert_eq!(r("a.b.localhost"), Ok(Route::Unknown));
+        assert_eq!(r("example.com"), Ok(Route::Unknown));
+        assert_eq!(r("evil-localhost"), Ok(Route::Unknown));
+        assert_eq!(route(None, "localhost"), Ok(Route::App("root".into())));
+    }
+
+    #[test]
+    fn refuses_malformed_hosts() {
+        for bad in [
+            "",
+            "a b",
+            "blog.localhost:99999",
+            "blog.localhost:",
+            ":80",
+            "[::1",
+            "bl_og.localhost",
+            "x/y",
+            "a..localhost",
+            "\u{e9}.localhost",
+        ] {
+            assert_eq!(r(bad), Err(BadHost), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! Networking: the HTTP server, host routing, static serving and the admin API.
+//!
+//! # Layout
+//! - [`server`]: the accept loop and hyper (HTTP/1.1 and h2c) on smol.
+//! - [`host`]: which app a Host header names.
+//! - [`static_files`]: serving a site's files like a real web server.
+//! - [`cache`]: current sites and hot file bodies in memory.
+//! - [`api`]: the admin JSON API on `admin.<domain>/api/`.
+//! - [`response`]: response helpers and the JSON error shape.
+
+pub mod api;
+pub mod cache;
+pub mod host;
+pub mod response;
+pub mod server;
+pub mod static_files;

@@ -1,0 +1,131 @@
+//! The HTTP server: an accept loop on smol, each connection served by hyper (HTTP/1.1
+//! with keep-alive, or h2c by prior knowledge) through `smol-hyper`'s small adapter.
+
+use super::host::{route, Route};
+use super::response::{ApiError, Resp};
+use super::static_files;
+use crate::fs::site::Site;
+use crate::kernel::Kernel;
+use async_io::Async;
+use futures_lite::future;
+use http::{Method, Request, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::server::conn::auto;
+use smol::Executor;
+use smol_hyper::rt::{FuturesIo, SmolExecutor, SmolTimer};
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A client has this long to send a request's headers (slowloris protection).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves HTTP on `listener` until `shutdown` completes.
+///
+/// Connections are spawned on `executor`, which the caller runs on as many threads as it
+/// likes. When the connection limit is reached, accepting pauses: new clients wait in
+/// the kernel's backlog instead of costing memory here.
+pub async fn serve(
+    executor: Arc<Executor<'static>>,
+    listener: Async<TcpListener>,
+    kernel: Arc<Kernel>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let max = kernel.config.get_u64("http.max_connections").clamp(1, 1 << 20) as usize;
+    let slots = Arc::new(async_lock::Semaphore::new(max));
+    let mut builder = auto::Builder::new(SmolExecutor::new(executor.clone()));
+    builder.http1().timer(SmolTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).keep_alive(true);
+    builder.http2().timer(SmolTimer::new());
+    let builder = Arc::new(builder);
+
+    let accept_loop = async {
+        loop {
+            let permit = slots.acquire_arc().await;
+            let (stream, peer) = match listener.accept().await {
+                Ok(pair) => pair,
+                Err(err) => {
+                    // EMFILE and friends: log, breathe, and keep serving the others.
+                    tracing::warn!(error = %err, "accept failed");
+                    async_io::Timer::after(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.get_ref().set_nodelay(true);
+            let kernel = kernel.clone();
+            let builder = builder.clone();
+            executor
+                .spawn(async move {
+                    let service = service_fn(move |req| {
+                        let kernel = kernel.clone();
+                        async move { Ok::<_, Infallible>(handle(kernel, peer, req).await) }
+                    });
+                    if let Err(err) = builder.serve_connection(FuturesIo::new(stream), service).await {
+                        tracing::debug!(error = %err, %peer, "connection ended with an error");
+                    }
+                    drop(permit);
+                })
+                .detach();
+        }
+    };
+    future::or(accept_loop, async {
+        shutdown.await;
+        Ok(())
+    })
+    .await
+}
+
+/// Loads the current site of `app` through the site cache.
+pub async fn load_site(kernel: &Arc<Kernel>, app: &str) -> Result<Option<Arc<Site>>, ApiError> {
+    if let Some(site) = kernel.sites.get(app) {
+        return Ok(Some(site));
+    }
+    let name = app.to_string();
+    let site = kernel.storage.read(move |conn| crate::fs::site::load_site(conn, &name)).await?;
+    Ok(site.map(|site| {
+        let site = Arc::new(site);
+        kernel.sites.insert(site.clone());
+        site
+    }))
+}
+
+/// Answers one request.
+async fn handle(kernel: Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>) -> Resp {
+    // HTTP/2 carries the host in the authority; HTTP/1.1 in the Host header.
+    let host =
+        req.uri().authority().map(|a| a.as_str().to_string()).or_else(|| {
+            req.headers().get(http::header::HOST).and_then(|v| v.to_str().ok()).map(str::to_string)
+        });
+    let host_ok = req.headers().get(http::header::HOST).is_none_or(|v| v.to_str().is_ok());
+    let route = match route(host.as_deref(), kernel.config.domain()) {
+        Ok(route) if host_ok => route,
+        _ => return ApiError::bad_request("bad_host", "malformed Host header").into_response(),
+    };
+    let admin = route == Route::Admin;
+    if admin && (req.uri().path() == "/api" || req.uri().path().starts_with("/api/")) {
+        return super::api::handle(&kernel, peer, req).await;
+    }
+    let method = req.method().clone();
+    if method != Method::GET && method != Method::HEAD {
+        let mut resp = ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "static files answer GET and HEAD only",
+        )
+        .into_response();
+        resp.headers_mut().insert(http::header::ALLOW, http::HeaderValue::from_static("GET, HEAD"));
+        return resp;
+    }
+    let app = match &route {
+        Route::Admin => "admin",
+        Route::App(name) => name.as_str(),
+        Route::Unknown => return static_files::not_found(&kernel, None, &method, req.headers()).await,
+    };
+    match load_site(&kernel, app).await {
+        Ok(Some(site)) => static_files::serve(&kernel, &site, &method, req.uri(), req.headers(), admin).await,
+        Ok(None) => static_files::not_found(&kernel, None, &method, req.headers()).await,
+        Err(err) => err.into_response(),
+    }
+}

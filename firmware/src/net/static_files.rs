@@ -1,0 +1,406 @@
+//! Serving a site's files as a real web server does: index files and clean URLs,
+//! validators (ETag, Last-Modified) and 304s, byte ranges (206/416), HEAD, precompressed
+//! gzip/brotli by Accept-Encoding, cache and security headers.
+
+use super::response::{Body, Resp};
+use crate::fs::path::request_to_site_path;
+use crate::fs::site::{Encoding, Site, SiteFile};
+use crate::kernel::Kernel;
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
+use http_body_util::Full;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// What a request path names inside a site.
+#[derive(Debug)]
+pub enum Resolved {
+    /// A file (site path and its entry).
+    File(String, Arc<SiteFile>),
+    /// A folder requested without its trailing slash: redirect there.
+    AddSlash,
+    /// Nothing.
+    NotFound,
+}
+
+/// Finds the file for a request path: exact name, `index.html` in folders, and clean URLs
+/// (`/about` serves `about.html`).
+pub fn resolve(site: &Site, uri_path: &str) -> Resolved {
+    let Some(path) = request_to_site_path(uri_path) else {
+        return Resolved::NotFound;
+    };
+    let lookup = |p: &str| site.files.get(p).map(|f| Resolved::File(p.to_string(), f.clone()));
+    if path.is_empty() || uri_path.ends_with('/') {
+        let index = if path.is_empty() { "index.html".to_string() } else { format!("{path}/index.html") };
+        return lookup(&index).unwrap_or(Resolved::NotFound);
+    }
+    if let Some(found) = lookup(&path) {
+        return found;
+    }
+    if let Some(found) = lookup(&format!("{path}.html")) {
+        return found;
+    }
+    if site.files.contains_key(&format!("{path}/index.html")) {
+        return Resolved::AddSlash;
+    }
+    Resolved::NotFound
+}
+
+/// Serves `site` for a GET/HEAD request; `not_found` supplies the 404 site.
+pub async fn serve(
+    kernel: &Arc<Kernel>,
+    site: &Site,
+    method: &Method,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+    admin: bool,
+) -> Resp {
+    match resolve(site, uri.path()) {
+        Resolved::File(path, file) => {
+            serve_file(kernel, site, &path, &file, StatusCode::OK, method, headers, admin).await
+        }
+        Resolved::AddSlash => {
+            let location = match uri.query() {
+                Some(q) => format!("{}/?{q}", uri.path()),
+                None => format!("{}/", uri.path()),
+            };
+            let mut resp = Response::new(Full::new(Bytes::new()));
+            *resp.status_mut() = StatusCode::MOVED_PERMANENTLY;
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            resp
+        }
+        Resolved::NotFound => not_found(kernel, Some(site), method, headers).await,
+    }
+}
+
+/// The 404 response: the site's own `404.html` if it has one, else the system 404 app.
+pub async fn not_found(
+    kernel: &Arc<Kernel>,
+    site: Option<&Site>,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Resp {
+    if let Some(site) = site {
+        if let Some(file) = site.files.get("404.html") {
+            return serve_file(kernel, site, "404.html", file, StatusCode::NOT_FOUND, method, headers, false)
+                .await;
+        }
+    }
+    if let Ok(Some(system)) = super::server::load_site(kernel, "404").await {
+        if let Some(file) = system.files.get("index.html") {
+            return serve_file(
+                kernel,
+                &system,
+                "index.html",
+                file,
+                StatusCode::NOT_FOUND,
+                method,
+                headers,
+                false,
+            )
+            .await;
+        }
+    }
+    plain(StatusCode::NOT_FOUND, "not found\n")
+}
+
+/// A small text/plain response.
+pub fn plain(status: StatusCode, text: &'static str) -> Resp {
+    let mut resp = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp
+}
+
+/// Reads a body through the blob cache.
+async fn body(kernel: &Arc<Kernel>, hash: &str, encoding: Encoding) -> Option<Bytes> {
+    if let Some(body) = kernel.blobs.get(hash, encoding) {
+        return Some(body);
+    }
+    let owned = hash.to_string();
+    let data = kernel
+        .storage
+        .read(move |conn| crate::fs::site::read_blob(conn, &owned, encoding))
+        .await
+        .map_err(|e| tracing::error!(error = %e, "reading a blob failed"))
+        .ok()??;
+    let data = Bytes::from(data);
+    kernel.blobs.insert(hash, encoding, data.clone());
+    Some(data)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve_file(
+    kernel: &Arc<Kernel>,
+    site: &Site,
+    path: &str,
+    file: &SiteFile,
+    status: StatusCode,
+    method: &Method,
+    req: &HeaderMap,
+    admin: bool,
+) -> Resp {
+    let tag = &file.hash[..20];
+    let compressible = file.gzip_size.is_some() || file.brotli_size.is_some();
+    let last_modified = crate::time::to_system_time(site.deployed_at);
+    let range = if status == StatusCode::OK && *method == Method::GET {
+        range_request(req, tag, last_modified)
+    } else {
+        None
+    };
+    let encoding = if range.is_some() { Encoding::Identity } else { negotiate(req, file) };
+    let etag = match encoding {
+        Encoding::Identity => format!("\"{tag}\""),
+        Encoding::Gzip => format!("\"{tag}-gz\""),
+        Encoding::Brotli => format!("\"{tag}-br\""),
+    };
+
+    let mut headers = HeaderMap::new();
+    let set = |h: &mut HeaderMap, name: header::HeaderName, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.insert(name, v);
+        }
+    };
+    set(&mut headers, header::CONTENT_TYPE, &file.content_type);
+    if status == StatusCode::OK {
+        set(&mut headers, header::ETAG, &etag);
+        set(&mut headers, header::LAST_MODIFIED, &httpdate::fmt_http_date(last_modified));
+        set(&mut headers, header::ACCEPT_RANGES, "bytes");
+    }
+    set(&mut headers, header::CACHE_CONTROL, cache_control(path, status));
+    if compressible {
+        set(&mut headers, header::VARY, "Accept-Encoding");
+    }
+    security_headers(&mut headers, admin);
+
+    if status == StatusCode::OK && not_modified(req, &etag, last_modified) {
+        return with_headers(StatusCode::NOT_MODIFIED, headers, Bytes::new());
+    }
+    if let Some(enc) = encoding.token() {
+        set(&mut headers, header::CONTENT_ENCODING, enc);
+    }
+    let Some(data) = body(kernel, &file.hash, encoding).await else {
+        return plain(StatusCode::INTERNAL_SERVER_ERROR, "file content missing\n");
+    };
+    let total = data.len() as u64;
+    let (status, data) = match range {
+        Some(Range::Satisfiable(start, end)) => {
+            set(&mut headers, header::CONTENT_RANGE, &format!("bytes {start}-{end}/{total}"));
+            (StatusCode::PARTIAL_CONTENT, data.slice(start as usize..=end as usize))
+        }
+        Some(Range::Unsatisfiable) => {
+            headers.remove(header::CONTENT_TYPE);
+            set(&mut headers, header::CONTENT_RANGE, &format!("bytes */{total}"));
+            (StatusCode::RANGE_NOT_SATISFIABLE, Bytes::new())
+        }
+        Some(Range::Pending(spec)) => match spec.resolve(total) {
+            Some((start, end)) => {
+                set(&mut headers, header::CONTENT_RANGE, &format!("bytes {start}-{end}/{total}"));
+                (StatusCode::PARTIAL_CONTENT, data.slice(start as usize..=end as usize))
+            }
+            None => {
+                headers.remove(header::CONTENT_TYPE);
+                set(&mut headers, header::CONTENT_RANGE, &format!("bytes */{total}"));
+                (StatusCode::RANGE_NOT_SATISFIABLE, Bytes::new())
+            }
+        },
+        None => (status, data),
+    };
+    if *method == Method::HEAD {
+        set(&mut headers, header::CONTENT_LENGTH, &data.len().to_string());
+        return with_headers(status, headers, Bytes::new());
+    }
+    with_headers(status, headers, data)
+}
+
+fn with_headers(status: StatusCode, headers: HeaderMap, body: Bytes) -> Resp {
+    let mut resp: Response<Body> = Response::new(Full::new(body));
+    *resp.status_mut() = status;
+    *resp.headers_mut() = headers;
+    resp
+}
+
+/// HTML must be revalidated (a redeploy changes it at once); fingerprinted assets
+/// (`app.3f2a9c1b.js`) never change; other assets may be reused for five minutes.
+fn cache_control(path: &str, status: StatusCode) -> &'static str {
+    if status != StatusCode::OK {
+        return "no-store";
+    }
+    if path.ends_with(".html") || path.ends_with(".htm") {
+        return "no-cache";
+    }
+    let fingerprinted = path.rsplit('/').next().unwrap_or(path).split(['.', '-', '_']).any(|part| {
+        part.len() >= 8
+            && part.bytes().all(|b| b.is_ascii_hexdigit())
+            && part.bytes().any(|b| b.is_ascii_digit())
+    });
+    if fingerprinted {
+        "public, max-age=31536000, immutable"
+    } else {
+        "public, max-age=300"
+    }
+}
+
+fn security_headers(headers: &mut HeaderMap, admin: bool) {
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert("referrer-policy", HeaderValue::from_static("strict-origin-when-cross-origin"));
+    if admin {
+        headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+        headers.insert(
+            "content-security-policy",
+            HeaderValue::from_static("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"),
+        );
+    } else {
+        headers.insert("x-frame-options", HeaderValue::from_static("SAMEORIGIN"));
+    }
+}
+
+/// Picks the best stored variant the client accepts (brotli, then gzip, then identity).
+fn negotiate(req: &HeaderMap, file: &SiteFile) -> Encoding {
+    let Some(accept) = req.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()) else {
+        return Encoding::Identity;
+    };
+    let accepts = |token: &str| {
+        accept.split(',').any(|part| {
+            let mut fields = part.split(';');
+            let name = fields.next().unwrap_or("").trim();
+            let q = fields
+                .find_map(|f| f.trim().strip_prefix("q="))
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            name.eq_ignore_ascii_case(token) && q > 0.0
+        })
+    };
+    if file.brotli_size.is_some() && accepts("br") {
+        Encoding::Brotli
+    } else if file.gzip_size.is_some() && accepts("gzip") {
+        Encoding::Gzip
+    } else {
+        Encoding::Identity
+    }
+}
+
+/// True when the client's cached copy is current (If-None-Match, else If-Modified-Since).
+fn not_modified(req: &HeaderMap, etag: &str, last_modified: SystemTime) -> bool {
+    if let Some(inm) = req.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+        return inm.split(',').any(|t| {
+            let t = t.trim();
+            t == "*" || t.trim_start_matches("W/") == etag
+        });
+    }
+    if let Some(ims) = req.get(header::IF_MODIFIED_SINCE).and_then(|v| v.to_str().ok()) {
+        if let Ok(since) = httpdate::parse_http_date(ims) {
+            // HTTP dates have whole seconds; compare at that precision.
+            let lm =
+                httpdate::parse_http_date(&httpdate::fmt_http_date(last_modified)).unwrap_or(last_modified);
+            return lm <= since;
+        }
+    }
+    false
+}
+
+/// A parsed single byte range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeSpec {
+    /// `bytes=a-b` or `bytes=a-`.
+    From(u64, Option<u64>),
+    /// `bytes=-n`: the last n bytes.
+    Suffix(u64),
+}
+
+impl RangeSpec {
+    /// The inclusive byte span within `total`, or `None` when unsatisfiable.
+    pub fn resolve(self, total: u64) -> Option<(u64, u64)> {
+        match self {
+            RangeSpec::From(start, end) if start < total => {
+                Some((start, end.unwrap_or(u64::MAX).min(total - 1)))
+            }
+            RangeSpec::From(..) => None,
+            RangeSpec::Suffix(0) => None,
+            RangeSpec::Suffix(n) if total > 0 => Some((total.saturating_sub(n), total - 1)),
+            RangeSpec::Suffix(_) => None,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Range {
+    Satisfiable(u64, u64),
+    Unsatisfiable,
+    Pending(RangeSpec),
+}
+
+/// Parses `Range: bytes=…`; `None` for absent, malformed or multi-range headers (those
+/// get the whole file, which RFC 9110 allows).
+pub fn parse_range(value: &str) -> Option<RangeSpec> {
+    let spec = value.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None;
+    }
+    let (a, b) = spec.trim().split_once('-')?;
+    let (a, b) = (a.trim(), b.trim());
+    if a.is_empty() {
+        return b.parse().ok().map(RangeSpec::Suffix);
+    }
+    let start: u64 = a.parse().ok()?;
+    if b.is_empty() {
+        return Some(RangeSpec::From(start, None));
+    }
+    let end: u64 = b.parse().ok()?;
+    (end >= start).then_some(RangeSpec::From(start, Some(end)))
+}
+
+fn range_request(req: &HeaderMap, tag: &str, last_modified: SystemTime) -> Option<Range> {
+    let spec = parse_range(req.get(header::RANGE)?.to_str().ok()?)?;
+    // If-Range: only honour the range when the client's copy is this version.
+    if let Some(if_range) = req.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
+        let current = if_range.trim() == format!("\"{tag}\"")
+            || httpdate::parse_http_date(if_range)
+                .is_ok_and(|d| d >= last_modified - std::time::Duration::from_secs(1));
+        if !current {
+            return None;
+        }
+    }
+    let _ = (Range::Satisfiable(0, 0), Range::Unsatisfiable);
+    Some(Range::Pending(spec))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ranges() {
+        assert_eq!(parse_range("bytes=0-9"), Some(RangeSpec::From(0, Some(9))));
+        assert_eq!(parse_range("bytes=5-"), Some(RangeSpec::From(5, None)));
+        assert_eq!(parse_range("bytes=-3"), Some(RangeSpec::Suffix(3)));
+        assert_eq!(parse_range("bytes=9-1"), None);
+        assert_eq!(parse_range("bytes=0-1,5-6"), None);
+        assert_eq!(parse_range("items=0-1"), None);
+        assert_eq!(parse_range("bytes=abc"), None);
+        assert_eq!(parse_range("bytes=99999999999999999999-"), None);
+    }
+
+    #[test]
+    fn resolves_ranges_against_length() {
+        assert_eq!(RangeSpec::From(0, Some(9)).resolve(5), Some((0, 4)));
+        assert_eq!(RangeSpec::From(5, None).resolve(5), None);
+        assert_eq!(RangeSpec::Suffix(3).resolve(10), Some((7, 9)));
+        assert_eq!(RangeSpec::Suffix(30).resolve(10), Some((0, 9)));
+        assert_eq!(RangeSpec::Suffix(0).resolve(10), None);
+        assert_eq!(RangeSpec::From(0, None).resolve(0), None);
+    }
+
+    #[test]
+    fn cache_control_by_kind() {
+        assert_eq!(cache_control("index.html", StatusCode::OK), "no-cache");
+        assert_eq!(
+            cache_control("assets/app.3f2a9c1b.js", StatusCode::OK),
+            "public, max-age=31536000, immutable"
+        );
+        assert_eq!(cache_control("logo.png", StatusCode::OK), "public, max-age=300");
+        assert_eq!(cache_control("deadbeefcafe.txt", StatusCode::NOT_FOUND), "no-store");
+    }
+}

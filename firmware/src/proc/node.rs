@@ -1,0 +1,158 @@
+//! Starting a node: open (or create) the data file, seed the system apps, bind, serve
+//! until SIGINT/SIGTERM.
+
+use super::lock::DataLock;
+use crate::config::NodeConfig;
+use crate::kernel::Kernel;
+use crate::security::{password, tokens, users};
+use crate::storage::Storage;
+use crate::time::Clock;
+use anyhow::Context;
+use async_io::Async;
+use fazt_hal::board::LinuxBoard;
+use futures_lite::StreamExt;
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Overrides given on the command line for one run (not stored).
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// The data file.
+    pub data: PathBuf,
+    /// Listen address instead of the stored `listen`.
+    pub listen: Option<IpAddr>,
+    /// Port instead of the stored `port` (0: any free port).
+    pub port: Option<u16>,
+    /// Where to save a client config on first start (none: do not).
+    pub client_config: Option<PathBuf>,
+}
+
+/// What a first start created: shown once to the user.
+#[derive(Debug, Clone)]
+pub struct Bootstrap {
+    /// The admin user name.
+    pub username: String,
+    /// The generated password.
+    pub password: String,
+    /// An API token for the CLI on this machine.
+    pub token: String,
+}
+
+/// Creates the admin user and a first API token when the data file has none.
+pub fn bootstrap(
+    storage: &Storage,
+    clock: &Clock,
+    password: Option<String>,
+) -> anyhow::Result<Option<Bootstrap>> {
+    if storage.read_blocking(users::has_admin)? {
+        return Ok(None);
+    }
+    let password = password.unwrap_or_else(password::generate);
+    let now = clock.now_millis();
+    let token = storage.write_blocking(|conn| -> anyhow::Result<String> {
+        users::set_admin(conn, "admin", &password, now)?;
+        let (_, secret) = tokens::create(conn, "first start", None, now)?;
+        Ok(secret)
+    })?;
+    Ok(Some(Bootstrap { username: "admin".into(), password, token }))
+}
+
+/// Runs a node in the foreground until SIGINT or SIGTERM.
+pub fn run(opts: StartOptions) -> anyhow::Result<()> {
+    let _lock = DataLock::acquire(&opts.data)?;
+    let started = std::time::Instant::now();
+    let storage = Storage::open(&opts.data).with_context(|| format!("opening {}", opts.data.display()))?;
+    let clock = Arc::new(Clock::new());
+    let first = bootstrap(&storage, &clock, None)?;
+    if crate::apps::system::seed(&storage, clock.now_millis())? {
+        tracing::info!("system apps deployed");
+    }
+    let config = NodeConfig::load(&storage)?;
+    let ip = match opts.listen {
+        Some(ip) => ip,
+        None => config.get("listen").parse().context("stored listen address")?,
+    };
+    let port = match opts.port {
+        Some(port) => port,
+        None => config.get("port").parse().context("stored port")?,
+    };
+    let listener = Async::<TcpListener>::bind(SocketAddr::new(ip, port))
+        .with_context(|| format!("cannot listen on {ip}:{port} (in use? try --port)"))?;
+    let bound = listener.get_ref().local_addr()?;
+    let kernel = Arc::new(Kernel::new(storage, clock, Box::new(LinuxBoard), bound.port())?);
+
+    announce(&kernel, bound, first.as_ref(), opts.client_config.as_deref());
+    tracing::info!(addr = %bound, ready_ms = started.elapsed().as_millis() as u64, "ready");
+
+    let executor = Arc::new(smol::Executor::new());
+    let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).saturating_sub(1);
+    // The main thread runs the executor too, so N cores get N executor threads.
+    let workers: Vec<_> = (0..threads)
+        .map(|i| {
+            let ex = executor.clone();
+            let stop = stop_rx.clone();
+            std::thread::Builder::new()
+                .name(format!("fazt-worker-{i}"))
+                .spawn(move || smol::block_on(ex.run(async { stop.recv().await.ok() })))
+        })
+        .collect::<Result<_, _>>()?;
+
+    let shutdown = async {
+        match async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int]) {
+            Ok(mut signals) => {
+                let signal = signals.next().await;
+                tracing::info!(?signal, "shutting down");
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "no signal handling; stop with kill");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    let result =
+        smol::block_on(executor.run(crate::net::server::serve(executor.clone(), listener, kernel, shutdown)));
+    stop_tx.close();
+    for worker in workers {
+        let _ = worker.join();
+    }
+    result.context("serving")?;
+    Ok(())
+}
+
+/// Prints where the node is and, on first start, how to log in.
+fn announce(kernel: &Kernel, bound: SocketAddr, first: Option<&Bootstrap>, client_config: Option<&Path>) {
+    let admin = kernel.app_url("admin");
+    println!("fazt {} listening on {bound}", crate::VERSION);
+    println!("  sites:     {}  (apps at {})", kernel.app_url("root"), kernel.app_url("<app>"));
+    println!("  dashboard: {admin}");
+    println!("  data:      {}", kernel.storage.path().display());
+    let Some(first) = first else { return };
+    println!();
+    println!("First start: log in to the dashboard as '{}' with password:", first.username);
+    println!();
+    println!("    {}", first.password);
+    println!();
+    println!("  It is shown only now; change it with `fazt server set-credentials`.");
+    let server = admin.trim_end_matches('/').to_string();
+    let saved = client_config.and_then(|path| {
+        if path.exists() {
+            return None;
+        }
+        crate::cli::client_config::ClientConfig { server: server.clone(), token: first.token.clone() }
+            .save(path)
+            .ok()
+            .map(|_| path)
+    });
+    match saved {
+        Some(path) => println!(
+            "  The CLI on this machine is set up ({}): try `fazt deploy ./my-site --name blog`.",
+            path.display()
+        ),
+        None => {
+            println!("  Set up the CLI with: fazt client set-auth-token {} --server {server}", first.token)
+        }
+    }
+    println!();
+}

@@ -1,0 +1,99 @@
+//! The admin user. v0.7 has one; the table allows more later.
+
+use super::password;
+use crate::storage::StorageError;
+use crate::time::UnixMillis;
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// Why credentials were refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    /// The username is not acceptable.
+    #[error("invalid username: use 1-64 letters, digits, '.', '_' or '-'")]
+    BadUsername,
+    /// The password is too short or too long.
+    #[error("the password must be {min} to {max} characters", min = password::MIN_PASSWORD_LEN, max = password::MAX_PASSWORD_LEN)]
+    BadPassword,
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl From<rusqlite::Error> for CredentialsError {
+    fn from(e: rusqlite::Error) -> Self {
+        CredentialsError::Storage(e.into())
+    }
+}
+
+/// Sets (or replaces) the single admin user's name and password, and ends its sessions.
+pub fn set_admin(
+    conn: &mut Connection,
+    username: &str,
+    password: &str,
+    now: UnixMillis,
+) -> Result<(), CredentialsError> {
+    let valid_name = !username.is_empty()
+        && username.len() <= 64
+        && username.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !valid_name {
+        return Err(CredentialsError::BadUsername);
+    }
+    if password.chars().count() < password::MIN_PASSWORD_LEN || password.len() > password::MAX_PASSWORD_LEN {
+        return Err(CredentialsError::BadPassword);
+    }
+    let hash = password::hash(password);
+    let tx = conn.transaction()?;
+    let existing: Option<String> =
+        tx.query_row("SELECT id FROM users ORDER BY created_at LIMIT 1", [], |r| r.get(0)).optional()?;
+    match existing {
+        Some(id) => {
+            tx.execute(
+                "UPDATE users SET username = ?1, password_hash = ?2, updated_at = ?3 WHERE id = ?4",
+                params![username, hash, now, id],
+            )?;
+            // A new password ends every open browser session.
+            tx.execute("DELETE FROM sessions WHERE user_id = ?1", [id])?;
+        }
+        None => {
+            tx.execute(
+                "INSERT INTO users(id, username, password_hash, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+                params![crate::ids::new_id("usr"), username, hash, now],
+            )?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Checks a username and password; returns the user id on success. Runs argon2 even for
+/// unknown users so that timing does not tell which usernames exist.
+pub fn check_login(
+    conn: &Connection,
+    username: &str,
+    password: &str,
+) -> Result<Option<String>, StorageError> {
+    let row: Option<(String, String)> = conn
+        .query_row("SELECT id, password_hash FROM users WHERE username = ?1", [username], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    match row {
+        Some((id, stored)) => Ok(password::verify(password, &stored).then_some(id)),
+        None => {
+            static DUMMY_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+            let _ =
+                password::verify(password, DUMMY_HASH.get_or_init(|| password::hash("not a real password")));
+            Ok(None)
+        }
+    }
+}
+
+/// The name of a user.
+pub fn username(conn: &Connection, user_id: &str) -> Result<Option<String>, StorageError> {
+    Ok(conn.query_row("SELECT username FROM users WHERE id = ?1", [user_id], |r| r.get(0)).optional()?)
+}
+
+/// True when an admin user exists.
+pub fn has_admin(conn: &Connection) -> Result<bool, StorageError> {
+    Ok(conn.query_row("SELECT count(*) > 0 FROM users", [], |r| r.get(0))?)
+}

@@ -1,0 +1,144 @@
+//! Append-only schema migrations, embedded in the binary.
+//!
+//! Evolutionary database design: a migration only adds tables, columns or indexes, is
+//! never edited once released, and runs at start inside one transaction with its record
+//! in `schema_migrations`, so a crash mid-migration leaves the previous schema intact.
+
+use super::StorageError;
+use rusqlite::Connection;
+
+/// (version, description, SQL). Append new entries; never change an existing one.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "cartridge core: config, users, sessions, tokens, apps, VFS",
+    r#"
+    CREATE TABLE config (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE users (
+        id            TEXT PRIMARY KEY,
+        username      TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        created_at    INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL
+    );
+    CREATE TABLE sessions (
+        token_hash TEXT PRIMARY KEY,
+        user_id    TEXT NOT NULL REFERENCES users(id),
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE TABLE api_tokens (
+        id           TEXT PRIMARY KEY,
+        name         TEXT NOT NULL,
+        token_hash   TEXT NOT NULL UNIQUE,
+        prefix       TEXT NOT NULL,
+        user_id      TEXT REFERENCES users(id),
+        created_at   INTEGER NOT NULL,
+        last_used_at INTEGER,
+        revoked_at   INTEGER
+    );
+    CREATE TABLE apps (
+        id                    TEXT PRIMARY KEY,
+        name                  TEXT NOT NULL,
+        system                INTEGER NOT NULL DEFAULT 0,
+        current_deployment_id TEXT,
+        created_at            INTEGER NOT NULL,
+        updated_at            INTEGER NOT NULL,
+        deleted_at            INTEGER
+    );
+    CREATE UNIQUE INDEX apps_live_name ON apps(name) WHERE deleted_at IS NULL;
+    -- Content-addressed file bodies: identical files are stored once. The compressed
+    -- variants are made once, at deploy time, never per request.
+    CREATE TABLE blobs (
+        hash       TEXT PRIMARY KEY,
+        size       INTEGER NOT NULL,
+        data       BLOB NOT NULL,
+        gzip       BLOB,
+        brotli     BLOB,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE deployments (
+        id         TEXT PRIMARY KEY,
+        app_id     TEXT NOT NULL REFERENCES apps(id),
+        created_at INTEGER NOT NULL,
+        file_count INTEGER NOT NULL,
+        size_bytes INTEGER NOT NULL
+    );
+    CREATE TABLE files (
+        deployment_id TEXT NOT NULL REFERENCES deployments(id),
+        app_id        TEXT NOT NULL REFERENCES apps(id),
+        path          TEXT NOT NULL,
+        hash          TEXT NOT NULL REFERENCES blobs(hash),
+        size          INTEGER NOT NULL,
+        content_type  TEXT NOT NULL,
+        PRIMARY KEY (deployment_id, path)
+    );
+    CREATE INDEX files_app ON files(app_id);
+    "#,
+)];
+
+/// The highest version this binary knows.
+pub fn latest_version() -> i64 {
+    MIGRATIONS.last().map(|m| m.0).unwrap_or(0)
+}
+
+/// The highest version applied to `conn` (0 for a new file).
+pub fn current_version(conn: &Connection) -> rusqlite::Result<i64> {
+    let exists: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        return Ok(0);
+    }
+    conn.query_row("SELECT coalesce(max(version), 0) FROM schema_migrations", [], |r| r.get(0))
+}
+
+/// Applies every migration newer than the file's version.
+pub fn run(conn: &mut Connection) -> Result<(), StorageError> {
+    let tx = conn.transaction()?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version     INTEGER PRIMARY KEY,
+            description TEXT NOT NULL,
+            applied_at  INTEGER NOT NULL
+        )",
+    )?;
+    let current = current_version(&tx)?;
+    if current > latest_version() {
+        return Err(StorageError::TooNew { found: current, known: latest_version() });
+    }
+    for (version, description, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+        tx.execute_batch(sql)?;
+        // Migration time is bookkeeping only; 0 keeps this module free of the clock.
+        tx.execute(
+            "INSERT INTO schema_migrations(version, description, applied_at) VALUES (?1, ?2, 0)",
+            rusqlite::params![version, description],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_strictly_increasing() {
+        for pair in MIGRATIONS.windows(2) {
+            assert!(pair[0].0 < pair[1].0);
+        }
+    }
+
+    #[test]
+    fn newer_database_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        run(&mut conn).unwrap();
+        conn.execute("INSERT INTO schema_migrations VALUES (999, 'future', 0)", []).unwrap();
+        assert!(matches!(run(&mut conn), Err(StorageError::TooNew { found: 999, .. })));
+    }
+}

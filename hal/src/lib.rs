@@ -1,0 +1,18 @@
+//! The hardware abstraction layer of fazt: the devices a node may have, behind small traits.
+//!
+//! Every trait has a real backend (the device on a Pi or a VPS) and a file- or
+//! fixed-value backend, so that the whole program runs on a laptop, in CI and in qemu.
+//! Device backends that need system libraries sit behind cargo features; the default
+//! features build with only Rust and a C compiler.
+//!
+//! # Layout
+//! - [`board`]: what machine this is (model, memory, CPU count), for health reports and
+//!   memory budgets.
+//!
+//! # Implementation
+//! The Linux board backend reads `/proc/device-tree/model`, `/sys/class/dmi/id/*`,
+//! `/proc/meminfo` and `/proc/self/status`; it opens no device and starts no thread.
+
+#![warn(missing_docs, missing_debug_implementations)]
+
+pub mod board;
