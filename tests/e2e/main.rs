@@ -1,1 +1,12 @@
+//! End-to-end tests: each starts the real `fazt` binary on a free loopback port with its
+//! own data file, and drives it over HTTP and through the CLI.
+//!
+//! One module per feature; `support` holds the node harness and a raw HTTP client (raw,
+//! so tests can send what a real client never would).
 
+mod api;
+mod deploy;
+mod hostile;
+mod lifecycle;
+mod serving;
+mod support;

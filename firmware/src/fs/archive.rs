@@ -25,16 +25,21 @@ pub struct ArchiveFile {
     pub data: Vec<u8>,
 }
 
-/// Counts bytes read and fails once more than `limit` have passed.
+/// Counts bytes read and fails once more than `limit` have passed; remembers whether the
+/// stream ran dry.
 struct LimitedReader<R> {
     inner: R,
     read: u64,
     limit: u64,
+    hit_eof: bool,
 }
 
 impl<R: Read> Read for LimitedReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.hit_eof = true;
+        }
         self.read += n as u64;
         if self.read > self.limit {
             return Err(io::Error::other(LimitExceeded));
@@ -72,7 +77,7 @@ pub fn read_archive(
     // Tar headers and padding count against the site limit too: 512 bytes per entry.
     let limit =
         limits.max_site_bytes.saturating_add(limits.max_files.saturating_mul(1024)).saturating_add(1024);
-    let mut archive = tar::Archive::new(LimitedReader { inner: decoded, read: 0, limit });
+    let mut archive = tar::Archive::new(LimitedReader { inner: decoded, read: 0, limit, hit_eof: false });
     let map_io = |e: io::Error| {
         if is_limit(&e) {
             DeployError::TooLarge(format!(
@@ -134,6 +139,15 @@ pub fn read_archive(
         }
         each(ArchiveFile { path, data })?;
     }
+    // A complete tar ends with zero blocks, and the tar reader stops on them without
+    // reaching the end of the stream. Reaching it means the upload was cut at an entry
+    // boundary: refuse rather than publish half a site.
+    let mut rest = archive.into_inner();
+    if rest.hit_eof {
+        return Err(DeployError::Truncated("the archive has no end-of-archive marker".into()));
+    }
+    // Drain the padding so gzip checks its trailer (CRC and length).
+    io::copy(&mut rest, &mut io::sink()).map_err(map_io)?;
     Ok(())
 }
 

@@ -63,6 +63,7 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
     let _lock = DataLock::acquire(&opts.data)?;
     let started = std::time::Instant::now();
     let storage = Storage::open(&opts.data).with_context(|| format!("opening {}", opts.data.display()))?;
+    remove_stale_spools(&opts.data);
     let clock = Arc::new(Clock::new());
     let first = bootstrap(&storage, &clock, None)?;
     if crate::apps::system::seed(&storage, clock.now_millis())? {
@@ -83,7 +84,8 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
     let kernel = Arc::new(Kernel::new(storage, clock, Box::new(LinuxBoard), bound.port())?);
 
     announce(&kernel, bound, first.as_ref(), opts.client_config.as_deref());
-    tracing::info!(addr = %bound, ready_ms = started.elapsed().as_millis() as u64, "ready");
+    // The last line of the banner: scripts and tests wait for it.
+    println!("fazt is ready (started in {} ms)", started.elapsed().as_millis());
 
     let executor = Arc::new(smol::Executor::new());
     let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
@@ -119,6 +121,21 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
     }
     result.context("serving")?;
     Ok(())
+}
+
+/// Deletes upload spool files left by a node that was killed mid-upload; we hold the
+/// data lock, so none of them can belong to a live upload.
+fn remove_stale_spools(data: &Path) {
+    let dir = match data.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(".fazt-upload-") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Prints where the node is and, on first start, how to log in.

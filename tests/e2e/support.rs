@@ -1,0 +1,321 @@
+//! The harness: a running node in a temp folder, a raw HTTP/1.1 client, CLI runners.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The fazt binary under test.
+pub fn fazt_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_fazt")
+}
+
+/// A node process with its own data folder.
+pub struct Node {
+    pub dir: tempfile::TempDir,
+    pub child: Option<Child>,
+    pub addr: SocketAddr,
+    pub password: Option<String>,
+    pub token: String,
+    pub stdout: String,
+}
+
+impl Node {
+    /// Starts a fresh node (first start: generated password and token).
+    pub fn start() -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let mut node = Node {
+            dir,
+            child: None,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            password: None,
+            token: String::new(),
+            stdout: String::new(),
+        };
+        node.spawn();
+        let client: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(node.client_config()).unwrap()).unwrap();
+        node.token = client["token"].as_str().unwrap().to_string();
+        node
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data.db")
+    }
+
+    pub fn client_config(&self) -> PathBuf {
+        self.dir.path().join("client.json")
+    }
+
+    /// Starts the process on the existing data folder and waits until it listens.
+    pub fn spawn(&mut self) {
+        let mut child = Command::new(fazt_bin())
+            .args(["server", "start", "--listen", "127.0.0.1", "--port", "0", "--data"])
+            .arg(self.data())
+            .arg("--config")
+            .arg(self.client_config())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start fazt");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut seen = String::new();
+        let mut addr = None;
+        let mut password_next = false;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = match rx.recv_timeout(left) {
+                Ok(line) => line,
+                Err(e) => panic!("fazt did not start ({e}); output so far:\n{seen}"),
+            };
+            seen.push_str(&line);
+            seen.push('\n');
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                addr = Some(rest.trim().parse().unwrap());
+            }
+            if password_next && !line.trim().is_empty() {
+                self.password = Some(line.trim().to_string());
+                password_next = false;
+            }
+            if line.contains("with password:") {
+                password_next = true;
+            }
+            if line.starts_with("fazt is ready") {
+                break;
+            }
+        }
+        // Keep draining stdout so the node never blocks on a full pipe.
+        std::thread::spawn(move || while rx.recv().is_ok() {});
+        self.addr = addr.unwrap();
+        self.stdout = seen;
+        self.child = Some(child);
+    }
+
+    /// Stops the node with SIGKILL (no clean shutdown).
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().ok();
+            child.wait().ok();
+        }
+    }
+
+    /// Stops the node with SIGTERM and waits.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            unsafe_sigterm(child.id());
+            for _ in 0..100 {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            child.kill().ok();
+            child.wait().ok();
+        }
+    }
+
+    /// `http://admin.localhost:<port>`.
+    pub fn admin_url(&self) -> String {
+        format!("http://admin.localhost:{}", self.addr.port())
+    }
+
+    /// Runs a CLI command against this node (its client config and data file).
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(fazt_bin())
+            .args(args)
+            .env("FAZT_CONFIG", self.client_config())
+            .env("FAZT_SERVER", self.admin_url())
+            .env("FAZT_DATA", self.data())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Runs a CLI command and asserts success; returns stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "fazt {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A request to `host` (e.g. "blog.localhost").
+    pub fn get(&self, host: &str, path: &str) -> Resp {
+        self.request("GET", host, path, &[], b"")
+    }
+
+    /// Any request with extra headers and a body.
+    pub fn request(
+        &self,
+        method: &str,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Resp {
+        let host = if host.contains(':') || host.is_empty() {
+            host.to_string()
+        } else {
+            format!("{host}:{}", self.addr.port())
+        };
+        raw_request(self.addr, method, &host, path, headers, body)
+    }
+
+    /// An admin API call with the node's API token.
+    pub fn api(&self, method: &str, path: &str, body: Option<&serde_json::Value>) -> Resp {
+        let auth = format!("Bearer {}", self.token);
+        let body = body.map(|b| serde_json::to_vec(b).unwrap()).unwrap_or_default();
+        self.request(
+            method,
+            "admin.localhost",
+            path,
+            &[("Authorization", &auth), ("Content-Type", "application/json")],
+            &body,
+        )
+    }
+
+    /// Deploys `files` (path, content) as a plain tar.gz through the API.
+    pub fn deploy_files(&self, app: &str, files: &[(&str, &[u8])]) -> Resp {
+        let archive = tar_gz(files);
+        let auth = format!("Bearer {}", self.token);
+        self.request(
+            "POST",
+            "admin.localhost",
+            &format!("/api/deploy?name={app}"),
+            &[("Authorization", &auth)],
+            &archive,
+        )
+    }
+
+    /// `PRAGMA integrity_check` of the data file, read by a separate connection.
+    pub fn integrity(&self) -> String {
+        let conn = rusqlite::Connection::open(self.data()).unwrap();
+        conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn unsafe_sigterm(pid: u32) {
+    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+}
+
+/// A parsed response.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+    /// The stable error code of a JSON error body.
+    pub fn code(&self) -> String {
+        self.json()["error"]["code"].as_str().unwrap_or("").to_string()
+    }
+}
+
+/// Sends one request on a new connection and reads the response to EOF.
+pub fn raw_request(
+    addr: SocketAddr,
+    method: &str,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Resp {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\n");
+    if !host.is_empty() {
+        head.push_str(&format!("Host: {host}\r\n"));
+    }
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", body.len()));
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    parse_response(&raw, method == "HEAD")
+}
+
+/// Parses one HTTP/1.1 response (Content-Length or close-delimited body).
+pub fn parse_response(raw: &[u8], head_only: bool) -> Resp {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(raw)));
+    let head = std::str::from_utf8(&raw[..split]).unwrap();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let mut headers = HashMap::new();
+    for line in lines {
+        let (k, v) = line.split_once(':').unwrap();
+        headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+    }
+    let rest = &raw[split + 4..];
+    let body = if head_only {
+        Vec::new()
+    } else if let Some(len) = headers.get("content-length") {
+        rest[..len.parse::<usize>().unwrap().min(rest.len())].to_vec()
+    } else {
+        rest.to_vec()
+    };
+    Resp { status, headers, body }
+}
+
+/// A tar.gz of regular files.
+pub fn tar_gz(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    for (path, data) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        tar.append_data(&mut header, path, *data).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap()
+}
+
+/// Writes a site folder from (path, content) pairs.
+pub fn write_site(root: &Path, files: &[(&str, &[u8])]) {
+    for (path, data) in files {
+        let full = root.join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, data).unwrap();
+    }
+}
