@@ -13,6 +13,7 @@ struct Browser {
     driver: Child,
     base: String,
     agent: ureq::Agent,
+    _profile: tempfile::TempDir,
 }
 
 impl Browser {
@@ -31,20 +32,20 @@ impl Browser {
             assert!(Instant::now() < deadline, "chromedriver did not start");
             std::thread::sleep(Duration::from_millis(100));
         }
-        let profile = tempfile::tempdir().unwrap().into_path();
+        let profile = tempfile::tempdir().unwrap();
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
                 "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                         "--disable-dev-shm-usage", format!("--user-data-dir={}", profile.display())]
+                         "--disable-dev-shm-usage", format!("--user-data-dir={}", profile.path().display())]
             }
         }}});
         let session: Value =
             agent.post(&format!("{root}/session")).send_json(caps).expect("new session").into_json().unwrap();
         let id = session["value"]["sessionId"].as_str().unwrap().to_string();
-        Browser { driver, base: format!("{root}/session/{id}"), agent }
+        Browser { driver, base: format!("{root}/session/{id}"), agent, _profile: profile }
     }
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
