@@ -8,6 +8,7 @@
 //! - [`storage`]: the one owner of `data.db`, with append-only migrations.
 //! - [`security`]: passwords, sessions, API tokens, login rate limits.
 //! - [`time`]: the kernel clock.
+//! - [`mnemonic`]: bytes to BIP-39 word lists and back (data through people).
 //! - [`config`]: typed node settings.
 //! - [`cli`]: the command line.
 //!
@@ -24,6 +25,7 @@ pub mod config;
 pub mod fs;
 pub mod ids;
 pub mod kernel;
+pub mod mnemonic;
 pub mod net;
 pub mod proc;
 pub mod security;

@@ -11,6 +11,6 @@ fn main() {
         .init();
     if let Err(err) = fazt::cli::run(fazt::cli::Cli::parse()) {
         eprintln!("fazt: {err:#}");
-        std::process::exit(1);
+        std::process::exit(2);
     }
 }

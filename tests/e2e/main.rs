@@ -9,5 +9,6 @@ mod api;
 mod deploy;
 mod hostile;
 mod lifecycle;
+mod mnemonic;
 mod serving;
 mod support;

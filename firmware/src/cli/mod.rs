@@ -7,6 +7,7 @@ pub mod client;
 pub mod client_config;
 pub mod deploy;
 pub mod http;
+pub mod mnemonic;
 pub mod server;
 pub mod service;
 
@@ -59,6 +60,8 @@ pub enum Command {
     Backup(backup::BackupArgs),
     /// Install fazt as a systemd service.
     Service(service::ServiceArgs),
+    /// Turn up to 64 bytes into BIP-39 words and back, to pass data on by voice or paper.
+    Mnemonic(mnemonic::MnemonicArgs),
 }
 
 /// Runs the parsed command.
@@ -70,6 +73,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::App(args) => app::run(args),
         Command::Backup(args) => backup::run(args),
         Command::Service(args) => service::run(args),
+        Command::Mnemonic(args) => mnemonic::run(args),
     }
 }
 
