@@ -185,27 +185,16 @@ async fn serve_file(
         return plain(StatusCode::INTERNAL_SERVER_ERROR, "file content missing\n");
     };
     let total = data.len() as u64;
-    let (status, data) = match range {
-        Some(Range::Satisfiable(start, end)) => {
+    let (status, data) = match range.map(|spec| spec.resolve(total)) {
+        Some(Some((start, end))) => {
             set(&mut headers, header::CONTENT_RANGE, &format!("bytes {start}-{end}/{total}"));
             (StatusCode::PARTIAL_CONTENT, data.slice(start as usize..=end as usize))
         }
-        Some(Range::Unsatisfiable) => {
+        Some(None) => {
             headers.remove(header::CONTENT_TYPE);
             set(&mut headers, header::CONTENT_RANGE, &format!("bytes */{total}"));
             (StatusCode::RANGE_NOT_SATISFIABLE, Bytes::new())
         }
-        Some(Range::Pending(spec)) => match spec.resolve(total) {
-            Some((start, end)) => {
-                set(&mut headers, header::CONTENT_RANGE, &format!("bytes {start}-{end}/{total}"));
-                (StatusCode::PARTIAL_CONTENT, data.slice(start as usize..=end as usize))
-            }
-            None => {
-                headers.remove(header::CONTENT_TYPE);
-                set(&mut headers, header::CONTENT_RANGE, &format!("bytes */{total}"));
-                (StatusCode::RANGE_NOT_SATISFIABLE, Bytes::new())
-            }
-        },
         None => (status, data),
     };
     if *method == Method::HEAD {
@@ -325,13 +314,6 @@ impl RangeSpec {
     }
 }
 
-#[derive(Debug)]
-enum Range {
-    Satisfiable(u64, u64),
-    Unsatisfiable,
-    Pending(RangeSpec),
-}
-
 /// Parses `Range: bytes=…`; `None` for absent, malformed or multi-range headers (those
 /// get the whole file, which RFC 9110 allows).
 pub fn parse_range(value: &str) -> Option<RangeSpec> {
@@ -352,7 +334,8 @@ pub fn parse_range(value: &str) -> Option<RangeSpec> {
     (end >= start).then_some(RangeSpec::From(start, Some(end)))
 }
 
-fn range_request(req: &HeaderMap, tag: &str, last_modified: SystemTime) -> Option<Range> {
+/// The range a GET asks for, when it applies to the current version (If-Range).
+fn range_request(req: &HeaderMap, tag: &str, last_modified: SystemTime) -> Option<RangeSpec> {
     let spec = parse_range(req.get(header::RANGE)?.to_str().ok()?)?;
     // If-Range: only honour the range when the client's copy is this version.
     if let Some(if_range) = req.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
@@ -363,8 +346,7 @@ fn range_request(req: &HeaderMap, tag: &str, last_modified: SystemTime) -> Optio
             return None;
         }
     }
-    let _ = (Range::Satisfiable(0, 0), Range::Unsatisfiable);
-    Some(Range::Pending(spec))
+    Some(spec)
 }
 
 #[cfg(test)]
