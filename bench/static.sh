@@ -248,7 +248,16 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "n/a"; else pri
 
 ODD=()
 REPORT="$TMP/out/report.md"
+cpu_busy_pct() { # share of all CPU time that was busy over the next $1 seconds
+  local a b
+  a="$(awk '/^cpu / { print $2+$3+$4+$7+$8+$9, $5+$6 }' /proc/stat)"
+  sleep "$1"
+  b="$(awk '/^cpu / { print $2+$3+$4+$7+$8+$9, $5+$6 }' /proc/stat)"
+  echo "$a $b" | awk '{ busy = $3 - $1; idle = $4 - $2; printf "%.0f", (busy + idle) ? 100 * busy / (busy + idle) : 0 }'
+}
 LOADAVG_START="$(cut -d' ' -f1-3 /proc/loadavg)"
+BUSY_START="$(cpu_busy_pct 3)"
+[ "$BUSY_START" -le 15 ] || log "warning: the CPUs were ${BUSY_START}% busy before the run; numbers will be skewed"
 STARTED="$(now)"
 
 # ------------------------------------------------------------------ 0. inputs
@@ -424,7 +433,7 @@ hdr() { grep -i "^$2:" "$TMP/out/$1-headers.txt" | head -1 | cut -d' ' -f2- || t
   echo "- fazt: \`$FAZT_VERSION\` ($FAZT_BIN)"
   echo "- nginx: $NGINX_VERSION (worker_processes auto, sendfile, access_log off, keep-alive); wrk $WRK_VERSION"
   echo "- machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r)"
-  echo "- load average at start: $LOADAVG_START; at end: $LOADAVG_END (other work on the machine skews the numbers)"
+  echo "- CPU busy in the 3 s before the run: ${BUSY_START}% (other work on the machine skews the numbers); load average at start: $LOADAVG_START, at end: $LOADAVG_END (the benchmark's own load is included)"
   echo "- wrk: -t$THREADS -c$CONNECTIONS -d$DURATION --latency (after a $WARMUP warm-up), keep-alive, no Accept-Encoding; wrk, the server and everything else share the same cores"
   echo "- total run time: ${TOTAL_SECS} s$( [ "$QUICK" = 1 ] && echo '; QUICK mode')"
   echo

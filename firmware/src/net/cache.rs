@@ -36,11 +36,26 @@ impl SiteCache {
     }
 }
 
+/// A blob cache key: a content hash and an encoding.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct BlobKey(String, Encoding);
+
+/// The borrowed form of [`BlobKey`], so lookups on the hot path allocate nothing. It
+/// hashes exactly like the owned key (same fields, same order).
+#[derive(Hash)]
+struct BlobKeyRef<'a>(&'a str, Encoding);
+
+impl quick_cache::Equivalent<BlobKey> for BlobKeyRef<'_> {
+    fn equivalent(&self, key: &BlobKey) -> bool {
+        self.0 == key.0 && self.1 == key.1
+    }
+}
+
 #[derive(Clone)]
 struct ByteWeighter;
 
-impl Weighter<(String, Encoding), Bytes> for ByteWeighter {
-    fn weight(&self, key: &(String, Encoding), val: &Bytes) -> u64 {
+impl Weighter<BlobKey, Bytes> for ByteWeighter {
+    fn weight(&self, key: &BlobKey, val: &Bytes) -> u64 {
         // Count the key and bookkeeping too, so many tiny files cannot exceed the budget.
         (val.len() + key.0.len() + 64) as u64
     }
@@ -48,7 +63,7 @@ impl Weighter<(String, Encoding), Bytes> for ByteWeighter {
 
 /// Hot file bodies, bounded by total bytes.
 pub struct BlobCache {
-    cache: Cache<(String, Encoding), Bytes, ByteWeighter>,
+    cache: Cache<BlobKey, Bytes, ByteWeighter>,
     capacity_bytes: u64,
     max_entry_bytes: u64,
     hits: AtomicU64,
@@ -92,8 +107,7 @@ impl BlobCache {
 
     /// A cached body.
     pub fn get(&self, hash: &str, encoding: Encoding) -> Option<Bytes> {
-        // The key must be owned for quick_cache's lookup; hashes are 64 bytes.
-        let found = self.cache.get(&(hash.to_string(), encoding));
+        let found = self.cache.get(&BlobKeyRef(hash, encoding));
         let counter = if found.is_some() { &self.hits } else { &self.misses };
         counter.fetch_add(1, Ordering::Relaxed);
         found
@@ -102,7 +116,7 @@ impl BlobCache {
     /// Keeps a body if it is small enough to be worth memory.
     pub fn insert(&self, hash: &str, encoding: Encoding, body: Bytes) {
         if self.capacity_bytes > 0 && body.len() as u64 <= self.max_entry_bytes {
-            self.cache.insert((hash.to_string(), encoding), body);
+            self.cache.insert(BlobKey(hash.to_string(), encoding), body);
         }
     }
 

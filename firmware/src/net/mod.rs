@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`server`]: the accept loop and hyper (HTTP/1.1 and h2c) on smol.
+//! - [`io`]: the socket adapter between smol and hyper.
 //! - [`host`]: which app a Host header names.
 //! - [`static_files`]: serving a site's files like a real web server.
 //! - [`cache`]: current sites and hot file bodies in memory.
@@ -11,6 +12,7 @@
 pub mod api;
 pub mod cache;
 pub mod host;
+pub mod io;
 pub mod response;
 pub mod server;
 pub mod static_files;

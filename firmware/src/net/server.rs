@@ -1,5 +1,6 @@
 //! The HTTP server: an accept loop on smol, each connection served by hyper (HTTP/1.1
-//! with keep-alive, or h2c by prior knowledge) through `smol-hyper`'s small adapter.
+//! with keep-alive, or h2c by prior knowledge) through a small socket adapter ([`super::io`]);
+//! `smol-hyper` supplies the executor and timer glue.
 
 use super::host::{route, Route};
 use super::response::{ApiError, Resp};
@@ -13,7 +14,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::server::conn::auto;
 use smol::Executor;
-use smol_hyper::rt::{FuturesIo, SmolExecutor, SmolTimer};
+use smol_hyper::rt::{SmolExecutor, SmolTimer};
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
@@ -62,7 +63,7 @@ pub async fn serve(
                         let kernel = kernel.clone();
                         async move { Ok::<_, Infallible>(handle(kernel, peer, req).await) }
                     });
-                    if let Err(err) = builder.serve_connection(FuturesIo::new(stream), service).await {
+                    if let Err(err) = builder.serve_connection(super::io::SmolIo(stream), service).await {
                         tracing::debug!(error = %err, %peer, "connection ended with an error");
                     }
                     drop(permit);

@@ -56,8 +56,8 @@ pub async fn serve(
     admin: bool,
 ) -> Resp {
     match resolve(site, uri.path()) {
-        Resolved::File(path, file) => {
-            serve_file(kernel, site, &path, &file, StatusCode::OK, method, headers, admin).await
+        Resolved::File(_, file) => {
+            serve_file(kernel, site, &file, StatusCode::OK, method, headers, admin).await
         }
         Resolved::AddSlash => {
             let location = match uri.query() {
@@ -84,23 +84,12 @@ pub async fn not_found(
 ) -> Resp {
     if let Some(site) = site {
         if let Some(file) = site.files.get("404.html") {
-            return serve_file(kernel, site, "404.html", file, StatusCode::NOT_FOUND, method, headers, false)
-                .await;
+            return serve_file(kernel, site, file, StatusCode::NOT_FOUND, method, headers, false).await;
         }
     }
     if let Ok(Some(system)) = super::server::load_site(kernel, "404").await {
         if let Some(file) = system.files.get("index.html") {
-            return serve_file(
-                kernel,
-                &system,
-                "index.html",
-                file,
-                StatusCode::NOT_FOUND,
-                method,
-                headers,
-                false,
-            )
-            .await;
+            return serve_file(kernel, &system, file, StatusCode::NOT_FOUND, method, headers, false).await;
         }
     }
     plain(StatusCode::NOT_FOUND, "not found\n")
@@ -135,70 +124,62 @@ async fn body(kernel: &Arc<Kernel>, hash: &str, encoding: Encoding) -> Option<By
 async fn serve_file(
     kernel: &Arc<Kernel>,
     site: &Site,
-    path: &str,
     file: &SiteFile,
     status: StatusCode,
     method: &Method,
     req: &HeaderMap,
     admin: bool,
 ) -> Resp {
-    let tag = &file.hash[..20];
-    let compressible = file.gzip_size.is_some() || file.brotli_size.is_some();
     let last_modified = crate::time::to_system_time(site.deployed_at);
     let range = if status == StatusCode::OK && *method == Method::GET {
-        range_request(req, tag, last_modified)
+        range_request(req, file.etag(Encoding::Identity), last_modified)
     } else {
         None
     };
     let encoding = if range.is_some() { Encoding::Identity } else { negotiate(req, file) };
-    let etag = match encoding {
-        Encoding::Identity => format!("\"{tag}\""),
-        Encoding::Gzip => format!("\"{tag}-gz\""),
-        Encoding::Brotli => format!("\"{tag}-br\""),
-    };
+    let etag = file.etag(encoding);
 
-    let mut headers = HeaderMap::new();
-    let set = |h: &mut HeaderMap, name: header::HeaderName, value: &str| {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            h.insert(name, v);
-        }
-    };
-    set(&mut headers, header::CONTENT_TYPE, &file.content_type);
+    let mut headers = HeaderMap::with_capacity(14);
+    headers.insert(header::CONTENT_TYPE, file.content_type.clone());
     if status == StatusCode::OK {
-        set(&mut headers, header::ETAG, &etag);
-        set(&mut headers, header::LAST_MODIFIED, &httpdate::fmt_http_date(last_modified));
-        set(&mut headers, header::ACCEPT_RANGES, "bytes");
+        headers.insert(header::ETAG, etag.clone());
+        headers.insert(header::LAST_MODIFIED, site.last_modified.clone());
+        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        headers.insert(header::CACHE_CONTROL, file.cache_control.clone());
+    } else {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    set(&mut headers, header::CACHE_CONTROL, cache_control(path, status));
-    if compressible {
-        set(&mut headers, header::VARY, "Accept-Encoding");
+    if file.gzip_size.is_some() || file.brotli_size.is_some() {
+        headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     }
     security_headers(&mut headers, admin);
 
-    if status == StatusCode::OK && not_modified(req, &etag, last_modified) {
+    if status == StatusCode::OK && not_modified(req, etag, last_modified) {
         return with_headers(StatusCode::NOT_MODIFIED, headers, Bytes::new());
     }
     if let Some(enc) = encoding.token() {
-        set(&mut headers, header::CONTENT_ENCODING, enc);
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(enc));
     }
     let Some(data) = body(kernel, &file.hash, encoding).await else {
         return plain(StatusCode::INTERNAL_SERVER_ERROR, "file content missing\n");
     };
     let total = data.len() as u64;
+    let content_range =
+        |value: String| HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""));
     let (status, data) = match range.map(|spec| spec.resolve(total)) {
         Some(Some((start, end))) => {
-            set(&mut headers, header::CONTENT_RANGE, &format!("bytes {start}-{end}/{total}"));
+            headers.insert(header::CONTENT_RANGE, content_range(format!("bytes {start}-{end}/{total}")));
             (StatusCode::PARTIAL_CONTENT, data.slice(start as usize..=end as usize))
         }
         Some(None) => {
             headers.remove(header::CONTENT_TYPE);
-            set(&mut headers, header::CONTENT_RANGE, &format!("bytes */{total}"));
+            headers.insert(header::CONTENT_RANGE, content_range(format!("bytes */{total}")));
             (StatusCode::RANGE_NOT_SATISFIABLE, Bytes::new())
         }
         None => (status, data),
     };
     if *method == Method::HEAD {
-        set(&mut headers, header::CONTENT_LENGTH, &data.len().to_string());
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(data.len()));
         return with_headers(status, headers, Bytes::new());
     }
     with_headers(status, headers, data)
@@ -213,10 +194,7 @@ fn with_headers(status: StatusCode, headers: HeaderMap, body: Bytes) -> Resp {
 
 /// HTML must be revalidated (a redeploy changes it at once); fingerprinted assets
 /// (`app.3f2a9c1b.js`) never change; other assets may be reused for five minutes.
-fn cache_control(path: &str, status: StatusCode) -> &'static str {
-    if status != StatusCode::OK {
-        return "no-store";
-    }
+pub fn cache_control(path: &str) -> &'static str {
     if path.ends_with(".html") || path.ends_with(".htm") {
         return "no-cache";
     }
@@ -272,11 +250,12 @@ fn negotiate(req: &HeaderMap, file: &SiteFile) -> Encoding {
 }
 
 /// True when the client's cached copy is current (If-None-Match, else If-Modified-Since).
-fn not_modified(req: &HeaderMap, etag: &str, last_modified: SystemTime) -> bool {
+fn not_modified(req: &HeaderMap, etag: &HeaderValue, last_modified: SystemTime) -> bool {
+    let etag = etag.as_bytes();
     if let Some(inm) = req.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
         return inm.split(',').any(|t| {
             let t = t.trim();
-            t == "*" || t.trim_start_matches("W/") == etag
+            t == "*" || t.trim_start_matches("W/").as_bytes() == etag
         });
     }
     if let Some(ims) = req.get(header::IF_MODIFIED_SINCE).and_then(|v| v.to_str().ok()) {
@@ -335,11 +314,11 @@ pub fn parse_range(value: &str) -> Option<RangeSpec> {
 }
 
 /// The range a GET asks for, when it applies to the current version (If-Range).
-fn range_request(req: &HeaderMap, tag: &str, last_modified: SystemTime) -> Option<RangeSpec> {
+fn range_request(req: &HeaderMap, etag: &HeaderValue, last_modified: SystemTime) -> Option<RangeSpec> {
     let spec = parse_range(req.get(header::RANGE)?.to_str().ok()?)?;
     // If-Range: only honour the range when the client's copy is this version.
     if let Some(if_range) = req.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
-        let current = if_range.trim() == format!("\"{tag}\"")
+        let current = if_range.trim().as_bytes() == etag.as_bytes()
             || httpdate::parse_http_date(if_range)
                 .is_ok_and(|d| d >= last_modified - std::time::Duration::from_secs(1));
         if !current {

@@ -1,0 +1,157 @@
+// The fazt JavaScript prelude: evaluated once per app instance, before any app code.
+//
+// It builds the module system (require), console, fazt.*, timers and the invoke entry
+// points on top of a few native functions in `__native` (implemented in Rust, scoped to
+// the current app by Rust, never by anything JavaScript can pass in).
+(function (global) {
+  'use strict';
+  const native = global.__native;
+  delete global.__native;
+
+  const MAX_REQUIRE_DEPTH = native.maxRequireDepth;
+
+  // ---------- logging ----------
+  function format(args) {
+    return args.map((a) => {
+      if (typeof a === 'string') return a;
+      if (a instanceof Error) return a.stack ? `${a.name}: ${a.message}\n${a.stack}` : String(a);
+      try { return JSON.stringify(a); } catch (e) { return String(a); }
+    }).join(' ');
+  }
+  const log = (level) => (...args) => native.log(level, format(args));
+  global.console = Object.freeze({
+    log: log('info'), info: log('info'), debug: log('debug'), warn: log('warn'), error: log('error'),
+  });
+
+  // ---------- timers (driven by the Rust event loop, bounded by the request deadline) ----------
+  let timers = [];
+  let nextTimerId = 1;
+  global.setTimeout = function (fn, ms, ...args) {
+    if (typeof fn !== 'function') throw new TypeError('setTimeout needs a function');
+    const id = nextTimerId++;
+    timers.push({ id, at: native.monotonicMs() + Math.max(0, Number(ms) || 0), fn, args });
+    return id;
+  };
+  global.clearTimeout = function (id) { timers = timers.filter((t) => t.id !== id); };
+  // Milliseconds until the next timer, or -1 when none is waiting.
+  global.__fazt_next_timer = function () {
+    if (timers.length === 0) return -1;
+    const now = native.monotonicMs();
+    return Math.max(0, Math.min(...timers.map((t) => t.at)) - now);
+  };
+  global.__fazt_fire_timers = function () {
+    const now = native.monotonicMs();
+    const due = timers.filter((t) => t.at <= now).sort((a, b) => a.at - b.at);
+    timers = timers.filter((t) => t.at > now);
+    for (const t of due) t.fn(...t.args);
+  };
+
+  // ---------- fazt.* ----------
+  function kvValue(text) { return text === undefined ? undefined : JSON.parse(text); }
+  const kv = Object.freeze({
+    get: async (key) => kvValue(native.kvGet(String(key))),
+    set: async (key, value, options) => {
+      if (value === undefined) throw new TypeError('kv.set: value is undefined (use kv.delete)');
+      const ttl = options && options.ttl !== undefined ? Number(options.ttl) : -1;
+      native.kvSet(String(key), JSON.stringify(value), ttl);
+    },
+    delete: async (key) => native.kvDelete(String(key)),
+    list: async (prefix) => JSON.parse(native.kvList(prefix === undefined ? '' : String(prefix)))
+      .map((e) => ({ key: e.key, value: JSON.parse(e.value) })),
+  });
+  const app = JSON.parse(native.appInfo());
+  global.fazt = Object.freeze({
+    app: Object.freeze({ id: app.id, name: app.name, env: Object.freeze(app.env) }),
+    log: Object.freeze({ info: log('info'), warn: log('warn'), error: log('error'), debug: log('debug') }),
+    storage: Object.freeze({ kv }),
+  });
+
+  // ---------- modules ----------
+  const cache = Object.create(null);
+  function normalize(from, spec) {
+    if (typeof spec !== 'string' || !(spec.startsWith('./') || spec.startsWith('../'))) {
+      throw new Error(`require('${spec}'): only relative paths inside api/ can be required`);
+    }
+    const parts = from.split('/').slice(0, -1);
+    for (const p of spec.split('/')) {
+      if (p === '' || p === '.') continue;
+      if (p === '..') { if (parts.length === 0) throw new Error(`require('${spec}'): outside the app`); parts.pop(); }
+      else parts.push(p);
+    }
+    let path = parts.join('/');
+    if (!path.startsWith('api/')) throw new Error(`require('${spec}'): outside the api/ folder`);
+    if (!path.endsWith('.js') && !path.endsWith('.json')) path += '.js';
+    return path;
+  }
+  function load(path, depth) {
+    if (cache[path]) return cache[path].exports; // also breaks cycles: a partial exports object
+    if (depth > MAX_REQUIRE_DEPTH) throw new Error(`require depth limit (${MAX_REQUIRE_DEPTH}) exceeded at ${path}`);
+    const source = native.readModule(path);
+    const module = { exports: {}, id: path, loaded: false };
+    cache[path] = module;
+    if (path.endsWith('.json')) { module.exports = JSON.parse(source); module.loaded = true; return module.exports; }
+    const require = (spec) => load(normalize(path, spec), depth + 1);
+    // An async wrapper gives top-level await to every module; the entry module's
+    // promise is awaited before its exports are used.
+    const fn = native.compile(path, `(async function (module, exports, require, __filename) {\n${source}\n})`);
+    module.ready = fn(module, module.exports, require, path).then(() => { module.loaded = true; });
+    return module.exports;
+  }
+
+  // ---------- requests ----------
+  function normalizeResponse(r) {
+    if (r === undefined || r === null) return { status: 204, headers: {}, body: '' };
+    if (typeof r === 'string') return { status: 200, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: r };
+    const headers = {};
+    for (const [k, v] of Object.entries(r.headers || {})) headers[String(k).toLowerCase()] = String(v);
+    let status = r.status === undefined ? 200 : Number(r.status);
+    let body = '';
+    if (r.redirect !== undefined) {
+      headers.location = String(r.redirect);
+      if (r.status === undefined) status = 302;
+    } else if (r.json !== undefined) {
+      body = JSON.stringify(r.json);
+      if (!headers['content-type']) headers['content-type'] = 'application/json';
+    } else if (r.body !== undefined) {
+      body = typeof r.body === 'string' ? r.body : JSON.stringify(r.body);
+      if (!headers['content-type']) headers['content-type'] = typeof r.body === 'string' ? 'text/plain; charset=utf-8' : 'application/json';
+    }
+    return { status, headers, body };
+  }
+
+  let handler = null;
+  // Loads api/main.js (awaiting its top-level code) and finds the handler.
+  global.__fazt_load_main = async function () {
+    const exports = load('api/main.js', 0);
+    await cache['api/main.js'].ready;
+    const main = cache['api/main.js'].exports;
+    handler = typeof main === 'function' ? main
+      : (main && typeof main.handler === 'function') ? main.handler
+      : (main && typeof main.default === 'function') ? main.default : null;
+    if (!handler) throw new Error('api/main.js must export a function: module.exports = async function (request) { ... }');
+    return exports !== undefined;
+  };
+  global.__fazt_invoke = async function (requestJson) {
+    const request = JSON.parse(requestJson);
+    return JSON.stringify(normalizeResponse(await handler(request)));
+  };
+  // v0.7 apps: main.js at the root runs per request with `req` and `res` globals.
+  global.__fazt_invoke_legacy = async function (requestJson, source) {
+    const request = JSON.parse(requestJson);
+    const out = { status: 200, headers: {}, body: undefined };
+    const res = {
+      status(code) { out.status = Number(code); return res; },
+      header(k, v) { out.headers[String(k).toLowerCase()] = String(v); return res; },
+      setHeader(k, v) { return res.header(k, v); },
+      send(body) { out.body = typeof body === 'string' ? body : JSON.stringify(body); return res; },
+      json(value) { out.headers['content-type'] = 'application/json'; out.body = JSON.stringify(value); return res; },
+      redirect(url) { out.status = 302; out.headers.location = String(url); out.body = ''; return res; },
+    };
+    const req = Object.assign({}, request, { path: request.url.pathname, query: request.url.query });
+    const fn = native.compile('main.js', `(async function (req, res, require) {\n${source}\n})`);
+    await fn(req, res, (spec) => { throw new Error(`require('${spec}') needs an api/ folder (v0.10 apps)`); });
+    const r = { status: out.status, headers: out.headers };
+    if (out.body !== undefined) r.body = out.body;
+    return JSON.stringify(normalizeResponse(out.body === undefined && out.status === 200 ? { status: 204, headers: out.headers } : r));
+  };
+})(globalThis);
