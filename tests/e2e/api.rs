@@ -39,7 +39,12 @@ fn password_login_gives_a_session_cookie_and_logout_ends_it() {
     );
     assert_eq!(with_header.status, 200, "{}", with_header.text());
 
-    let out = node.request("POST", "admin.localhost", "/api/logout", &[("Cookie", &session)], b"{}");
+    // Logout needs the header too: a page on a sibling subdomain must not log us out.
+    let forged = node.request("POST", "admin.localhost", "/api/logout", &[("Cookie", &session)], b"{}");
+    assert_eq!(forged.code(), "csrf");
+    assert_eq!(node.request("GET", "admin.localhost", "/api/me", &[("Cookie", &session)], b"").status, 200);
+    let headers = [("Cookie", session.as_str()), ("X-Requested-With", "fazt")];
+    let out = node.request("POST", "admin.localhost", "/api/logout", &headers, b"{}");
     assert_eq!(out.status, 200);
     let me = node.request("GET", "admin.localhost", "/api/me", &[("Cookie", &session)], b"");
     assert_eq!(me.status, 401);
@@ -163,7 +168,18 @@ fn system_endpoints_and_unknown_routes() {
     let config = node.api("GET", "/api/system/config", None).json();
     assert_eq!(config["config"]["domain"], "localhost");
     assert_eq!(node.api("GET", "/api/nope", None).status, 404);
-    assert_eq!(node.api("PUT", "/api/apps", None).status, 405);
+    assert_eq!(node.api("GET", "/api/system/nope", None).status, 404);
+    assert_eq!(node.api("GET", "/api/apps/blog/nope", None).status, 404);
+    let wrong = node.api("PUT", "/api/apps", None);
+    assert_eq!((wrong.status, wrong.header("allow")), (405, Some("GET")));
+    let login = node.api("GET", "/api/login", None);
+    assert_eq!((login.status, login.header("allow")), (405, Some("POST")));
+    // The auth scheme is case-insensitive.
+    let lower = format!("bearer {}", node.token);
+    assert_eq!(
+        node.request("GET", "admin.localhost", "/api/me", &[("Authorization", &lower)], b"").status,
+        200
+    );
     assert_eq!(node.request("GET", "admin.localhost", "/api/apps", &[], b"").status, 401);
     // The API is only on the admin host.
     assert_eq!(node.request("GET", "blog.localhost", "/api/apps", &[], b"").status, 404);

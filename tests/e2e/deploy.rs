@@ -13,11 +13,15 @@ fn cli_deploy_serves_then_redeploy_uploads_only_changes() {
             ("css/site.css", b"body{}"),
             ("img/logo.bin", &[9u8; 5000]),
             (".git/HEAD", b"ref"),
+            (".env", b"SECRET=1"),
+            (".well-known/security.txt", b"Contact: me"),
         ],
     );
     let out = node.cli_ok(&["deploy", site.to_str().unwrap(), "--name", "blog"]);
-    assert!(out.contains("deployed blog: 3 files"), "{out}");
-    assert!(out.contains("(3 new"), "{out}");
+    assert!(out.contains("deployed blog: 4 files"), "{out}");
+    assert!(out.contains("(4 new"), "{out}");
+    assert_eq!(node.get("blog.localhost", "/.env").status, 404, "dot files are not published by default");
+    assert_eq!(node.get("blog.localhost", "/.well-known/security.txt").text(), "Contact: me");
     assert!(out.contains(&format!("http://blog.localhost:{}/", node.addr.port())), "{out}");
     assert_eq!(node.get("blog.localhost", "/").text(), "v1 home");
     assert_eq!(node.get("blog.localhost", "/.git/HEAD").status, 404, ".git must not be published");
@@ -32,6 +36,19 @@ fn cli_deploy_serves_then_redeploy_uploads_only_changes() {
     std::fs::remove_file(site.join("css/site.css")).unwrap();
     node.cli_ok(&["deploy", site.to_str().unwrap(), "--name", "blog"]);
     assert_eq!(node.get("blog.localhost", "/css/site.css").status, 404);
+}
+
+#[test]
+fn deploy_of_many_files_checks_hashes_in_chunks() {
+    let node = Node::start();
+    let site = node.dir.path().join("many");
+    let files: Vec<(String, Vec<u8>)> =
+        (0..4500).map(|i| (format!("f/{i}.txt"), format!("file {i}").into_bytes())).collect();
+    let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, d)| (p.as_str(), d.as_slice())).collect();
+    write_site(&site, &refs);
+    let out = node.cli_ok(&["deploy", site.to_str().unwrap(), "--name", "many"]);
+    assert!(out.contains("deployed many: 4500 files"), "{out}");
+    assert_eq!(node.get("many.localhost", "/f/4499.txt").text(), "file 4499");
 }
 
 #[test]

@@ -10,6 +10,8 @@ use std::time::Duration;
 fn first_start_prints_login_and_restart_keeps_everything() {
     let mut node = Node::start();
     assert!(node.stdout.contains("dashboard: http://admin.localhost:"), "{}", node.stdout);
+    // A port given for one run (here --port 0) is not saved into the CLI config.
+    assert!(!node.client_config().exists());
     let password = node.password.clone().unwrap();
     assert!(password.len() >= 16, "a generated password, never a fixed default");
     assert_eq!(node.deploy_files("blog", &[("index.html", b"kept")]).status, 200);
@@ -87,7 +89,13 @@ fn backup_while_serving_then_restore_serves_the_same() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("another fazt process"));
     // ...and brings back exactly the backed-up state once it is stopped.
     node.stop();
+    // A backup on read-only media restores too, and is never modified.
+    let mut perms = std::fs::metadata(&backup).unwrap().permissions();
+    perms.set_readonly(true);
+    std::fs::set_permissions(&backup, perms).unwrap();
+    let before = std::fs::read(&backup).unwrap();
     node.cli_ok(&["backup", "restore", backup.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&backup).unwrap(), before);
     node.spawn();
     assert_eq!(node.get("blog.localhost", "/").text(), "backed up");
     assert_eq!(node.get("blog.localhost", "/a.css").text(), "a{}");
@@ -116,6 +124,10 @@ fn server_init_status_and_set_config() {
     let bad = run(&["server", "init", "--domain", "not a domain"]);
     assert!(!bad.status.success());
     assert!(!data.exists(), "a refused init creates nothing");
+    let long = "x".repeat(2000);
+    let bad = run(&["server", "init", "--password", &long]);
+    assert!(!bad.status.success());
+    assert!(!data.exists(), "a refused password creates nothing");
     let ok = run(&["server", "init", "--domain", "Example.COM", "--port", "9999"]);
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     let text = String::from_utf8_lossy(&ok.stdout);

@@ -36,9 +36,13 @@ impl Node {
             stdout: String::new(),
         };
         node.spawn();
-        let client: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(node.client_config()).unwrap()).unwrap();
-        node.token = client["token"].as_str().unwrap().to_string();
+        node.token = node
+            .stdout
+            .lines()
+            .find_map(|l| l.split("API token for the CLI: ").nth(1))
+            .expect("first start prints an API token")
+            .trim()
+            .to_string();
         node
     }
 
@@ -139,6 +143,7 @@ impl Node {
             .args(args)
             .env("FAZT_CONFIG", self.client_config())
             .env("FAZT_SERVER", self.admin_url())
+            .env("FAZT_TOKEN", &self.token)
             .env("FAZT_DATA", self.data())
             .stdin(Stdio::null())
             .output()

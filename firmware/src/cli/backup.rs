@@ -47,13 +47,13 @@ fn create(data: &Path, file: &Path, force: bool) -> anyhow::Result<()> {
     if file.exists() && !force {
         bail!("{} exists; pass --force to overwrite it", file.display());
     }
-    let storage = Storage::open_existing(data)?;
+    let storage = Storage::open_readonly(data)?;
     // Write beside the target and rename, so an interrupted backup never leaves a
     // half-written file under the final name.
-    let partial = file.with_extension("partial");
+    let partial = PathBuf::from(format!("{}.partial", file.display()));
     let _ = std::fs::remove_file(&partial);
     storage.backup_to(&partial).with_context(|| format!("writing {}", partial.display()))?;
-    let check = Storage::open_existing(&partial)?.integrity_check()?;
+    let check = Storage::open_readonly(&partial)?.integrity_check()?;
     if check != "ok" {
         bail!("the backup failed its integrity check: {check}");
     }
@@ -73,7 +73,7 @@ fn restore(file: &Path, data: &Path) -> anyhow::Result<()> {
     }
     // Check the backup before touching anything: a bad file must change nothing.
     let source =
-        Storage::open_existing(file).with_context(|| format!("{} is not a fazt backup", file.display()))?;
+        Storage::open_readonly(file).with_context(|| format!("{} is not a fazt backup", file.display()))?;
     let check = source.integrity_check()?;
     if check != "ok" {
         bail!("{} is damaged: {check}", file.display());

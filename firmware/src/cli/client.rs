@@ -18,7 +18,7 @@ enum Sub {
         /// The API token (`fzt_…`), from the dashboard or the first start.
         token: String,
         /// The node's admin URL.
-        #[arg(long, default_value = "http://admin.localhost:8080")]
+        #[arg(long, env = "FAZT_SERVER", default_value = "http://admin.localhost:8080")]
         server: String,
         /// Client config file.
         #[arg(long, env = "FAZT_CONFIG")]

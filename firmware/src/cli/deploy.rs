@@ -21,12 +21,28 @@ pub struct DeployArgs {
     /// The app name (its subdomain); default: the folder's name.
     #[arg(long)]
     pub name: Option<String>,
+    /// Also publish dot files and folders (except .git), which are skipped by default.
+    #[arg(long)]
+    pub include_hidden: bool,
     #[command(flatten)]
     client: ClientArgs,
 }
 
-/// Folders never published: version control and OS litter.
-const SKIPPED: &[&str] = &[".git", ".hg", ".svn", ".DS_Store", "Thumbs.db", MANIFEST_NAME];
+/// Hashes per `/api/deploy/check` request (about 70 KB of JSON).
+const CHECK_CHUNK: usize = 1000;
+
+/// OS litter never published.
+const SKIPPED: &[&str] = &["Thumbs.db", "desktop.ini", MANIFEST_NAME];
+
+/// True for names not published: OS litter, `.git`, and unless `include_hidden`, every
+/// dot file and folder (`.env`, `.DS_Store`, `.vscode`), which hold secrets and tooling
+/// more often than content. `.well-known` is content (ACME, security.txt) and always
+/// published.
+fn skipped(name: &str, include_hidden: bool) -> bool {
+    SKIPPED.contains(&name)
+        || name == ".git"
+        || (name.starts_with('.') && name != ".well-known" && !include_hidden)
+}
 
 struct LocalFile {
     full: PathBuf,
@@ -49,11 +65,11 @@ fn hash_file(path: &Path) -> anyhow::Result<(String, u64)> {
     Ok((hex::encode(hasher.finalize()), size))
 }
 
-fn scan(folder: &Path) -> anyhow::Result<Vec<LocalFile>> {
+fn scan(folder: &Path, include_hidden: bool) -> anyhow::Result<Vec<LocalFile>> {
     let mut files = Vec::new();
     let walker = walkdir::WalkDir::new(folder).follow_links(true).sort_by_file_name().into_iter();
-    for entry in walker
-        .filter_entry(|e| e.depth() == 0 || !SKIPPED.contains(&e.file_name().to_string_lossy().as_ref()))
+    for entry in
+        walker.filter_entry(|e| e.depth() == 0 || !skipped(&e.file_name().to_string_lossy(), include_hidden))
     {
         let entry = entry.with_context(|| format!("reading {}", folder.display()))?;
         if !entry.file_type().is_file() {
@@ -93,20 +109,20 @@ pub fn run(args: DeployArgs) -> anyhow::Result<()> {
     crate::fs::deploy::validate_app_name(&name)?;
     let client = Client::from_args(&args.client)?;
 
-    let files = scan(&args.folder)?;
+    let files = scan(&args.folder, args.include_hidden)?;
     if files.is_empty() {
         bail!("{} has no files to publish", args.folder.display());
     }
     let total: u64 = files.iter().map(|f| f.manifest.size).sum();
     let hashes: Vec<String> =
         files.iter().map(|f| f.manifest.hash.clone()).collect::<HashSet<_>>().into_iter().collect();
-    let answer = client.post_json("/api/deploy/check", &serde_json::json!({ "hashes": hashes }))?;
-    let missing: HashSet<String> = answer["missing"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|h| h.as_str().map(String::from))
-        .collect();
+    // Ask in chunks: each request body stays far below the node's JSON limit.
+    let mut missing: HashSet<String> = HashSet::new();
+    for chunk in hashes.chunks(CHECK_CHUNK) {
+        let answer = client.post_json("/api/deploy/check", &serde_json::json!({ "hashes": chunk }))?;
+        let found = answer["missing"].as_array().into_iter().flatten().filter_map(|h| h.as_str());
+        missing.extend(found.map(String::from));
+    }
 
     // One copy of each missing content is enough: the manifest maps every path to it.
     let mut to_send: BTreeMap<&str, &LocalFile> = BTreeMap::new();

@@ -111,9 +111,7 @@ fn init(
     // Validate everything before creating the file, so a typo leaves nothing behind.
     let domain = domain.map(|d| config::validate("domain", &d)).transpose()?;
     if let Some(p) = &password {
-        if p.chars().count() < crate::security::password::MIN_PASSWORD_LEN {
-            bail!("the password must be at least {} characters", crate::security::password::MIN_PASSWORD_LEN);
-        }
+        crate::security::password::check_length(p)?;
     }
     if data.exists() {
         bail!(
@@ -144,7 +142,7 @@ fn init(
 }
 
 fn status(data: PathBuf) -> anyhow::Result<()> {
-    let storage = Storage::open_existing(&data)?;
+    let storage = Storage::open_readonly(&data)?;
     let config = NodeConfig::load(&storage)?;
     let apps = storage.read_blocking(crate::apps::list)?;
     println!("data:    {} ({})", data.display(), super::human_bytes(storage.size_bytes()));

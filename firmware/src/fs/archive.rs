@@ -12,7 +12,8 @@ pub struct Limits {
     pub max_site_bytes: u64,
     /// Largest single file, in bytes.
     pub max_file_bytes: u64,
-    /// Most entries (files and folders).
+    /// Most files (folders and the manifest are not counted; entries of any kind are
+    /// capped at twice this plus some slack, so folder entries cannot flood).
     pub max_files: u64,
 }
 
@@ -74,7 +75,7 @@ pub fn read_archive(
     let gzipped = head.starts_with(&[0x1f, 0x8b]);
     let decoded: Box<dyn Read> =
         if gzipped { Box::new(flate2::read::GzDecoder::new(input)) } else { Box::new(input) };
-    // Tar headers and padding count against the site limit too: 512 bytes per entry.
+    // Tar headers and padding count against the site limit too: up to 1 KB per entry.
     let limit =
         limits.max_site_bytes.saturating_add(limits.max_files.saturating_mul(1024)).saturating_add(1024);
     let mut archive = tar::Archive::new(LimitedReader { inner: decoded, read: 0, limit, hit_eof: false });
@@ -89,12 +90,14 @@ pub fn read_archive(
         }
     };
     let mut entries_seen = 0u64;
+    let mut files_seen = 0u64;
     let mut total = 0u64;
     for entry in archive.entries().map_err(map_io)? {
         let mut entry = entry.map_err(map_io)?;
         entries_seen += 1;
-        if entries_seen > limits.max_files {
-            return Err(DeployError::TooLarge(format!("more than {} entries", limits.max_files)));
+        let max_entries = limits.max_files.saturating_mul(2).saturating_add(16);
+        if entries_seen > max_entries {
+            return Err(DeployError::TooLarge(format!("more than {max_entries} archive entries")));
         }
         let raw_path = entry.path_bytes();
         let raw_path = std::str::from_utf8(&raw_path)
@@ -117,6 +120,12 @@ pub fn read_archive(
             }
         }
         let path = normalize_site_path(&raw_path).map_err(DeployError::BadPath)?;
+        if path != super::deploy::MANIFEST_NAME {
+            files_seen += 1;
+            if files_seen > limits.max_files {
+                return Err(DeployError::TooLarge(format!("more than {} files", limits.max_files)));
+            }
+        }
         let size = entry.size();
         if size > limits.max_file_bytes {
             return Err(DeployError::TooLarge(format!(

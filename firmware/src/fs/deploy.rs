@@ -21,7 +21,7 @@ pub enum DeployError {
     #[error("bad path in archive: {0}")]
     BadPath(PathError),
     /// An entry is a symlink, device or similar.
-    #[error("archive contains {0}; only regular files and folders are allowed")]
+    #[error("bad archive entry: {0}; only regular files and folders are allowed")]
     BadEntry(String),
     /// Some limit was exceeded.
     #[error("too large: {0}")]
@@ -44,6 +44,9 @@ pub enum DeployError {
     /// The app name is reserved or malformed.
     #[error("{0}")]
     BadName(String),
+    /// The spooled upload could not be read back.
+    #[error("cannot read the spooled upload: {0}")]
+    Io(String),
     /// The database failed (full, busy, ...).
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -68,6 +71,7 @@ impl DeployError {
             DeployError::MissingBlob(_) => "missing_content",
             DeployError::Empty => "empty_site",
             DeployError::BadName(_) => "bad_app_name",
+            DeployError::Io(_) => "io_error",
             DeployError::Storage(_) => "storage_error",
         }
     }
@@ -124,6 +128,24 @@ pub fn validate_app_name(name: &str) -> Result<(), DeployError> {
     Ok(())
 }
 
+/// True when the node already stores content with this hash.
+fn has_blob(tx: &Transaction, hash: &str) -> Result<bool, DeployError> {
+    Ok(tx.query_row("SELECT count(*) > 0 FROM blobs WHERE hash = ?1", [hash], |r| r.get(0))?)
+}
+
+fn insert_blob(
+    tx: &Transaction,
+    blob: &NewBlob,
+    variants: &Variants,
+    now: UnixMillis,
+) -> Result<(), DeployError> {
+    tx.execute(
+        "INSERT OR IGNORE INTO blobs(hash, size, data, gzip, brotli, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![blob.hash, blob.data.len() as i64, blob.data, variants.0, variants.1, now],
+    )?;
+    Ok(())
+}
+
 /// Stores `data` under its hash unless present; returns true when it was new.
 pub fn store_blob(
     tx: &Transaction,
@@ -132,17 +154,53 @@ pub fn store_blob(
     content_type: &str,
     now: UnixMillis,
 ) -> Result<bool, DeployError> {
-    let exists: bool =
-        tx.query_row("SELECT count(*) > 0 FROM blobs WHERE hash = ?1", [hash], |r| r.get(0))?;
-    if exists {
+    if has_blob(tx, hash)? {
         return Ok(false);
     }
-    let (gzip, brotli) = compress::variants(content_type, data);
-    tx.execute(
-        "INSERT INTO blobs(hash, size, data, gzip, brotli, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![hash, data.len() as i64, data, gzip, brotli, now],
-    )?;
+    let blob =
+        NewBlob { hash: hash.to_string(), data: data.to_vec(), content_type: content_type.to_string() };
+    insert_blob(tx, &blob, &compress::variants(content_type, data), now)?;
     Ok(true)
+}
+
+/// New content waiting for its compressed variants.
+struct NewBlob {
+    hash: String,
+    data: Vec<u8>,
+    content_type: String,
+}
+
+/// The gzip and brotli variants of one blob.
+type Variants = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// Compressing is the slow part of a deploy, so new files are gathered into batches of
+/// this many bytes and compressed on every core at once. The batch bounds the memory a
+/// deploy holds beyond the file being read.
+const BATCH_BYTES: usize = 16 << 20;
+
+/// Compresses a batch on all cores and stores it.
+fn flush_batch(tx: &Transaction, batch: &mut Vec<NewBlob>, now: UnixMillis) -> Result<(), DeployError> {
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(batch.len().max(1));
+    let mut variants: Vec<Option<Variants>> = (0..batch.len()).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let mut shares: Vec<Vec<(usize, &mut Option<Variants>)>> = (0..threads).map(|_| Vec::new()).collect();
+        for (i, slot) in variants.iter_mut().enumerate() {
+            shares[i % threads].push((i, slot));
+        }
+        for share in shares {
+            let batch = &*batch;
+            scope.spawn(move || {
+                for (i, slot) in share {
+                    *slot = Some(compress::variants(&batch[i].content_type, &batch[i].data));
+                }
+            });
+        }
+    });
+    for (blob, variants) in batch.iter().zip(variants) {
+        insert_blob(tx, blob, &variants.unwrap_or((None, None)), now)?;
+    }
+    batch.clear();
+    Ok(())
 }
 
 /// Returns which of `hashes` the node does not have.
@@ -173,6 +231,9 @@ pub fn deploy_archive(
     let mut manifest: Option<Manifest> = None;
     let mut uploaded: BTreeMap<String, (String, u64)> = BTreeMap::new();
     let (mut new_blobs, mut new_bytes) = (0u64, 0u64);
+    let mut batch: Vec<NewBlob> = Vec::new();
+    let mut batch_bytes = 0usize;
+    let mut pending = std::collections::HashSet::new();
     read_archive(input, limits, |ArchiveFile { path, data }| {
         if path == MANIFEST_NAME {
             if manifest.is_some() {
@@ -182,15 +243,24 @@ pub fn deploy_archive(
             return Ok(());
         }
         let hash = content_hash(&data);
-        if store_blob(tx, &hash, &data, &content_type_for(&path), now)? {
-            new_blobs += 1;
-            new_bytes += data.len() as u64;
-        }
-        if uploaded.insert(path.clone(), (hash, data.len() as u64)).is_some() {
+        let size = data.len() as u64;
+        if uploaded.insert(path.clone(), (hash.clone(), size)).is_some() {
             return Err(DeployError::Manifest(format!("'{path}' appears twice in the archive")));
+        }
+        if !pending.contains(&hash) && !has_blob(tx, &hash)? {
+            new_blobs += 1;
+            new_bytes += size;
+            batch_bytes += data.len();
+            pending.insert(hash.clone());
+            batch.push(NewBlob { hash, data, content_type: content_type_for(&path) });
+            if batch_bytes >= BATCH_BYTES {
+                flush_batch(tx, &mut batch, now)?;
+                batch_bytes = 0;
+            }
         }
         Ok(())
     })?;
+    flush_batch(tx, &mut batch, now)?;
 
     let files = match manifest {
         None => uploaded,

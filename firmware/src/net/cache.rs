@@ -17,22 +17,38 @@ use std::sync::{Arc, RwLock};
 #[derive(Debug, Default)]
 pub struct SiteCache {
     sites: RwLock<HashMap<String, Arc<Site>>>,
+    /// Bumped by every invalidation. A load that read the database before a deploy
+    /// committed must not cache its (old) result after the deploy invalidated: it
+    /// notes the generation before reading and inserts only if nothing changed since.
+    generation: AtomicU64,
 }
 
 impl SiteCache {
+    /// The current generation, to pass to [`SiteCache::insert_if_current`].
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Caches a site loaded while the cache was at `generation`, unless it was
+    /// invalidated meanwhile.
+    pub fn insert_if_current(&self, site: Arc<Site>, generation: u64) {
+        let mut sites = self.sites.write().unwrap_or_else(|e| e.into_inner());
+        // Checked under the write lock, which invalidate also takes.
+        if self.generation.load(Ordering::Acquire) == generation {
+            sites.insert(site.app_name.clone(), site);
+        }
+    }
+
     /// The cached site of `app`, if loaded.
     pub fn get(&self, app: &str) -> Option<Arc<Site>> {
         self.sites.read().unwrap_or_else(|e| e.into_inner()).get(app).cloned()
     }
 
-    /// Caches a freshly loaded site.
-    pub fn insert(&self, site: Arc<Site>) {
-        self.sites.write().unwrap_or_else(|e| e.into_inner()).insert(site.app_name.clone(), site);
-    }
-
     /// Forgets `app` (after a deploy or a delete) so the next request loads it anew.
     pub fn invalidate(&self, app: &str) {
-        self.sites.write().unwrap_or_else(|e| e.into_inner()).remove(app);
+        let mut sites = self.sites.write().unwrap_or_else(|e| e.into_inner());
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        sites.remove(app);
     }
 }
 

@@ -23,12 +23,14 @@ pub struct ApiError {
     pub message: String,
     /// Seconds for a Retry-After header.
     pub retry_after: Option<u64>,
+    /// Methods for an Allow header (405 answers).
+    pub allow: Option<String>,
 }
 
 impl ApiError {
     /// An error with a status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), retry_after: None }
+        ApiError { status, code, message: message.into(), retry_after: None, allow: None }
     }
 
     /// 400 with a code.
@@ -47,6 +49,9 @@ impl ApiError {
         let mut resp = json(self.status, &body);
         if let Some(secs) = self.retry_after {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(allow) = self.allow.as_deref().and_then(|a| HeaderValue::from_str(a).ok()) {
+            resp.headers_mut().insert(header::ALLOW, allow);
         }
         resp
     }

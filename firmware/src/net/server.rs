@@ -83,11 +83,12 @@ pub async fn load_site(kernel: &Arc<Kernel>, app: &str) -> Result<Option<Arc<Sit
     if let Some(site) = kernel.sites.get(app) {
         return Ok(Some(site));
     }
+    let generation = kernel.sites.generation();
     let name = app.to_string();
     let site = kernel.storage.read(move |conn| crate::fs::site::load_site(conn, &name)).await?;
     Ok(site.map(|site| {
         let site = Arc::new(site);
-        kernel.sites.insert(site.clone());
+        kernel.sites.insert_if_current(site.clone(), generation);
         site
     }))
 }
@@ -122,11 +123,11 @@ async fn handle(kernel: Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>) -
     let app = match &route {
         Route::Admin => "admin",
         Route::App(name) => name.as_str(),
-        Route::Unknown => return static_files::not_found(&kernel, None, &method, req.headers()).await,
+        Route::Unknown => return static_files::not_found(&kernel, None, &method, req.headers(), false).await,
     };
     match load_site(&kernel, app).await {
         Ok(Some(site)) => static_files::serve(&kernel, &site, &method, req.uri(), req.headers(), admin).await,
-        Ok(None) => static_files::not_found(&kernel, None, &method, req.headers()).await,
+        Ok(None) => static_files::not_found(&kernel, None, &method, req.headers(), admin).await,
         Err(err) => err.into_response(),
     }
 }

@@ -64,14 +64,15 @@ pub async fn serve(
                 Some(q) => format!("{}/?{q}", uri.path()),
                 None => format!("{}/", uri.path()),
             };
-            let mut resp = Response::new(Full::new(Bytes::new()));
-            *resp.status_mut() = StatusCode::MOVED_PERMANENTLY;
+            let mut headers = HeaderMap::new();
             if let Ok(v) = HeaderValue::from_str(&location) {
-                resp.headers_mut().insert(header::LOCATION, v);
+                headers.insert(header::LOCATION, v);
             }
-            resp
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            security_headers(&mut headers, admin);
+            with_headers(StatusCode::MOVED_PERMANENTLY, headers, Bytes::new())
         }
-        Resolved::NotFound => not_found(kernel, Some(site), method, headers).await,
+        Resolved::NotFound => not_found(kernel, Some(site), method, headers, admin).await,
     }
 }
 
@@ -81,15 +82,16 @@ pub async fn not_found(
     site: Option<&Site>,
     method: &Method,
     headers: &HeaderMap,
+    admin: bool,
 ) -> Resp {
     if let Some(site) = site {
         if let Some(file) = site.files.get("404.html") {
-            return serve_file(kernel, site, file, StatusCode::NOT_FOUND, method, headers, false).await;
+            return serve_file(kernel, site, file, StatusCode::NOT_FOUND, method, headers, admin).await;
         }
     }
     if let Ok(Some(system)) = super::server::load_site(kernel, "404").await {
         if let Some(file) = system.files.get("index.html") {
-            return serve_file(kernel, &system, file, StatusCode::NOT_FOUND, method, headers, false).await;
+            return serve_file(kernel, &system, file, StatusCode::NOT_FOUND, method, headers, admin).await;
         }
     }
     plain(StatusCode::NOT_FOUND, "not found\n")
@@ -199,9 +201,11 @@ pub fn cache_control(path: &str) -> &'static str {
         return "no-cache";
     }
     let fingerprinted = path.rsplit('/').next().unwrap_or(path).split(['.', '-', '_']).any(|part| {
+        // A content hash has hex letters and digits; a date (20240101) has no letters.
         part.len() >= 8
             && part.bytes().all(|b| b.is_ascii_hexdigit())
             && part.bytes().any(|b| b.is_ascii_digit())
+            && part.bytes().any(|b| b.is_ascii_alphabetic())
     });
     if fingerprinted {
         "public, max-age=31536000, immutable"
@@ -356,12 +360,10 @@ mod tests {
 
     #[test]
     fn cache_control_by_kind() {
-        assert_eq!(cache_control("index.html", StatusCode::OK), "no-cache");
-        assert_eq!(
-            cache_control("assets/app.3f2a9c1b.js", StatusCode::OK),
-            "public, max-age=31536000, immutable"
-        );
-        assert_eq!(cache_control("logo.png", StatusCode::OK), "public, max-age=300");
-        assert_eq!(cache_control("deadbeefcafe.txt", StatusCode::NOT_FOUND), "no-store");
+        assert_eq!(cache_control("index.html"), "no-cache");
+        assert_eq!(cache_control("assets/app.3f2a9c1b.js"), "public, max-age=31536000, immutable");
+        assert_eq!(cache_control("logo.png"), "public, max-age=300");
+        // A date is not a content hash.
+        assert_eq!(cache_control("photo-20240101.jpg"), "public, max-age=300");
     }
 }

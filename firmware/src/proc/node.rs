@@ -83,7 +83,10 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
     let bound = listener.get_ref().local_addr()?;
     let kernel = Arc::new(Kernel::new(storage, clock, Box::new(LinuxBoard), bound.port())?);
 
-    announce(&kernel, bound, first.as_ref(), opts.client_config.as_deref());
+    // A port given for this run only (say `--port 0`) would not be right after a restart,
+    // so the client config is saved only for the stored port.
+    let client_config = opts.client_config.as_deref().filter(|_| opts.port.is_none());
+    announce(&kernel, bound, first.as_ref(), client_config);
     // The last line of the banner: scripts and tests wait for it.
     println!("fazt is ready (started in {} ms)", started.elapsed().as_millis());
 
@@ -152,6 +155,7 @@ fn announce(kernel: &Kernel, bound: SocketAddr, first: Option<&Bootstrap>, clien
     println!("    {}", first.password);
     println!();
     println!("  It is shown only now; change it with `fazt server set-credentials`.");
+    println!("  API token for the CLI: {}", first.token);
     let server = admin.trim_end_matches('/').to_string();
     let saved = client_config.and_then(|path| {
         if path.exists() {

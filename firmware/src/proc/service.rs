@@ -15,7 +15,7 @@ pub struct UnitOptions {
 
 /// The unit file text.
 ///
-/// The node runs unprivileged with only CAP_NET_BIND_SERVICE (ports 80/443 for HTTPS),
+/// The node runs unprivileged with only CAP_NET_BIND_SERVICE (so it may listen on port 80),
 /// sees the filesystem read-only except its data folder, and restarts on failure; a
 /// `kill -9` or crash is safe because every deploy is one SQLite transaction.
 pub fn unit_file(opts: &UnitOptions) -> String {
@@ -27,7 +27,6 @@ pub fn unit_file(opts: &UnitOptions) -> String {
         "# Written by `fazt service install`. Edit with `systemctl edit fazt`.\n\
 [Unit]\n\
 Description=fazt personal cloud node\n\
-Documentation=https://github.com/fazt-sh/fazt\n\
 After=network-online.target\n\
 Wants=network-online.target\n\
 \n\

@@ -9,6 +9,19 @@ pub const MIN_PASSWORD_LEN: usize = 8;
 /// Longest password hashed; longer input is refused before argon2 sees it.
 pub const MAX_PASSWORD_LEN: usize = 1024;
 
+/// The password is too short or too long.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the password must be at least {MIN_PASSWORD_LEN} characters and at most {MAX_PASSWORD_LEN} bytes")]
+pub struct BadLength;
+
+/// Checks a new password's length.
+pub fn check_length(password: &str) -> Result<(), BadLength> {
+    if password.chars().count() < MIN_PASSWORD_LEN || password.len() > MAX_PASSWORD_LEN {
+        return Err(BadLength);
+    }
+    Ok(())
+}
+
 /// Hashes a password into a PHC string.
 pub fn hash(password: &str) -> String {
     let salt = SaltString::generate(&mut OsRng);

@@ -12,8 +12,8 @@ pub enum CredentialsError {
     #[error("invalid username: use 1-64 letters, digits, '.', '_' or '-'")]
     BadUsername,
     /// The password is too short or too long.
-    #[error("the password must be {min} to {max} characters", min = password::MIN_PASSWORD_LEN, max = password::MAX_PASSWORD_LEN)]
-    BadPassword,
+    #[error(transparent)]
+    BadPassword(#[from] password::BadLength),
     /// Storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -38,9 +38,7 @@ pub fn set_admin(
     if !valid_name {
         return Err(CredentialsError::BadUsername);
     }
-    if password.chars().count() < password::MIN_PASSWORD_LEN || password.len() > password::MAX_PASSWORD_LEN {
-        return Err(CredentialsError::BadPassword);
-    }
+    password::check_length(password)?;
     let hash = password::hash(password);
     let tx = conn.transaction()?;
     let existing: Option<String> =

@@ -53,6 +53,31 @@ impl Storage {
         Self::open(path)
     }
 
+    /// Opens an existing database read-only, without migrating it: for reading a backup
+    /// or a node's file that another (maybe older) fazt owns. Refuses files that are not
+    /// fazt databases or are newer than this binary.
+    pub fn open_readonly(path: &Path) -> Result<Arc<Self>, StorageError> {
+        if !path.exists() {
+            return Err(StorageError::Missing(path.to_path_buf()));
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)
+            .map_err(|err| StorageError::Open { path: path.to_path_buf(), err })?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let version = migrations::current_version(&conn)?;
+        if version == 0 {
+            return Err(StorageError::Corrupt(format!("{} is not a fazt database", path.display())));
+        }
+        if version > migrations::latest_version() {
+            return Err(StorageError::TooNew { found: version, known: migrations::latest_version() });
+        }
+        Ok(Arc::new(Storage {
+            path: path.to_path_buf(),
+            writer: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
+        }))
+    }
+
     /// The path of the database file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -88,6 +113,16 @@ impl Storage {
         let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let conn = match pooled {
             Some(conn) => conn,
+            None if self
+                .writer
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_readonly(rusqlite::DatabaseName::Main)
+                .unwrap_or(false) =>
+            {
+                // A read-only handle has one connection; reads share it.
+                return f(&self.writer.lock().unwrap_or_else(|e| e.into_inner()));
+            }
             None => open_connection(&self.path, false)?,
         };
         let result = f(&conn);
@@ -186,6 +221,22 @@ mod tests {
         let storage = Storage::open_existing(&path).unwrap();
         assert_eq!(storage.schema_version().unwrap(), version);
         assert_eq!(storage.integrity_check().unwrap(), "ok");
+    }
+
+    #[test]
+    fn readonly_open_refuses_non_fazt_files_and_never_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let junk = dir.path().join("junk.db");
+        Connection::open(&junk).unwrap().execute_batch("CREATE TABLE t(x)").unwrap();
+        assert!(matches!(Storage::open_readonly(&junk), Err(StorageError::Corrupt(_))));
+        let path = dir.path().join("data.db");
+        drop(Storage::open(&path).unwrap());
+        let ro = Storage::open_readonly(&path).unwrap();
+        assert_eq!(ro.integrity_check().unwrap(), "ok");
+        let err = ro
+            .write_blocking(|c| c.execute("DELETE FROM config", []).map_err(StorageError::from))
+            .unwrap_err();
+        assert!(matches!(err, StorageError::Sqlite(_)), "{err:?}");
     }
 
     #[test]

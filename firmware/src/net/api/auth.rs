@@ -42,7 +42,15 @@ fn cookie<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
 }
 
 fn bearer(req: &Request<Incoming>) -> Option<&str> {
-    req.headers().get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    // The scheme is case-insensitive (RFC 9110 section 11.1).
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// True when the request carries the header a cross-site form cannot send.
+fn has_csrf_header(req: &Request<Incoming>) -> bool {
+    req.headers().get("x-requested-with").is_some_and(|v| v.as_bytes() == b"fazt")
 }
 
 /// True when the request carries any credentials.
@@ -92,6 +100,11 @@ pub async fn login(kernel: &Arc<Kernel>, peer: SocketAddr, req: Request<Incoming
 
 /// `POST /api/logout`: ends the session (always answers 200).
 pub async fn logout(kernel: &Arc<Kernel>, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    // Apps on sibling subdomains count as same-site, so without this check any deployed
+    // page could log the admin out.
+    if !has_csrf_header(&req) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "csrf", "missing X-Requested-With: fazt header"));
+    }
     if let Some(secret) = cookie(&req, sessions::COOKIE).map(str::to_string) {
         kernel.storage.write(move |conn| sessions::delete(conn, &secret)).await?;
     }
@@ -133,8 +146,7 @@ pub async fn authenticate(kernel: &Arc<Kernel>, req: &Request<Incoming>) -> Resu
     // Cookies ride along on cross-site requests; a custom header cannot be sent
     // cross-site without a CORS preflight we never grant. So state changes need it.
     let safe = matches!(*req.method(), Method::GET | Method::HEAD);
-    let marked = req.headers().get("x-requested-with").is_some_and(|v| v.as_bytes() == b"fazt");
-    if !safe && !marked {
+    if !safe && !has_csrf_header(req) {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "csrf", "missing X-Requested-With: fazt header"));
     }
     Ok(Principal::Session { user_id })

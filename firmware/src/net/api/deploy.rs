@@ -54,6 +54,9 @@ impl From<DeployError> for ApiError {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, err.code(), err.to_string())
             }
             DeployError::MissingBlob(_) => ApiError::new(StatusCode::CONFLICT, err.code(), err.to_string()),
+            DeployError::Io(_) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, err.code(), err.to_string())
+            }
             other => ApiError::bad_request(other.code(), other.to_string()),
         }
     }
@@ -123,7 +126,7 @@ pub async fn deploy(kernel: &Arc<Kernel>, req: Request<Incoming>) -> Result<Resp
     let report = kernel
         .storage
         .write(move |conn| -> Result<_, DeployError> {
-            let file = std::fs::File::open(spool.path()).map_err(|e| DeployError::Corrupt(e.to_string()))?;
+            let file = std::fs::File::open(spool.path()).map_err(|e| DeployError::Io(e.to_string()))?;
             let tx = conn.transaction()?;
             let report = deploy_archive(&tx, &app, file, limits, now)?;
             tx.commit()?;

@@ -36,6 +36,19 @@ async fn dispatch(kernel: &Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>
     let path = req.uri().path().to_string();
     let segments: Vec<&str> = path.trim_start_matches("/api").trim_matches('/').split('/').collect();
     let method = req.method().clone();
+    let allowed = allowed_methods(&segments);
+    if allowed.is_empty() {
+        return Err(ApiError::not_found(format!("no API endpoint {path}")));
+    }
+    if !allowed.contains(&method) {
+        let mut err = ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{method} is not allowed on {path}"),
+        );
+        err.allow = Some(allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", "));
+        return Err(err);
+    }
     // Public endpoints first; everything else needs a session or a token.
     match (&method, segments.as_slice()) {
         (&Method::POST, ["login"]) => return auth::login(kernel, peer, req).await,
@@ -65,12 +78,26 @@ async fn dispatch(kernel: &Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>
         (&Method::GET, ["system", "health"]) => system::health(kernel).await,
         (&Method::GET, ["system", "db"]) => system::db(kernel).await,
         (&Method::GET, ["system", "config"]) => Ok(system::config(kernel)),
-        (_, ["me" | "apps" | "tokens" | "deploy" | "system", ..]) => Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            format!("{method} is not allowed on {path}"),
-        )),
         _ => Err(ApiError::not_found(format!("no API endpoint {path}"))),
+    }
+}
+
+/// The methods an endpoint answers; empty when there is no such endpoint. The one table
+/// of routes that tells 404 (no such path) from 405 (wrong method).
+fn allowed_methods(segments: &[&str]) -> &'static [Method] {
+    const GET: &[Method] = &[Method::GET];
+    const POST: &[Method] = &[Method::POST];
+    const GET_POST: &[Method] = &[Method::GET, Method::POST];
+    const GET_DELETE: &[Method] = &[Method::GET, Method::DELETE];
+    const DELETE: &[Method] = &[Method::DELETE];
+    match segments {
+        ["login"] | ["logout"] | ["deploy"] | ["deploy", "check"] => POST,
+        ["me"] | ["apps"] | ["apps", _, "files"] | ["apps", _, "files", _, ..] => GET,
+        ["system", "health" | "db" | "config"] => GET,
+        ["apps", _] => GET_DELETE,
+        ["tokens"] => GET_POST,
+        ["tokens", _] => DELETE,
+        _ => &[],
     }
 }
 
