@@ -279,7 +279,12 @@ chmod -R a+rX "$TMP/www"
 # ------------------------------------------------------------------ 1. idle RSS, 100 apps
 log "first start (creates data.db)"
 start_fazt
-[ -s "$CLIENT" ] || die "fazt did not write $CLIENT"
+# A port given on the command line is not saved into the CLI config, so save it here
+# from the token the first start prints.
+TOKEN="$(sed -n 's/.*API token for the CLI: \(fzt_[0-9a-f]*\).*/\1/p' "$FAZT_LOG" | head -n 1)"
+[ -n "$TOKEN" ] || die "fazt did not print an API token on first start"
+"$FAZT_BIN" client set-auth-token "$TOKEN" --server "http://admin.localhost:$FAZT_PORT" --config "$CLIENT" \
+  >/dev/null || die "could not save the client config"
 RSS_EMPTY="$(status_kb "$FAZT_PID" VmRSS)"
 
 log "deploying $APPS apps"
@@ -308,7 +313,6 @@ for d in "$TMP"/apps/app-*; do
 done
 sleep 5
 RSS_IDLE_TOUCHED="$(status_kb "$FAZT_PID" VmRSS)"
-TOKEN="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["token"])' "$CLIENT")"
 HEALTH_RSS="$(curl -s --max-time 10 -H 'Host: admin.localhost' -H "Authorization: Bearer $TOKEN" \
   "http://127.0.0.1:$FAZT_PORT/api/system/health" |
   python3 -c 'import json,sys; print(json.load(sys.stdin).get("memory_rss_bytes", 0))' 2>/dev/null || echo 0)"
