@@ -86,6 +86,18 @@ pub const KEYS: &[Key] = &[
         help: "cap on data.db size (0: no cap)",
     },
     Key {
+        name: "runtime.workers",
+        default: "0",
+        kind: Kind::Count,
+        help: "JavaScript worker threads (0: one per core, plus one)",
+    },
+    Key {
+        name: "runtime.max_body_bytes",
+        default: "1048576",
+        kind: Kind::Count,
+        help: "largest request body a serverless handler receives",
+    },
+    Key {
         name: "http.max_connections",
         default: "4096",
         kind: Kind::Count,

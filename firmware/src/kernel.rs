@@ -9,6 +9,17 @@ use fazt_hal::board::Board;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Why a kernel could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    /// Reading configuration failed.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    /// The JavaScript worker threads could not be started.
+    #[error("cannot start the JavaScript workers: {0}")]
+    Workers(std::io::Error),
+}
+
 /// Shared state of a running node.
 pub struct Kernel {
     /// The one owner of `data.db`.
@@ -23,6 +34,8 @@ pub struct Kernel {
     pub sites: SiteCache,
     /// Hot file bodies by content hash.
     pub blobs: BlobCache,
+    /// The serverless JavaScript runtime.
+    pub runtime: crate::runtime::JsRuntime,
     /// Password-guessing brake.
     pub login_limiter: LoginLimiter,
     /// When the node started, for uptime.
@@ -44,10 +57,16 @@ impl Kernel {
         clock: Arc<Clock>,
         board: Box<dyn Board>,
         public_port: u16,
-    ) -> Result<Self, crate::storage::StorageError> {
+    ) -> Result<Self, KernelError> {
         let config = NodeConfig::load(&storage)?;
         storage.set_max_bytes(config.get_u64("storage.max_db_bytes"))?;
         let blobs = BlobCache::new(config.get_u64("cache.max_bytes"), config.get_u64("cache.max_file_bytes"));
+        let workers = match config.get_u64("runtime.workers") {
+            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) + 1,
+            n => n.min(256) as usize,
+        };
+        let runtime = crate::runtime::JsRuntime::start(workers, storage.clone(), clock.clone())
+            .map_err(KernelError::Workers)?;
         Ok(Kernel {
             storage,
             clock,
@@ -55,6 +74,7 @@ impl Kernel {
             board,
             sites: SiteCache::default(),
             blobs,
+            runtime,
             login_limiter: LoginLimiter::default(),
             started: Instant::now(),
             public_port,

@@ -5,6 +5,8 @@
 //! - [`net`]: the HTTP server, host routing, static serving, the admin API.
 //! - [`fs`]: the virtual filesystem inside `data.db` (content-addressed blobs, deploys).
 //! - [`apps`]: apps and the embedded system apps.
+//! - [`runtime`]: serverless JavaScript apps on QuickJS.
+//! - [`syscall`]: the operations behind `fazt.*` (KV, logs, env, limits).
 //! - [`storage`]: the one owner of `data.db`, with append-only migrations.
 //! - [`security`]: passwords, sessions, API tokens, login rate limits.
 //! - [`time`]: the kernel clock.
@@ -28,8 +30,10 @@ pub mod kernel;
 pub mod mnemonic;
 pub mod net;
 pub mod proc;
+pub mod runtime;
 pub mod security;
 pub mod storage;
+pub mod syscall;
 pub mod time;
 
 /// The version of this binary.

@@ -10,5 +10,6 @@ mod deploy;
 mod hostile;
 mod lifecycle;
 mod mnemonic;
+mod serverless;
 mod serving;
 mod support;

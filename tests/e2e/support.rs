@@ -277,6 +277,18 @@ pub fn raw_request(
     parse_response(&raw, method == "HEAD")
 }
 
+/// Sends only the head of a request that announces `content_length` body bytes, and
+/// reads the answer (for limits checked before any body is read).
+pub fn head_only(addr: SocketAddr, method: &str, host: &str, path: &str, content_length: u64) -> Resp {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {content_length}\r\n\r\n")
+        .unwrap();
+    let mut raw = vec![0u8; 8192];
+    let n = stream.read(&mut raw).unwrap();
+    parse_response(&raw[..n], false)
+}
+
 /// Parses one HTTP/1.1 response (Content-Length or close-delimited body).
 pub fn parse_response(raw: &[u8], head_only: bool) -> Resp {
     let split = raw

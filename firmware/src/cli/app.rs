@@ -31,6 +31,47 @@ enum Sub {
         #[arg(long)]
         json: bool,
     },
+    /// Show an app's log (console.* and fazt.log.* of its JavaScript).
+    Logs {
+        /// App name or id.
+        app: String,
+        /// Lines to show.
+        #[arg(long, short = 'n', default_value = "100")]
+        lines: i64,
+        /// Keep printing new lines as they come (Ctrl-C to stop).
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Run an app's handler without HTTP routing.
+    Run {
+        /// App name or id.
+        app: String,
+        /// The input, as JSON (becomes request.json and request.body).
+        #[arg(long, default_value = "{}")]
+        input: String,
+        /// The request path the handler sees.
+        #[arg(long, default_value = "/api")]
+        path: String,
+        /// The request method the handler sees.
+        #[arg(long, default_value = "POST")]
+        method: String,
+    },
+    /// Manage an app's environment variables (fazt.app.env).
+    Env {
+        #[command(subcommand)]
+        command: EnvCommand,
+    },
+    /// Show or change an app's runtime limits.
+    Limits {
+        /// App name or id.
+        app: String,
+        /// Wall time per invocation, in ms.
+        #[arg(long)]
+        timeout_ms: Option<u64>,
+        /// JavaScript memory, in MB.
+        #[arg(long)]
+        memory_mb: Option<u64>,
+    },
     /// Delete an app (its name is free again at once).
     Delete {
         /// App name or id.
@@ -39,6 +80,42 @@ enum Sub {
         #[arg(long, short)]
         yes: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum EnvCommand {
+    /// Set variables: `fazt app env set blog KEY=VALUE [KEY=VALUE...]`.
+    Set {
+        /// App name or id.
+        app: String,
+        /// KEY=VALUE pairs.
+        #[arg(required = true)]
+        pairs: Vec<String>,
+    },
+    /// Remove variables.
+    Unset {
+        /// App name or id.
+        app: String,
+        /// Names.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// List variables.
+    List {
+        /// App name or id.
+        app: String,
+    },
+}
+
+fn print_logs(lines: &serde_json::Value) {
+    for line in lines["logs"].as_array().into_iter().flatten() {
+        println!(
+            "{} {:<5} {}",
+            line["at"].as_str().unwrap_or(""),
+            line["level"].as_str().unwrap_or(""),
+            line["message"].as_str().unwrap_or("")
+        );
+    }
 }
 
 /// Runs `fazt app …`.
@@ -87,6 +164,80 @@ pub fn run(args: AppArgs) -> anyhow::Result<()> {
                     file["path"].as_str().unwrap_or("")
                 );
             }
+            Ok(())
+        }
+        Sub::Logs { app, lines, follow } => {
+            let base = format!("/api/apps/{}/logs", encode(&app));
+            let answer = client.get_json(&format!("{base}?tail=1&limit={lines}"))?;
+            print_logs(&answer);
+            let mut last = answer["last_id"].as_i64().unwrap_or(0);
+            if !follow {
+                return Ok(());
+            }
+            // Long polling: the node answers as soon as there are lines, or after 25 s.
+            loop {
+                let answer = client.get_json(&format!("{base}?after={last}&limit=1000&wait=25"))?;
+                print_logs(&answer);
+                last = answer["last_id"].as_i64().unwrap_or(last);
+            }
+        }
+        Sub::Run { app, input, path, method } => {
+            let input: serde_json::Value =
+                serde_json::from_str(&input).map_err(|e| anyhow::anyhow!("--input is not JSON: {e}"))?;
+            let url = format!(
+                "/api/apps/{}/invoke?path={}&method={}",
+                encode(&app),
+                encode(&path),
+                encode(&method)
+            );
+            let answer = client.post_json(&url, &input)?;
+            let status = answer["status"].as_u64().unwrap_or(0);
+            match answer.get("json") {
+                Some(json) => println!("{}", serde_json::to_string_pretty(json)?),
+                None => println!("{}", answer["body"].as_str().unwrap_or("")),
+            }
+            if status >= 400 {
+                bail!("the handler answered HTTP {status}");
+            }
+            Ok(())
+        }
+        Sub::Env { command } => match command {
+            EnvCommand::Set { app, pairs } => {
+                for pair in pairs {
+                    let (name, value) =
+                        pair.split_once('=').ok_or_else(|| anyhow::anyhow!("'{pair}' is not KEY=VALUE"))?;
+                    let url = format!("/api/apps/{}/env/{}", encode(&app), encode(name));
+                    client.put_json(&url, &serde_json::json!({ "value": value }))?;
+                    println!("set {name}");
+                }
+                Ok(())
+            }
+            EnvCommand::Unset { app, names } => {
+                for name in names {
+                    client.delete(&format!("/api/apps/{}/env/{}", encode(&app), encode(&name)))?;
+                    println!("unset {name}");
+                }
+                Ok(())
+            }
+            EnvCommand::List { app } => {
+                let answer = client.get_json(&format!("/api/apps/{}/env", encode(&app)))?;
+                for (name, value) in answer["env"].as_object().into_iter().flatten() {
+                    println!("{name}={}", value.as_str().unwrap_or(""));
+                }
+                Ok(())
+            }
+        },
+        Sub::Limits { app, timeout_ms, memory_mb } => {
+            let url = format!("/api/apps/{}/limits", encode(&app));
+            let answer = if timeout_ms.is_some() || memory_mb.is_some() {
+                let body =
+                    serde_json::json!({"timeout_ms": timeout_ms, "memory_bytes": memory_mb.map(|m| m << 20)});
+                client.put_json(&url, &body)?
+            } else {
+                client.get_json(&url)?
+            };
+            println!("timeout_ms   {}", answer["timeout_ms"]);
+            println!("memory_bytes {}", answer["memory_bytes"]);
             Ok(())
         }
         Sub::Delete { app, yes } => {

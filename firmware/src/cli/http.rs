@@ -78,6 +78,11 @@ impl Client {
         self.finish(self.request("POST", path).send_json(body.clone()))
     }
 
+    /// PUT a JSON document.
+    pub fn put_json(&self, path: &str, body: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
+        self.finish(self.request("PUT", path).send_json(body.clone()))
+    }
+
     /// DELETE a resource.
     pub fn delete(&self, path: &str) -> anyhow::Result<serde_json::Value> {
         self.finish(self.request("DELETE", path).call())

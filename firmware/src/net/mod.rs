@@ -5,6 +5,7 @@
 //! - [`io`]: the socket adapter between smol and hyper.
 //! - [`host`]: which app a Host header names.
 //! - [`static_files`]: serving a site's files like a real web server.
+//! - [`serverless`]: `/api/*` of apps with a JavaScript backend.
 //! - [`cache`]: current sites and hot file bodies in memory.
 //! - [`api`]: the admin JSON API on `admin.<domain>/api/`.
 //! - [`response`]: response helpers and the JSON error shape.
@@ -15,4 +16,5 @@ pub mod host;
 pub mod io;
 pub mod response;
 pub mod server;
+pub mod serverless;
 pub mod static_files;

@@ -109,6 +109,20 @@ async fn handle(kernel: Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>) -
     if admin && (req.uri().path() == "/api" || req.uri().path().starts_with("/api/")) {
         return super::api::handle(&kernel, peer, req).await;
     }
+    if let Route::App(name) = &route {
+        let path = req.uri().path();
+        if path == "/api" || path.starts_with("/api/") {
+            match load_site(&kernel, name).await {
+                Ok(Some(site)) => {
+                    if let Some(entry) = crate::runtime::Entry::of(&site) {
+                        return super::serverless::serve(&kernel, site, entry, req).await;
+                    }
+                }
+                Ok(None) => {}
+                Err(err) => return err.into_response(),
+            }
+        }
+    }
     let method = req.method().clone();
     if method != Method::GET && method != Method::HEAD {
         let mut resp = ApiError::new(

@@ -91,10 +91,19 @@
     cache[path] = module;
     if (path.endsWith('.json')) { module.exports = JSON.parse(source); module.loaded = true; return module.exports; }
     const require = (spec) => load(normalize(path, spec), depth + 1);
-    // An async wrapper gives top-level await to every module; the entry module's
-    // promise is awaited before its exports are used.
-    const fn = native.compile(path, `(async function (module, exports, require, __filename) {\n${source}\n})`);
-    module.ready = fn(module, module.exports, require, path).then(() => { module.loaded = true; });
+    // A module that uses `await` at its top level runs in an async wrapper (its promise
+    // is awaited before the entry module's exports are used). Others run synchronously,
+    // like Node's require, so their errors reach the caller at once.
+    const isAsync = depth === 0 || /\bawait\b/.test(source);
+    const wrapper = isAsync ? 'async function' : 'function';
+    const fn = native.compile(path, `(${wrapper} (module, exports, require, __filename) {\n${source}\n})`);
+    try {
+      const result = fn(module, module.exports, require, path);
+      module.ready = Promise.resolve(result).then(() => { module.loaded = true; });
+    } catch (e) {
+      delete cache[path];
+      throw e;
+    }
     return module.exports;
   }
 

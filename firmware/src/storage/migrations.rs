@@ -8,10 +8,11 @@ use super::StorageError;
 use rusqlite::Connection;
 
 /// (version, description, SQL). Append new entries; never change an existing one.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "cartridge core: config, users, sessions, tokens, apps, VFS",
-    r#"
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "cartridge core: config, users, sessions, tokens, apps, VFS",
+        r#"
     CREATE TABLE config (
         key   TEXT PRIMARY KEY,
         value TEXT NOT NULL
@@ -77,7 +78,41 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(
     );
     CREATE INDEX files_app ON files(app_id);
     "#,
-)];
+    ),
+    (
+        2,
+        "serverless runtime: key-value store, app logs, app environment, app limits",
+        r#"
+    CREATE TABLE kv (
+        app_id     TEXT NOT NULL REFERENCES apps(id),
+        key        TEXT NOT NULL,
+        value      TEXT NOT NULL,
+        expires_at INTEGER,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (app_id, key)
+    );
+    CREATE TABLE app_logs (
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        app_id  TEXT NOT NULL REFERENCES apps(id),
+        at      INTEGER NOT NULL,
+        level   TEXT NOT NULL,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX app_logs_app ON app_logs(app_id, id);
+    CREATE TABLE app_env (
+        app_id TEXT NOT NULL REFERENCES apps(id),
+        key    TEXT NOT NULL,
+        value  TEXT NOT NULL,
+        PRIMARY KEY (app_id, key)
+    );
+    CREATE TABLE app_limits (
+        app_id       TEXT PRIMARY KEY REFERENCES apps(id),
+        timeout_ms   INTEGER,
+        memory_bytes INTEGER
+    );
+    "#,
+    ),
+];
 
 /// The highest version this binary knows.
 pub fn latest_version() -> i64 {

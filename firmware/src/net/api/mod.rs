@@ -7,6 +7,7 @@
 
 mod apps;
 mod auth;
+mod backend;
 mod deploy;
 mod system;
 mod tokens;
@@ -70,6 +71,13 @@ async fn dispatch(kernel: &Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>
             let file_path = path.strip_prefix(&prefix).unwrap_or("").to_string();
             apps::file_content(kernel, id, &file_path).await
         }
+        (&Method::GET, ["apps", id, "logs"]) => backend::logs(kernel, id, req.uri()).await,
+        (&Method::POST, ["apps", id, "invoke"]) => backend::invoke(kernel, id, req).await,
+        (&Method::GET, ["apps", id, "env"]) => backend::env_list(kernel, id).await,
+        (&Method::PUT, ["apps", id, "env", name]) => backend::env_set(kernel, id, name, req).await,
+        (&Method::DELETE, ["apps", id, "env", name]) => backend::env_unset(kernel, id, name).await,
+        (&Method::GET, ["apps", id, "limits"]) => backend::limits_get(kernel, id).await,
+        (&Method::PUT, ["apps", id, "limits"]) => backend::limits_set(kernel, id, req).await,
         (&Method::GET, ["tokens"]) => tokens::list(kernel).await,
         (&Method::POST, ["tokens"]) => tokens::create(kernel, &principal, req).await,
         (&Method::DELETE, ["tokens", id]) => tokens::revoke(kernel, id).await,
@@ -90,11 +98,17 @@ fn allowed_methods(segments: &[&str]) -> &'static [Method] {
     const GET_POST: &[Method] = &[Method::GET, Method::POST];
     const GET_DELETE: &[Method] = &[Method::GET, Method::DELETE];
     const DELETE: &[Method] = &[Method::DELETE];
+    const GET_PUT: &[Method] = &[Method::GET, Method::PUT];
+    const PUT_DELETE: &[Method] = &[Method::PUT, Method::DELETE];
     match segments {
         ["login"] | ["logout"] | ["deploy"] | ["deploy", "check"] => POST,
         ["me"] | ["apps"] | ["apps", _, "files"] | ["apps", _, "files", _, ..] => GET,
         ["system", "health" | "db" | "config"] => GET,
         ["apps", _] => GET_DELETE,
+        ["apps", _, "logs" | "env"] => GET,
+        ["apps", _, "invoke"] => POST,
+        ["apps", _, "env", _] => PUT_DELETE,
+        ["apps", _, "limits"] => GET_PUT,
         ["tokens"] => GET_POST,
         ["tokens", _] => DELETE,
         _ => &[],

@@ -1,0 +1,176 @@
+//! `/api/apps/{id}/logs|invoke|env|limits`: the serverless side of an app.
+
+use super::read_json;
+use crate::apps;
+use crate::kernel::Kernel;
+use crate::net::response::{ok, ApiError, Resp};
+use crate::runtime::request::JsUrl;
+use crate::runtime::{Entry, JsRequest};
+use crate::syscall::{env, limits, logs, SyscallError};
+use http::{Request, StatusCode};
+use hyper::body::Incoming;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+impl From<SyscallError> for ApiError {
+    fn from(err: SyscallError) -> Self {
+        match err {
+            SyscallError::Invalid(message) => ApiError::bad_request("invalid", message),
+            SyscallError::Storage(e) => e.into(),
+        }
+    }
+}
+
+/// Longest a logs request waits for new lines (`?wait=`), so a follower costs one
+/// request every half minute at most.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+async fn app_id(kernel: &Arc<Kernel>, id: &str) -> Result<apps::AppSummary, ApiError> {
+    let key = percent_encoding::percent_decode_str(id).decode_utf8_lossy().into_owned();
+    kernel
+        .storage
+        .read(move |conn| apps::find(conn, &key))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no app '{id}'")))
+}
+
+fn param<'a>(uri: &'a http::Uri, key: &str) -> Option<&'a str> {
+    uri.query()?.split('&').find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// `GET /api/apps/{id}/logs?after=N&limit=M&wait=S&tail=1`.
+pub async fn logs(kernel: &Arc<Kernel>, id: &str, uri: &http::Uri) -> Result<Resp, ApiError> {
+    let app = app_id(kernel, id).await?;
+    let number = |key, default: i64| param(uri, key).and_then(|v| v.parse::<i64>().ok()).unwrap_or(default);
+    let after = number("after", 0);
+    let limit = number("limit", 100);
+    let tail = param(uri, "tail").is_some_and(|v| v == "1" || v == "true");
+    let wait = Duration::from_secs(number("wait", 0).clamp(0, MAX_WAIT.as_secs() as i64) as u64);
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let app_id = app.id.clone();
+        let lines = kernel.storage.read(move |c| logs::list(c, &app_id, after, limit, tail)).await?;
+        if !lines.is_empty() || std::time::Instant::now() >= deadline {
+            let last = lines.last().map(|l| l.id).unwrap_or(after);
+            let json: Vec<_> = lines
+                .iter()
+                .map(|l| {
+                    serde_json::json!({"id": l.id, "at": crate::time::rfc3339(l.at), "level": l.level, "message": l.message})
+                })
+                .collect();
+            return Ok(ok(serde_json::json!({ "logs": json, "last_id": last })));
+        }
+        async_io::Timer::after(Duration::from_millis(250)).await;
+    }
+}
+
+/// `POST /api/apps/{id}/invoke?path=/api/x&method=POST`: runs the handler without HTTP
+/// routing; the body is the input (JSON).
+pub async fn invoke(kernel: &Arc<Kernel>, id: &str, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let app = app_id(kernel, id).await?;
+    let path = param(req.uri(), "path")
+        .map(|p| percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned())
+        .unwrap_or_else(|| "/api".into());
+    let method = param(req.uri(), "method").unwrap_or("POST").to_ascii_uppercase();
+    if !path.starts_with("/api") || method.len() > 16 || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Err(ApiError::bad_request("invalid", "path must start with /api and method be a word"));
+    }
+    let input: serde_json::Value = read_json(req).await?;
+    let site = crate::net::server::load_site(kernel, &app.name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("app '{}' has no deployment", app.name)))?;
+    let Some(entry) = Entry::of(&site) else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no_backend",
+            format!("app '{}' has no api/main.js", app.name),
+        ));
+    };
+    let (path, query) = match path.split_once('?') {
+        Some((p, q)) => (p.to_string(), Some(q.to_string())),
+        None => (path, None),
+    };
+    let request = JsRequest {
+        method,
+        url: JsUrl::parse(&path, query.as_deref()),
+        headers: BTreeMap::from([("content-type".to_string(), "application/json".to_string())]),
+        body: input.to_string(),
+        json: Some(input),
+    };
+    let response = kernel.runtime.invoke(site, entry, request).await?;
+    let json = serde_json::from_str::<serde_json::Value>(&response.body).ok();
+    let mut answer =
+        serde_json::json!({"status": response.status, "headers": response.headers, "body": response.body});
+    if let Some(json) = json {
+        answer["json"] = json;
+    }
+    Ok(ok(answer))
+}
+
+/// `GET /api/apps/{id}/env`.
+pub async fn env_list(kernel: &Arc<Kernel>, id: &str) -> Result<Resp, ApiError> {
+    let app = app_id(kernel, id).await?;
+    let vars = kernel.storage.read(move |c| env::list(c, &app.id)).await?;
+    Ok(ok(serde_json::json!({ "env": vars })))
+}
+
+#[derive(Deserialize)]
+struct EnvValue {
+    value: String,
+}
+
+/// `PUT /api/apps/{id}/env/{name}` with `{"value": "..."}`.
+pub async fn env_set(
+    kernel: &Arc<Kernel>,
+    id: &str,
+    name: &str,
+    req: Request<Incoming>,
+) -> Result<Resp, ApiError> {
+    let app = app_id(kernel, id).await?;
+    let body: EnvValue = read_json(req).await?;
+    let name = name.to_string();
+    kernel.storage.write(move |c| env::set(c, &app.id, &name, &body.value)).await?;
+    kernel.runtime.config_generation.fetch_add(1, Ordering::AcqRel);
+    Ok(ok(serde_json::json!({})))
+}
+
+/// `DELETE /api/apps/{id}/env/{name}`.
+pub async fn env_unset(kernel: &Arc<Kernel>, id: &str, name: &str) -> Result<Resp, ApiError> {
+    let app = app_id(kernel, id).await?;
+    let key = name.to_string();
+    if !kernel.storage.write(move |c| env::unset(c, &app.id, &key)).await? {
+        return Err(ApiError::not_found(format!("no variable '{name}'")));
+    }
+    kernel.runtime.config_generation.fetch_add(1, Ordering::AcqRel);
+    Ok(ok(serde_json::json!({})))
+}
+
+#[derive(Deserialize)]
+struct LimitsBody {
+    timeout_ms: Option<u64>,
+    memory_bytes: Option<u64>,
+}
+
+fn limits_json(l: limits::Limits) -> serde_json::Value {
+    serde_json::json!({"timeout_ms": l.timeout.as_millis() as u64, "memory_bytes": l.memory_bytes})
+}
+
+/// `GET /api/apps/{id}/limits`.
+pub async fn limits_get(kernel: &Arc<Kernel>, id: &str) -> Result<Resp, ApiError> {
+    let app = app_id(kernel, id).await?;
+    let l = kernel.storage.read(move |c| limits::get(c, &app.id)).await?;
+    Ok(ok(limits_json(l)))
+}
+
+/// `PUT /api/apps/{id}/limits` with `{"timeout_ms": N, "memory_bytes": N}` (either).
+pub async fn limits_set(kernel: &Arc<Kernel>, id: &str, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let app = app_id(kernel, id).await?;
+    let body: LimitsBody = read_json(req).await?;
+    let l =
+        kernel.storage.write(move |c| limits::set(c, &app.id, body.timeout_ms, body.memory_bytes)).await?;
+    kernel.runtime.config_generation.fetch_add(1, Ordering::AcqRel);
+    Ok(ok(limits_json(l)))
+}

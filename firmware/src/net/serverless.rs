@@ -1,0 +1,112 @@
+//! Requests to `/api/*` of an app with `api/main.js` (or a v0.7 `main.js`): built into
+//! a JavaScript request object, run by the runtime, answered from what it returned.
+
+use super::response::{ApiError, Resp};
+use crate::fs::site::Site;
+use crate::kernel::Kernel;
+use crate::runtime::request::JsUrl;
+use crate::runtime::{Entry, JsRequest, JsResponse, RuntimeError};
+use bytes::Bytes;
+use http::{header, HeaderName, HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Headers a handler may not set: the server owns framing and connection handling.
+const RESERVED: &[&str] =
+    &["content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer"];
+
+impl From<RuntimeError> for ApiError {
+    fn from(err: RuntimeError) -> Self {
+        let status = match err {
+            RuntimeError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            RuntimeError::Busy | RuntimeError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let mut api = ApiError::new(status, err.code(), err.to_string());
+        if matches!(err, RuntimeError::Busy) {
+            api.retry_after = Some(1);
+        }
+        api
+    }
+}
+
+/// Builds the request object from an HTTP request.
+pub async fn js_request(kernel: &Kernel, req: Request<Incoming>) -> Result<JsRequest, ApiError> {
+    let (parts, body) = req.into_parts();
+    let limit = kernel.config.get_u64("runtime.max_body_bytes") as usize;
+    let declared =
+        parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("request body over {limit} bytes"),
+        ));
+    }
+    let body = match Limited::new(body, limit).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("request body over {limit} bytes"),
+            ));
+        }
+        Err(e) => {
+            return Err(ApiError::bad_request("upload_truncated", format!("could not read the body: {e}")))
+        }
+    };
+    let mut headers: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in &parts.headers {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        headers
+            .entry(name.as_str().to_string())
+            .and_modify(|v| *v = format!("{v}, {value}"))
+            .or_insert(value);
+    }
+    let body = String::from_utf8_lossy(&body).into_owned();
+    let is_json = headers.get("content-type").is_some_and(|t| t.contains("json"));
+    let json = if is_json { serde_json::from_str(&body).ok() } else { None };
+    Ok(JsRequest {
+        method: parts.method.to_string(),
+        url: JsUrl::parse(parts.uri.path(), parts.uri.query()),
+        headers,
+        body,
+        json,
+    })
+}
+
+/// Turns a handler's response into HTTP, dropping what it may not set.
+pub fn http_response(js: JsResponse) -> Resp {
+    let status = StatusCode::from_u16(js.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = Response::new(Full::new(Bytes::from(js.body)));
+    *resp.status_mut() = status;
+    let headers = resp.headers_mut();
+    for (name, value) in js.headers {
+        if RESERVED.contains(&name.as_str()) {
+            continue;
+        }
+        if let (Ok(name), Ok(value)) =
+            (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value))
+        {
+            headers.append(name, value);
+        }
+    }
+    headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    resp
+}
+
+/// Serves one `/api/*` request of an app with a backend.
+pub async fn serve(kernel: &Arc<Kernel>, site: Arc<Site>, entry: Entry, req: Request<Incoming>) -> Resp {
+    let request = match js_request(kernel, req).await {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    match kernel.runtime.invoke(site, entry, request).await {
+        Ok(js) => http_response(js),
+        Err(err) => ApiError::from(err).into_response(),
+    }
+}

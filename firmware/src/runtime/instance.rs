@@ -1,0 +1,485 @@
+//! One app's JavaScript world on one worker: a QuickJS runtime with its memory limit and
+//! interrupt handler, a context holding the prelude, the app's modules and `fazt.*`.
+
+use super::request::{JsRequest, JsResponse};
+use super::{Entry, RuntimeError};
+use crate::fs::site::{read_blob, Encoding, Site};
+use crate::storage::Storage;
+use crate::syscall::limits::{Limits, MAX_REQUIRE_DEPTH, MAX_SCRIPT_BYTES};
+use crate::syscall::{kv, SyscallError};
+use crate::time::{Clock, UnixMillis};
+use rquickjs::context::EvalOptions;
+use rquickjs::promise::PromiseState;
+use rquickjs::{Context, Ctx, Exception, Function, Object, Promise, Runtime, Value};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const PRELUDE: &str = include_str!("prelude.js");
+
+/// Log lines kept per invocation; more are counted and summarised in one line.
+const MAX_LOG_LINES: usize = 1000;
+
+/// QuickJS's own stack budget; deep recursion becomes a RangeError well before the
+/// worker thread's stack (4 MB) is at risk.
+const JS_STACK_BYTES: usize = 1 << 20;
+
+/// Log lines gathered during one invocation, written to `data.db` once at its end.
+#[derive(Debug, Default)]
+struct LogBuffer {
+    lines: Vec<(UnixMillis, &'static str, String)>,
+    dropped: usize,
+}
+
+/// What an instance needs from the kernel.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// The database.
+    pub storage: Arc<Storage>,
+    /// The kernel clock.
+    pub clock: Arc<Clock>,
+}
+
+/// A loaded app.
+pub struct Instance {
+    // Field order matters: the context must be dropped before its runtime.
+    ctx: Context,
+    /// Owned for the context's sake only: the context must drop first (field order).
+    _rt: Runtime,
+    /// The deployment whose code is loaded.
+    pub deployment_id: String,
+    /// The configuration generation it was built with.
+    pub generation: u64,
+    /// Its entry point.
+    pub entry: Entry,
+    app_id: String,
+    limits: Limits,
+    deadline: Arc<AtomicU64>,
+    interrupted: Arc<AtomicBool>,
+    epoch: Instant,
+    logs: Rc<RefCell<LogBuffer>>,
+    legacy_source: Option<String>,
+    meter: super::memory::MemoryMeter,
+    /// Set after a timeout or out-of-memory: the instance must not be reused.
+    pub poisoned: bool,
+}
+
+impl std::fmt::Debug for Instance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instance").field("app_id", &self.app_id).finish_non_exhaustive()
+    }
+}
+
+fn js_err(ctx: &Ctx<'_>, err: SyscallError) -> rquickjs::Error {
+    Exception::throw_message(ctx, &err.to_string())
+}
+
+/// Reads one file of the site as UTF-8 source, within the script size limit.
+fn read_source(storage: &Storage, site: &Site, path: &str) -> Result<String, String> {
+    let file = site.files.get(path).ok_or_else(|| format!("cannot find module '{path}'"))?;
+    if file.size as usize > MAX_SCRIPT_BYTES {
+        return Err(format!(
+            "'{path}' is {} bytes, over the {MAX_SCRIPT_BYTES} byte script limit",
+            file.size
+        ));
+    }
+    let data = storage
+        .read_blocking(|conn| read_blob(conn, &file.hash, Encoding::Identity))
+        .map_err(|e| format!("cannot read '{path}': {e}"))?
+        .ok_or_else(|| format!("'{path}' has no content"))?;
+    String::from_utf8(data).map_err(|_| format!("'{path}' is not UTF-8 text"))
+}
+
+/// `__native.compile(name, source)`: evaluates a function expression with a file name,
+/// so stacks point at the app's own files.
+fn compile<'js>(ctx: Ctx<'js>, name: String, source: String) -> rquickjs::Result<Function<'js>> {
+    let mut options = EvalOptions::default();
+    options.global = true;
+    options.strict = false;
+    options.filename = Some(name);
+    ctx.eval_with_options(source, options)
+}
+
+impl Instance {
+    /// Builds an instance: runtime, limits, `fazt.*`, and (for `api/main.js` apps) the
+    /// app's modules evaluated up to their top-level awaits.
+    pub fn new(
+        host: &Host,
+        site: Arc<Site>,
+        entry: Entry,
+        env: BTreeMap<String, String>,
+        limits: Limits,
+        generation: u64,
+    ) -> Result<Self, RuntimeError> {
+        let unavailable = |e: rquickjs::Error| RuntimeError::Unavailable(e.to_string());
+        let meter = super::memory::MemoryMeter::default();
+        let allocator = super::memory::LimitedAllocator::new(limits.memory_bytes as usize, meter.clone());
+        let rt = Runtime::new_with_alloc(allocator).map_err(unavailable)?;
+        rt.set_max_stack_size(JS_STACK_BYTES);
+        let epoch = Instant::now();
+        let deadline = Arc::new(AtomicU64::new(u64::MAX));
+        let interrupted = Arc::new(AtomicBool::new(false));
+        {
+            let (deadline, interrupted) = (deadline.clone(), interrupted.clone());
+            // Called by QuickJS every few thousand instructions: an infinite loop ends here.
+            rt.set_interrupt_handler(Some(Box::new(move || {
+                let now = epoch.elapsed().as_micros() as u64;
+                let stop = now > deadline.load(Ordering::Relaxed);
+                if stop {
+                    interrupted.store(true, Ordering::Relaxed);
+                }
+                stop
+            })));
+        }
+        let ctx = Context::full(&rt).map_err(unavailable)?;
+        let logs = Rc::new(RefCell::new(LogBuffer::default()));
+        let legacy_source = match entry {
+            Entry::Legacy => Some(read_source(&host.storage, &site, "main.js").map_err(RuntimeError::Load)?),
+            Entry::Api => None,
+        };
+        let instance = Instance {
+            ctx,
+            _rt: rt,
+            deployment_id: site.deployment_id.clone(),
+            generation,
+            entry,
+            app_id: site.app_id.clone(),
+            limits,
+            deadline,
+            interrupted,
+            epoch,
+            logs,
+            legacy_source,
+            meter,
+            poisoned: false,
+        };
+        instance.install(host, site, env).map_err(unavailable)?;
+        if entry == Entry::Api {
+            instance.arm();
+            let loaded = instance.ctx.with(|ctx| -> Result<(), RuntimeError> {
+                let load: Function = ctx.globals().get("__fazt_load_main").map_err(unavailable)?;
+                let promise = match load.call::<_, Promise>(()) {
+                    Ok(p) => p,
+                    Err(_) => return Err(instance.failure(&ctx, ctx.catch(), true)),
+                };
+                instance.settle(&ctx, promise, true).map(|_| ())
+            });
+            instance.disarm();
+            instance.classify_memory(loaded)?;
+        }
+        Ok(instance)
+    }
+
+    fn install(&self, host: &Host, site: Arc<Site>, env: BTreeMap<String, String>) -> rquickjs::Result<()> {
+        self.ctx.with(|ctx| {
+            let native = Object::new(ctx.clone())?;
+            native.set("maxRequireDepth", MAX_REQUIRE_DEPTH)?;
+            let info = serde_json::json!({"id": site.app_id, "name": site.app_name, "env": env}).to_string();
+            native.set("appInfo", Function::new(ctx.clone(), move || info.clone())?)?;
+            let epoch = self.epoch;
+            native.set(
+                "monotonicMs",
+                Function::new(ctx.clone(), move || epoch.elapsed().as_secs_f64() * 1000.0)?,
+            )?;
+
+            let logs = self.logs.clone();
+            let clock = host.clock.clone();
+            native.set(
+                "log",
+                Function::new(ctx.clone(), move |level: String, message: String| {
+                    let mut buffer = logs.borrow_mut();
+                    if buffer.lines.len() >= MAX_LOG_LINES {
+                        buffer.dropped += 1;
+                        return;
+                    }
+                    let level = match level.as_str() {
+                        "debug" => "debug",
+                        "warn" => "warn",
+                        "error" => "error",
+                        _ => "info",
+                    };
+                    buffer.lines.push((clock.now_millis(), level, message));
+                })?,
+            )?;
+
+            let (storage, source_site) = (host.storage.clone(), site.clone());
+            native.set(
+                "readModule",
+                Function::new(ctx.clone(), move |ctx: Ctx<'_>, path: String| -> rquickjs::Result<String> {
+                    // The prelude already confines paths to api/; checked again here
+                    // because this is the boundary that matters.
+                    let normal =
+                        crate::fs::path::normalize_site_path(&path).ok().filter(|p| p.starts_with("api/"));
+                    let Some(path) = normal else {
+                        return Err(Exception::throw_message(
+                            &ctx,
+                            &format!("require('{path}'): outside the api/ folder"),
+                        ));
+                    };
+                    read_source(&storage, &source_site, &path).map_err(|e| Exception::throw_message(&ctx, &e))
+                })?,
+            )?;
+            native.set("compile", Function::new(ctx.clone(), compile)?)?;
+
+            let app_id = site.app_id.clone();
+            let (storage, clock) = (host.storage.clone(), host.clock.clone());
+            native.set(
+                "kvGet",
+                Function::new(
+                    ctx.clone(),
+                    move |ctx: Ctx<'_>, key: String| -> rquickjs::Result<Option<String>> {
+                        let now = clock.now_millis();
+                        storage.read_blocking(|c| kv::get(c, &app_id, &key, now)).map_err(|e| js_err(&ctx, e))
+                    },
+                )?,
+            )?;
+            let app_id = site.app_id.clone();
+            let (storage, clock) = (host.storage.clone(), host.clock.clone());
+            native.set(
+                "kvSet",
+                Function::new(
+                    ctx.clone(),
+                    move |ctx: Ctx<'_>, key: String, json: String, ttl: f64| -> rquickjs::Result<()> {
+                        let now = clock.now_millis();
+                        let ttl = (ttl >= 0.0).then_some(ttl as i64);
+                        storage
+                            .write_blocking(|c| kv::set(c, &app_id, &key, &json, ttl, now))
+                            .map_err(|e| js_err(&ctx, e))
+                    },
+                )?,
+            )?;
+            let app_id = site.app_id.clone();
+            let (storage, clock) = (host.storage.clone(), host.clock.clone());
+            native.set(
+                "kvDelete",
+                Function::new(ctx.clone(), move |ctx: Ctx<'_>, key: String| -> rquickjs::Result<bool> {
+                    let now = clock.now_millis();
+                    storage.write_blocking(|c| kv::delete(c, &app_id, &key, now)).map_err(|e| js_err(&ctx, e))
+                })?,
+            )?;
+            let app_id = site.app_id.clone();
+            let (storage, clock) = (host.storage.clone(), host.clock.clone());
+            native.set(
+                "kvList",
+                Function::new(
+                    ctx.clone(),
+                    move |ctx: Ctx<'_>, prefix: String| -> rquickjs::Result<String> {
+                        let now = clock.now_millis();
+                        let entries = storage
+                            .read_blocking(|c| kv::list(c, &app_id, &prefix, now))
+                            .map_err(|e| js_err(&ctx, e))?;
+                        let json: Vec<_> = entries
+                            .into_iter()
+                            .map(|(key, value)| serde_json::json!({"key": key, "value": value}))
+                            .collect();
+                        Ok(serde_json::Value::Array(json).to_string())
+                    },
+                )?,
+            )?;
+            ctx.globals().set("__native", native)?;
+            let mut options = EvalOptions::default();
+            options.global = true;
+            options.filename = Some("fazt:prelude".into());
+            ctx.eval_with_options::<(), _>(PRELUDE, options)
+        })
+    }
+
+    fn arm(&self) {
+        self.meter.reset();
+        let deadline = self.epoch.elapsed() + self.limits.timeout;
+        self.interrupted.store(false, Ordering::Relaxed);
+        self.deadline.store(deadline.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn disarm(&self) {
+        self.deadline.store(u64::MAX, Ordering::Relaxed);
+    }
+
+    fn deadline(&self) -> Instant {
+        self.epoch + Duration::from_micros(self.deadline.load(Ordering::Relaxed))
+    }
+
+    fn timeout_ms(&self) -> u64 {
+        self.limits.timeout.as_millis() as u64
+    }
+
+    /// Turns a thrown value into the right error, logging the stack for the app.
+    fn failure<'js>(&self, ctx: &Ctx<'js>, thrown: Value<'js>, loading: bool) -> RuntimeError {
+        if self.interrupted.load(Ordering::Relaxed) {
+            return RuntimeError::Timeout(self.timeout_ms());
+        }
+        let (message, stack) = match thrown.as_exception() {
+            Some(exc) => {
+                let name: String = exc.get("name").unwrap_or_else(|_| "Error".into());
+                (format!("{name}: {}", exc.message().unwrap_or_default()), exc.stack().unwrap_or_default())
+            }
+            None => {
+                let text = ctx
+                    .json_stringify(thrown.clone())
+                    .ok()
+                    .flatten()
+                    .and_then(|s| s.to_string().ok())
+                    .unwrap_or_else(|| format!("{:?}", thrown.type_of()));
+                (text, String::new())
+            }
+        };
+        if message.contains("out of memory") {
+            return RuntimeError::Memory(self.limits.memory_bytes);
+        }
+        let what = if loading { "loading the app failed" } else { "the handler threw" };
+        self.log_line("error", format!("{what}: {message}\n{stack}").trim_end().to_string());
+        if loading {
+            RuntimeError::Load(message)
+        } else {
+            RuntimeError::Handler(message)
+        }
+    }
+
+    /// When QuickJS runs out of memory it may not manage to build a proper error object
+    /// (it throws `null`); the allocator's own record says whether the limit was hit.
+    fn classify_memory<T>(&self, result: Result<T, RuntimeError>) -> Result<T, RuntimeError> {
+        match result {
+            Err(RuntimeError::Handler(_) | RuntimeError::Load(_)) if self.meter.exhausted() => {
+                Err(RuntimeError::Memory(self.limits.memory_bytes))
+            }
+            other => other,
+        }
+    }
+
+    fn log_line(&self, level: &'static str, message: String) {
+        let mut buffer = self.logs.borrow_mut();
+        // The kernel clock is read when the buffer is flushed for these internal lines.
+        buffer.lines.push((0, level, message));
+    }
+
+    /// Runs jobs and timers until `promise` settles or the deadline passes.
+    fn settle<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        promise: Promise<'js>,
+        loading: bool,
+    ) -> Result<Value<'js>, RuntimeError> {
+        let globals = ctx.globals();
+        loop {
+            while ctx.execute_pending_job() {}
+            if self.interrupted.load(Ordering::Relaxed) {
+                return Err(RuntimeError::Timeout(self.timeout_ms()));
+            }
+            match promise.state() {
+                PromiseState::Resolved => {
+                    return promise
+                        .result::<Value>()
+                        .unwrap_or(Ok(Value::new_undefined(ctx.clone())))
+                        .map_err(|_| {
+                            let thrown = ctx.catch();
+                            self.failure(ctx, thrown, loading)
+                        })
+                }
+                PromiseState::Rejected => {
+                    let thrown = match promise.result::<Value>() {
+                        Some(Err(_)) => ctx.catch(),
+                        Some(Ok(v)) => v,
+                        None => Value::new_undefined(ctx.clone()),
+                    };
+                    return Err(self.failure(ctx, thrown, loading));
+                }
+                PromiseState::Pending => {}
+            }
+            let next: f64 = globals
+                .get::<_, Function>("__fazt_next_timer")
+                .and_then(|f| f.call(()))
+                .map_err(|_| self.failure(ctx, ctx.catch(), loading))?;
+            if next < 0.0 {
+                let message = "the handler's promise never settled (nothing left to wait for)".to_string();
+                self.log_line("error", message.clone());
+                return Err(RuntimeError::Handler(message));
+            }
+            let wake = Instant::now() + Duration::from_micros((next * 1000.0) as u64);
+            let deadline = self.deadline();
+            if wake >= deadline {
+                std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+                return Err(RuntimeError::Timeout(self.timeout_ms()));
+            }
+            std::thread::sleep(wake.saturating_duration_since(Instant::now()));
+            let fire: Function =
+                globals.get("__fazt_fire_timers").map_err(|_| self.failure(ctx, ctx.catch(), loading))?;
+            if fire.call::<_, ()>(()).is_err() {
+                // A throwing timer callback is the app's bug, not the request's end:
+                // log it, as Node would print it, and keep waiting.
+                let thrown = ctx.catch();
+                if self.interrupted.load(Ordering::Relaxed) {
+                    return Err(RuntimeError::Timeout(self.timeout_ms()));
+                }
+                let err = self.failure(ctx, thrown, loading);
+                if matches!(err, RuntimeError::Memory(_)) {
+                    return Err(err);
+                }
+            }
+        }
+    }
+
+    /// Calls the handler for one request.
+    pub fn invoke(&mut self, request: &JsRequest) -> Result<JsResponse, RuntimeError> {
+        let request_json =
+            serde_json::to_string(request).map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
+        self.arm();
+        let result = self.ctx.with(|ctx| -> Result<String, RuntimeError> {
+            let globals = ctx.globals();
+            let called = match &self.legacy_source {
+                None => globals
+                    .get::<_, Function>("__fazt_invoke")
+                    .and_then(|f| f.call::<_, Promise>((request_json,))),
+                Some(source) => globals
+                    .get::<_, Function>("__fazt_invoke_legacy")
+                    .and_then(|f| f.call::<_, Promise>((request_json, source.clone()))),
+            };
+            let promise = called.map_err(|_| self.failure(&ctx, ctx.catch(), false))?;
+            let value = self.settle(&ctx, promise, false)?;
+            value
+                .as_string()
+                .and_then(|s| s.to_string().ok())
+                .ok_or_else(|| RuntimeError::Handler("the handler's response could not be read".into()))
+        });
+        self.disarm();
+        let result = self.classify_memory(result);
+        if matches!(result, Err(RuntimeError::Timeout(_) | RuntimeError::Memory(_))) {
+            self.poisoned = true;
+            let why = match &result {
+                Err(e) => e.to_string(),
+                Ok(_) => String::new(),
+            };
+            self.log_line("error", why);
+        }
+        let text = result?;
+        let response: JsResponse = serde_json::from_str(&text)
+            .map_err(|e| RuntimeError::Handler(format!("the handler returned an unusable response: {e}")))?;
+        Ok(response)
+    }
+
+    /// Writes this invocation's log lines to the app's log.
+    pub fn flush_logs(&self, host: &Host) {
+        let (mut lines, dropped) = {
+            let mut buffer = self.logs.borrow_mut();
+            (std::mem::take(&mut buffer.lines), std::mem::take(&mut buffer.dropped))
+        };
+        let now = host.clock.now_millis();
+        if dropped > 0 {
+            lines.push((now, "warn", format!("{dropped} more log lines of this invocation were dropped")));
+        }
+        for line in &mut lines {
+            if line.0 == 0 {
+                line.0 = now;
+            }
+        }
+        if lines.is_empty() {
+            return;
+        }
+        let app_id = self.app_id.clone();
+        if let Err(err) = host.storage.write_blocking(|c| crate::syscall::logs::append(c, &app_id, &lines)) {
+            tracing::warn!(app = %self.app_id, error = %err, "could not write app logs");
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! The serverless runtime: JavaScript apps (`api/main.js`) running inside the fazt
+//! process on QuickJS (rquickjs).
+//!
+//! # Layout
+//! - [`request`]: the request and response objects handed to and from JavaScript.
+//! - [`instance`]: one app's JavaScript world (runtime, context, modules, `fazt.*`).
+//! - [`memory`]: the allocator that enforces and reports the memory limit.
+//! - [`worker`]: the threads that run instances, each with its own cache of them.
+//! - `prelude.js`: the JavaScript side of `require`, `console`, timers and `fazt.*`.
+//!
+//! # Implementation
+//! QuickJS is single-threaded, so JavaScript runs on dedicated worker threads, never on
+//! the async executor. Each worker keeps a warm instance per app (module code evaluated
+//! once per deploy); an instance is thrown away after a timeout, an out-of-memory or a
+//! redeploy. An app may use at most `workers - 1` workers at once, so one busy or hostile
+//! app cannot starve the others. Limits per invocation: wall time (interrupt handler),
+//! memory (QuickJS allocator limit), script size and require depth.
+
+pub mod instance;
+pub mod memory;
+pub mod request;
+pub mod worker;
+
+pub use request::{JsRequest, JsResponse};
+
+use crate::fs::site::Site;
+use crate::storage::Storage;
+use crate::time::Clock;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Which entry point an app uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
+    /// `api/main.js` exporting a handler (v0.10 style).
+    Api,
+    /// `main.js` at the root using `req`/`res` globals (v0.7 style).
+    Legacy,
+}
+
+impl Entry {
+    /// The entry point of a site, if it has one.
+    pub fn of(site: &Site) -> Option<Entry> {
+        if site.files.contains_key("api/main.js") {
+            Some(Entry::Api)
+        } else if site.files.contains_key("main.js") {
+            Some(Entry::Legacy)
+        } else {
+            None
+        }
+    }
+}
+
+/// Why an invocation produced no response from the app.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RuntimeError {
+    /// The handler threw (or its promise rejected); the stack went to the app's log.
+    #[error("{0}")]
+    Handler(String),
+    /// The wall-time limit was reached.
+    #[error("the handler did not finish within {0} ms")]
+    Timeout(u64),
+    /// The memory limit was reached.
+    #[error("the handler reached its memory limit ({0} bytes)")]
+    Memory(u64),
+    /// The app's code could not be loaded (syntax error, missing module, ...).
+    #[error("{0}")]
+    Load(String),
+    /// Too many invocations of this app are running or waiting.
+    #[error("this app is busy; try again")]
+    Busy,
+    /// The runtime is shutting down or failed internally.
+    #[error("the JavaScript runtime is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl RuntimeError {
+    /// Stable code for the HTTP error body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RuntimeError::Handler(_) => "handler_error",
+            RuntimeError::Timeout(_) => "timeout",
+            RuntimeError::Memory(_) => "memory_limit",
+            RuntimeError::Load(_) => "load_error",
+            RuntimeError::Busy => "busy",
+            RuntimeError::Unavailable(_) => "runtime_unavailable",
+        }
+    }
+}
+
+/// A job for a worker.
+pub(crate) struct Job {
+    site: Arc<Site>,
+    entry: Entry,
+    request: JsRequest,
+    reply: async_channel::Sender<Result<JsResponse, RuntimeError>>,
+}
+
+/// Invocations waiting per app beyond those running, before `busy` answers.
+const MAX_QUEUED_PER_APP: usize = 256;
+
+/// The pool of JavaScript workers.
+pub struct JsRuntime {
+    jobs: async_channel::Sender<Job>,
+    per_app: usize,
+    gates: Mutex<HashMap<String, Arc<async_lock::Semaphore>>>,
+    waiting: Mutex<HashMap<String, usize>>,
+    /// Bumped when any app's environment or limits change, so instances reload them.
+    pub config_generation: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl std::fmt::Debug for JsRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsRuntime").field("per_app", &self.per_app).finish_non_exhaustive()
+    }
+}
+
+impl JsRuntime {
+    /// Starts `workers` threads (at least 2, so one app can never take them all).
+    pub fn start(workers: usize, storage: Arc<Storage>, clock: Arc<Clock>) -> std::io::Result<Self> {
+        let workers = workers.max(2);
+        let (tx, rx) = async_channel::unbounded::<Job>();
+        let config_generation = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        for i in 0..workers {
+            let rx = rx.clone();
+            let ctx = worker::WorkerContext {
+                storage: storage.clone(),
+                clock: clock.clone(),
+                config_generation: config_generation.clone(),
+            };
+            std::thread::Builder::new().name(format!("fazt-js-{i}")).spawn(move || worker::run(rx, ctx))?;
+        }
+        Ok(JsRuntime {
+            jobs: tx,
+            per_app: workers - 1,
+            gates: Mutex::new(HashMap::new()),
+            waiting: Mutex::new(HashMap::new()),
+            config_generation,
+        })
+    }
+
+    /// Runs the app's handler for one request.
+    pub async fn invoke(
+        &self,
+        site: Arc<Site>,
+        entry: Entry,
+        request: JsRequest,
+    ) -> Result<JsResponse, RuntimeError> {
+        let gate = {
+            let mut gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
+            gates
+                .entry(site.app_id.clone())
+                .or_insert_with(|| Arc::new(async_lock::Semaphore::new(self.per_app)))
+                .clone()
+        };
+        // Bound the queue of one app, so a flood answers `busy` instead of growing memory.
+        let queued = {
+            let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+            let n = waiting.entry(site.app_id.clone()).or_insert(0);
+            if *n >= MAX_QUEUED_PER_APP {
+                return Err(RuntimeError::Busy);
+            }
+            *n += 1;
+            site.app_id.clone()
+        };
+        let permit = gate.acquire_arc().await;
+        if let Some(n) = self.waiting.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&queued) {
+            *n = n.saturating_sub(1);
+        }
+        let (reply, answer) = async_channel::bounded(1);
+        self.jobs
+            .send(Job { site, entry, request, reply })
+            .await
+            .map_err(|_| RuntimeError::Unavailable("workers stopped".into()))?;
+        let result = answer.recv().await.map_err(|_| RuntimeError::Unavailable("a worker stopped".into()))?;
+        drop(permit);
+        result
+    }
+}

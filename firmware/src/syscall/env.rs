@@ -1,0 +1,60 @@
+//! Per-app environment variables (`fazt.app.env`), never the host's environment.
+
+use super::SyscallError;
+use rusqlite::{params, Connection};
+use std::collections::BTreeMap;
+
+/// Most variables per app.
+pub const MAX_VARS: usize = 100;
+/// Longest value, in bytes.
+pub const MAX_VALUE_BYTES: usize = 4096;
+
+/// Checks a variable name: a letter or `_`, then letters, digits and `_`, at most 128.
+pub fn check_name(name: &str) -> Result<(), SyscallError> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if !first_ok || name.len() > 128 || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(SyscallError::Invalid(format!(
+            "invalid variable name '{}': use letters, digits and _, not starting with a digit",
+            name.escape_default()
+        )));
+    }
+    Ok(())
+}
+
+/// Sets a variable.
+pub fn set(conn: &Connection, app_id: &str, name: &str, value: &str) -> Result<(), SyscallError> {
+    check_name(name)?;
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(SyscallError::Invalid(format!("values are at most {MAX_VALUE_BYTES} bytes")));
+    }
+    let count: i64 = conn.query_row(
+        "SELECT count(*) FROM app_env WHERE app_id = ?1 AND key != ?2",
+        params![app_id, name],
+        |r| r.get(0),
+    )?;
+    if count as usize >= MAX_VARS {
+        return Err(SyscallError::Invalid(format!("an app has at most {MAX_VARS} variables")));
+    }
+    conn.execute(
+        "INSERT INTO app_env(app_id, key, value) VALUES (?1, ?2, ?3)
+         ON CONFLICT(app_id, key) DO UPDATE SET value = excluded.value",
+        params![app_id, name, value],
+    )?;
+    Ok(())
+}
+
+/// Removes a variable; true when it existed.
+pub fn unset(conn: &Connection, app_id: &str, name: &str) -> Result<bool, SyscallError> {
+    check_name(name)?;
+    Ok(conn.execute("DELETE FROM app_env WHERE app_id = ?1 AND key = ?2", params![app_id, name])? == 1)
+}
+
+/// Every variable of an app.
+pub fn list(conn: &Connection, app_id: &str) -> Result<BTreeMap<String, String>, SyscallError> {
+    let rows = conn
+        .prepare_cached("SELECT key, value FROM app_env WHERE app_id = ?1")?
+        .query_map([app_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}

@@ -1,0 +1,70 @@
+//! Per-app runtime limits, with the node-wide defaults from the serverless spec.
+
+use super::SyscallError;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::time::Duration;
+
+/// Wall time of one invocation by default (spec: 30 s).
+pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
+/// Memory of one app's JavaScript heap by default (spec: 64 MB).
+pub const DEFAULT_MEMORY_BYTES: u64 = 64 << 20;
+/// Largest script file (spec: 1 MB).
+pub const MAX_SCRIPT_BYTES: usize = 1 << 20;
+/// Deepest `require` chain (spec: 10).
+pub const MAX_REQUIRE_DEPTH: u32 = 10;
+
+/// The limits one invocation runs under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall-clock budget.
+    pub timeout: Duration,
+    /// JavaScript heap budget in bytes.
+    pub memory_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { timeout: Duration::from_millis(DEFAULT_TIMEOUT_MS), memory_bytes: DEFAULT_MEMORY_BYTES }
+    }
+}
+
+/// The effective limits of an app.
+pub fn get(conn: &Connection, app_id: &str) -> Result<Limits, SyscallError> {
+    let row: Option<(Option<i64>, Option<i64>)> = conn
+        .prepare_cached("SELECT timeout_ms, memory_bytes FROM app_limits WHERE app_id = ?1")?
+        .query_row([app_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let mut limits = Limits::default();
+    if let Some((timeout, memory)) = row {
+        if let Some(ms) = timeout {
+            limits.timeout = Duration::from_millis(ms as u64);
+        }
+        if let Some(bytes) = memory {
+            limits.memory_bytes = bytes as u64;
+        }
+    }
+    Ok(limits)
+}
+
+/// Sets an app's limits (`None` keeps the current value). Bounded so that no app can be
+/// configured to hold a worker for more than 10 minutes or to take 1 GB.
+pub fn set(
+    conn: &Connection,
+    app_id: &str,
+    timeout_ms: Option<u64>,
+    memory_bytes: Option<u64>,
+) -> Result<Limits, SyscallError> {
+    if timeout_ms.is_some_and(|t| !(10..=600_000).contains(&t)) {
+        return Err(SyscallError::Invalid("timeout must be 10 ms to 10 minutes".into()));
+    }
+    if memory_bytes.is_some_and(|m| !((1 << 20)..=(1 << 30)).contains(&m)) {
+        return Err(SyscallError::Invalid("memory must be 1 MB to 1 GB".into()));
+    }
+    conn.execute(
+        "INSERT INTO app_limits(app_id, timeout_ms, memory_bytes) VALUES (?1, ?2, ?3)
+         ON CONFLICT(app_id) DO UPDATE SET timeout_ms = coalesce(excluded.timeout_ms, timeout_ms),
+             memory_bytes = coalesce(excluded.memory_bytes, memory_bytes)",
+        params![app_id, timeout_ms.map(|t| t as i64), memory_bytes.map(|m| m as i64)],
+    )?;
+    get(conn, app_id)
+}

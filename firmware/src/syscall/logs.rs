@@ -1,0 +1,94 @@
+//! Per-app logs: what `console.*` and `fazt.log.*` print, kept in `data.db`.
+
+use super::SyscallError;
+use crate::time::UnixMillis;
+use rusqlite::{params, Connection};
+
+/// Lines kept per app; older ones are dropped as new ones arrive.
+pub const KEEP_PER_APP: i64 = 10_000;
+/// Longest message stored, in bytes (longer ones are cut, with a marker).
+pub const MAX_MESSAGE_BYTES: usize = 8 * 1024;
+
+/// One log line.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LogEntry {
+    /// Increasing id, for following.
+    pub id: i64,
+    /// When it was written.
+    pub at: UnixMillis,
+    /// `debug`, `info`, `warn` or `error`.
+    pub level: String,
+    /// The text.
+    pub message: String,
+}
+
+/// Cuts a message to [`MAX_MESSAGE_BYTES`] on a character boundary.
+pub fn clip(message: &str) -> String {
+    if message.len() <= MAX_MESSAGE_BYTES {
+        return message.to_string();
+    }
+    let mut end = MAX_MESSAGE_BYTES;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… [cut, {} bytes in all]", &message[..end], message.len())
+}
+
+/// Appends lines for an app in one go and trims the oldest beyond [`KEEP_PER_APP`].
+pub fn append(
+    conn: &Connection,
+    app_id: &str,
+    lines: &[(UnixMillis, &str, String)],
+) -> Result<(), SyscallError> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let mut insert =
+        conn.prepare_cached("INSERT INTO app_logs(app_id, at, level, message) VALUES (?1, ?2, ?3, ?4)")?;
+    let mut last = 0;
+    for (at, level, message) in lines {
+        insert.execute(params![app_id, at, level, clip(message)])?;
+        last = conn.last_insert_rowid();
+    }
+    conn.prepare_cached("DELETE FROM app_logs WHERE app_id = ?1 AND id <= ?2")?
+        .execute(params![app_id, last - KEEP_PER_APP])?;
+    Ok(())
+}
+
+/// Lines of an app after id `after`, oldest first, at most `limit`. With `tail`, the
+/// last `limit` lines instead.
+pub fn list(
+    conn: &Connection,
+    app_id: &str,
+    after: i64,
+    limit: i64,
+    tail: bool,
+) -> Result<Vec<LogEntry>, SyscallError> {
+    let limit = limit.clamp(1, 1000);
+    let sql = if tail {
+        "SELECT id, at, level, message FROM (SELECT * FROM app_logs WHERE app_id = ?1 AND id > ?2
+         ORDER BY id DESC LIMIT ?3) ORDER BY id"
+    } else {
+        "SELECT id, at, level, message FROM app_logs WHERE app_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
+    };
+    let rows = conn
+        .prepare_cached(sql)?
+        .query_map(params![app_id, after, limit], |r| {
+            Ok(LogEntry { id: r.get(0)?, at: r.get(1)?, level: r.get(2)?, message: r.get(3)? })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_cuts_on_char_boundaries() {
+        assert_eq!(clip("short"), "short");
+        let long = "é".repeat(MAX_MESSAGE_BYTES);
+        let cut = clip(&long);
+        assert!(cut.len() < MAX_MESSAGE_BYTES + 64 && cut.contains("[cut"));
+    }
+}

@@ -1,0 +1,31 @@
+//! Syscalls: each operation behind a `fazt.*` JavaScript call exists once, here, in
+//! Rust, and is exposed three ways (JavaScript, HTTP API, CLI). Every function takes the
+//! app id from the kernel, never from app code, which is what keeps apps apart.
+//!
+//! # Layout
+//! - [`kv`]: `fazt.storage.kv`, a per-app key-value store with TTLs.
+//! - [`logs`]: per-app logs (`console.*`, `fazt.log.*`).
+//! - [`env`]: per-app environment variables (`fazt.app.env`).
+//! - [`limits`]: per-app runtime limits.
+
+pub mod env;
+pub mod kv;
+pub mod limits;
+pub mod logs;
+
+/// A syscall refused its input.
+#[derive(Debug, thiserror::Error)]
+pub enum SyscallError {
+    /// The input breaks a documented limit or format.
+    #[error("{0}")]
+    Invalid(String),
+    /// The database failed.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+}
+
+impl From<rusqlite::Error> for SyscallError {
+    fn from(e: rusqlite::Error) -> Self {
+        SyscallError::Storage(e.into())
+    }
+}
