@@ -56,7 +56,7 @@ fn embedded_hash() -> String {
 /// when it did.
 pub fn seed(storage: &Storage, now: UnixMillis) -> Result<bool, DeployError> {
     let wanted = embedded_hash();
-    storage.write_blocking(|conn| {
+    storage.write_durable_blocking(|conn| {
         let tx = conn.transaction()?;
         if crate::config::get_state(&tx, STATE_KEY)?.as_deref() == Some(wanted.as_str()) {
             return Ok(false);

@@ -144,6 +144,33 @@ impl Storage {
         f(&mut conn)
     }
 
+    /// Like [`Storage::write`], but the commit is synced to disk before it returns
+    /// (`synchronous=FULL`), so a power cut right after cannot undo it. For deploys,
+    /// whose "done" the user relies on; everyday writes (KV, logs, sessions) use NORMAL,
+    /// which in WAL mode survives any crash of the process and keeps the file sound.
+    pub async fn write_durable<T, E, F>(self: &Arc<Self>, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+    {
+        let this = self.clone();
+        blocking::unblock(move || this.write_durable_blocking(f)).await
+    }
+
+    /// [`Storage::write_durable`] on the current thread.
+    pub fn write_durable_blocking<T, E: From<StorageError>>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.write_blocking(|conn| {
+            conn.pragma_update(None, "synchronous", "FULL").map_err(StorageError::from)?;
+            let result = f(conn);
+            conn.pragma_update(None, "synchronous", "NORMAL").map_err(StorageError::from)?;
+            result
+        })
+    }
+
     /// Size of the database file plus its WAL, in bytes.
     pub fn size_bytes(&self) -> u64 {
         let wal = PathBuf::from(format!("{}-wal", self.path.display()));
@@ -198,10 +225,11 @@ fn open_connection(path: &Path, create: bool) -> Result<Connection, StorageError
     let conn = Connection::open_with_flags(path, flags)
         .map_err(|err| StorageError::Open { path: path.to_path_buf(), err })?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    // WAL: readers never block on the writer. synchronous=FULL: a power cut (a Pi has no
-    // battery) must not lose a deploy that was reported as done.
+    // WAL: readers never block on the writer. synchronous=NORMAL: in WAL mode a crash of
+    // the process loses nothing and the file stays sound; only a power cut may undo the
+    // last commits, so deploys use `write_durable` (FULL) on top.
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(conn)
 }

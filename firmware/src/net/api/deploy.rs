@@ -125,7 +125,7 @@ pub async fn deploy(kernel: &Arc<Kernel>, req: Request<Incoming>) -> Result<Resp
     let app = name.clone();
     let report = kernel
         .storage
-        .write(move |conn| -> Result<_, DeployError> {
+        .write_durable(move |conn| -> Result<_, DeployError> {
             let file = std::fs::File::open(spool.path()).map_err(|e| DeployError::Io(e.to_string()))?;
             let tx = conn.transaction()?;
             let report = deploy_archive(&tx, &app, file, limits, now)?;
