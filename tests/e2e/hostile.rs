@@ -80,14 +80,7 @@ fn truncated_and_garbled_uploads_are_refused() {
     assert_eq!(post_archive(&node, &flipped).status, 400);
 
     // A client that promises more bytes than it sends and hangs up.
-    let mut stream = std::net::TcpStream::connect(node.addr).unwrap();
-    write!(
-        stream,
-        "POST /api/deploy?name=blog HTTP/1.1\r\nHost: admin.localhost\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\n\r\n",
-        node.token,
-        archive.len()
-    )
-    .unwrap();
+    let mut stream = node.begin_deploy("blog", archive.len());
     stream.write_all(&archive[..1000]).unwrap();
     drop(stream);
     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -126,13 +119,7 @@ fn size_limits_and_zip_bombs_are_refused() {
     assert_eq!(post_archive(&node, &tar_gz(&refs)).status, 413);
     // An upload over the archive limit is refused from its Content-Length alone, before
     // any of it is sent.
-    let mut stream = std::net::TcpStream::connect(node.addr).unwrap();
-    write!(
-        stream,
-        "POST /api/deploy?name=blog HTTP/1.1\r\nHost: admin.localhost\r\nAuthorization: Bearer {}\r\nContent-Length: 250000\r\n\r\n",
-        node.token
-    )
-    .unwrap();
+    let mut stream = node.begin_deploy("blog", 250_000);
     let mut answer = vec![0u8; 4096];
     let n = std::io::Read::read(&mut stream, &mut answer).unwrap();
     let answer = crate::support::parse_response(&answer[..n], false);

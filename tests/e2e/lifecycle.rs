@@ -43,14 +43,7 @@ fn kill_9_during_a_deploy_leaves_the_old_version_serving() {
         ("b.css", &text[1..]),
         ("c.js", &text[2..]),
     ]);
-    let mut stream = std::net::TcpStream::connect(node.addr).unwrap();
-    write!(
-        stream,
-        "POST /api/deploy?name=blog HTTP/1.1\r\nHost: admin.localhost\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\n\r\n",
-        node.token,
-        archive.len()
-    )
-    .unwrap();
+    let mut stream = node.begin_deploy("blog", archive.len());
     let wal = node.dir.path().join("data.db-wal");
     let wal_size = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
     let before = wal_size();

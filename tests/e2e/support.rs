@@ -184,6 +184,20 @@ impl Node {
         raw_request(self.addr, method, &host, path, headers, body)
     }
 
+    /// Opens a connection and sends the head of a deploy to `app` that announces
+    /// `content_length` body bytes; the caller sends (some of) the body, or not.
+    pub fn begin_deploy(&self, app: &str, content_length: usize) -> TcpStream {
+        let mut stream = TcpStream::connect(self.addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        write!(
+            stream,
+            "POST /api/deploy?name={app} HTTP/1.1\r\nHost: admin.localhost\r\nAuthorization: Bearer {}\r\nContent-Length: {content_length}\r\n\r\n",
+            self.token
+        )
+        .unwrap();
+        stream
+    }
+
     /// An admin API call with the node's API token.
     pub fn api(&self, method: &str, path: &str, body: Option<&serde_json::Value>) -> Resp {
         let auth = format!("Bearer {}", self.token);

@@ -23,7 +23,8 @@ pub fn app_json(kernel: &Kernel, app: &AppSummary) -> serde_json::Value {
     })
 }
 
-async fn find(kernel: &Arc<Kernel>, id: &str) -> Result<AppSummary, ApiError> {
+/// A live app by id or name (percent-decoded), or a 404.
+pub(super) async fn find(kernel: &Arc<Kernel>, id: &str) -> Result<AppSummary, ApiError> {
     let key = percent_encoding::percent_decode_str(id).decode_utf8_lossy().into_owned();
     kernel
         .storage

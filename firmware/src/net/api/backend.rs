@@ -1,7 +1,6 @@
 //! `/api/apps/{id}/logs|invoke|env|limits`: the serverless side of an app.
 
 use super::read_json;
-use crate::apps;
 use crate::kernel::Kernel;
 use crate::net::response::{ok, ApiError, Resp};
 use crate::runtime::request::JsUrl;
@@ -28,22 +27,13 @@ impl From<SyscallError> for ApiError {
 /// request every half minute at most.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
-async fn app_id(kernel: &Arc<Kernel>, id: &str) -> Result<apps::AppSummary, ApiError> {
-    let key = percent_encoding::percent_decode_str(id).decode_utf8_lossy().into_owned();
-    kernel
-        .storage
-        .read(move |conn| apps::find(conn, &key))
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no app '{id}'")))
-}
-
 fn param<'a>(uri: &'a http::Uri, key: &str) -> Option<&'a str> {
     uri.query()?.split('&').find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
 }
 
 /// `GET /api/apps/{id}/logs?after=N&limit=M&wait=S&tail=1`.
 pub async fn logs(kernel: &Arc<Kernel>, id: &str, uri: &http::Uri) -> Result<Resp, ApiError> {
-    let app = app_id(kernel, id).await?;
+    let app = super::apps::find(kernel, id).await?;
     let number = |key, default: i64| param(uri, key).and_then(|v| v.parse::<i64>().ok()).unwrap_or(default);
     let after = number("after", 0);
     let limit = number("limit", 100);
@@ -70,7 +60,7 @@ pub async fn logs(kernel: &Arc<Kernel>, id: &str, uri: &http::Uri) -> Result<Res
 /// `POST /api/apps/{id}/invoke?path=/api/x&method=POST`: runs the handler without HTTP
 /// routing; the body is the input (JSON).
 pub async fn invoke(kernel: &Arc<Kernel>, id: &str, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    let app = app_id(kernel, id).await?;
+    let app = super::apps::find(kernel, id).await?;
     let path = param(req.uri(), "path")
         .map(|p| percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned())
         .unwrap_or_else(|| "/api".into());
@@ -112,7 +102,7 @@ pub async fn invoke(kernel: &Arc<Kernel>, id: &str, req: Request<Incoming>) -> R
 
 /// `GET /api/apps/{id}/env`.
 pub async fn env_list(kernel: &Arc<Kernel>, id: &str) -> Result<Resp, ApiError> {
-    let app = app_id(kernel, id).await?;
+    let app = super::apps::find(kernel, id).await?;
     let vars = kernel.storage.read(move |c| env::list(c, &app.id)).await?;
     Ok(ok(serde_json::json!({ "env": vars })))
 }
@@ -129,7 +119,7 @@ pub async fn env_set(
     name: &str,
     req: Request<Incoming>,
 ) -> Result<Resp, ApiError> {
-    let app = app_id(kernel, id).await?;
+    let app = super::apps::find(kernel, id).await?;
     let body: EnvValue = read_json(req).await?;
     let name = name.to_string();
     kernel.storage.write(move |c| env::set(c, &app.id, &name, &body.value)).await?;
@@ -139,7 +129,7 @@ pub async fn env_set(
 
 /// `DELETE /api/apps/{id}/env/{name}`.
 pub async fn env_unset(kernel: &Arc<Kernel>, id: &str, name: &str) -> Result<Resp, ApiError> {
-    let app = app_id(kernel, id).await?;
+    let app = super::apps::find(kernel, id).await?;
     let key = name.to_string();
     if !kernel.storage.write(move |c| env::unset(c, &app.id, &key)).await? {
         return Err(ApiError::not_found(format!("no variable '{name}'")));
@@ -160,14 +150,14 @@ fn limits_json(l: limits::Limits) -> serde_json::Value {
 
 /// `GET /api/apps/{id}/limits`.
 pub async fn limits_get(kernel: &Arc<Kernel>, id: &str) -> Result<Resp, ApiError> {
-    let app = app_id(kernel, id).await?;
+    let app = super::apps::find(kernel, id).await?;
     let l = kernel.storage.read(move |c| limits::get(c, &app.id)).await?;
     Ok(ok(limits_json(l)))
 }
 
 /// `PUT /api/apps/{id}/limits` with `{"timeout_ms": N, "memory_bytes": N}` (either).
 pub async fn limits_set(kernel: &Arc<Kernel>, id: &str, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    let app = app_id(kernel, id).await?;
+    let app = super::apps::find(kernel, id).await?;
     let body: LimitsBody = read_json(req).await?;
     let l =
         kernel.storage.write(move |c| limits::set(c, &app.id, body.timeout_ms, body.memory_bytes)).await?;
