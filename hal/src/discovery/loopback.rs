@@ -219,6 +219,7 @@ impl Discovery for LoopbackDiscovery {
         self.closed.store(true, Ordering::Relaxed);
         let mut net = self.net.net.lock().unwrap_or_else(|e| e.into_inner());
         net.browsers.retain(|(owner, _, _)| *owner != self.id);
+        self.tx.close();
         Ok(())
     }
 }

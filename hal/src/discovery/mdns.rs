@@ -32,6 +32,8 @@ pub enum Interfaces {
     Auto,
     /// Only these interfaces, by name (e.g. `eth0`, `wlan0`).
     Only(Vec<String>),
+    /// Only the interface that holds this address (a node bound to one address).
+    Address(std::net::IpAddr),
 }
 
 /// Name prefixes of interfaces that `Auto` leaves alone: bridges and veths of Docker,
@@ -143,6 +145,10 @@ impl MdnsDiscovery {
                 daemon.disable_interface(IfKind::All).map_err(backend)?;
                 let kinds: Vec<IfKind> = names.iter().map(|n| IfKind::Name(n.clone())).collect();
                 daemon.enable_interface(kinds).map_err(backend)?;
+            }
+            Interfaces::Address(ip) => {
+                daemon.disable_interface(IfKind::All).map_err(backend)?;
+                daemon.enable_interface(IfKind::Addr(*ip)).map_err(backend)?;
             }
         }
         let (tx, rx) = async_channel::bounded(EVENT_CAPACITY);

@@ -7,6 +7,7 @@
 
 mod apps;
 mod auth;
+mod beacon;
 mod deploy;
 mod system;
 mod tokens;
@@ -65,6 +66,7 @@ async fn dispatch(kernel: &Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>
         (&Method::GET, ["system", "health"]) => system::health(kernel).await,
         (&Method::GET, ["system", "db"]) => system::db(kernel).await,
         (&Method::GET, ["system", "config"]) => Ok(system::config(kernel)),
+        (&Method::GET, ["system", "beacon"]) => beacon::status(kernel).await,
         (_, ["me" | "apps" | "tokens" | "deploy" | "system", ..]) => Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
