@@ -157,13 +157,9 @@ impl Beacon {
                         return false;
                     }
                 };
-                let ours = record.id.as_deref() == Some(self.identity.id.as_str())
-                    || self
-                        .inner()
-                        .announced
-                        .as_deref()
-                        .is_some_and(|a| a.eq_ignore_ascii_case(&record.fullname));
-                if ours {
+                // Our own announcement comes back (multicast loop). Tell it by the id,
+                // not the name: a peer may hold the name we asked for (see `Renamed`).
+                if record.id.as_deref() == Some(self.identity.id.as_str()) {
                     return false;
                 }
                 let (outcome, peer) = {

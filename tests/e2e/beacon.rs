@@ -1,0 +1,488 @@
+//! The beacon on a private virtual LAN: network namespaces joined by a bridge, each
+//! running a real fazt node (or Avahi, or a hostile sender), as the issue asks.
+//!
+//! Everything here stays inside namespaces the test makes (10.77.0.0/24 exists only
+//! there) and is removed by [`Lab`]'s Drop, which also runs when a test fails. Tests
+//! skip, with a printed reason, only when namespaces cannot be made at all (no root).
+
+use super::support::fazt_bin;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A private LAN: `hosts` namespaces on one bridge, host `i` at 10.77.0.`i`.
+pub struct Lab {
+    tag: String,
+    hosts: usize,
+    children: Vec<Child>,
+    dir: tempfile::TempDir,
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"))
+}
+
+fn ok(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn ip(args: &[&str]) -> Output {
+    run(Command::new("ip").args(args))
+}
+
+impl Lab {
+    /// Makes the LAN, or prints why it cannot and returns `None`.
+    pub fn new(tag: &str, hosts: usize) -> Option<Lab> {
+        assert!(tag.len() <= 4 && hosts <= 9);
+        let lab = Lab { tag: tag.into(), hosts, children: Vec::new(), dir: tempfile::tempdir().unwrap() };
+        lab.remove_links(); // leftovers of a run that was killed before its cleanup
+        let probe = ip(&["netns", "add", &lab.ns(1)]);
+        if !probe.status.success() {
+            eprintln!(
+                "SKIPPED beacon lab test: cannot create a network namespace ({}); run as root",
+                String::from_utf8_lossy(&probe.stderr).trim()
+            );
+            return None;
+        }
+        let bridge = lab.bridge();
+        ok(Command::new("ip").args(["link", "add", &bridge, "type", "bridge"]));
+        ok(Command::new("ip").args(["link", "set", &bridge, "up"]));
+        for i in 1..=hosts {
+            let (ns, veth) = (lab.ns(i), format!("{}v{i}", lab.bridge()));
+            if i > 1 {
+                ok(Command::new("ip").args(["netns", "add", &ns]));
+            }
+            ok(Command::new("ip")
+                .args(["link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns]));
+            ok(Command::new("ip").args(["link", "set", &veth, "master", &bridge, "up"]));
+            ok(Command::new("ip").args([
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("10.77.0.{i}/24"),
+                "dev",
+                "eth0",
+            ]));
+            ok(Command::new("ip").args(["-n", &ns, "link", "set", "eth0", "up"]));
+            ok(Command::new("ip").args(["-n", &ns, "link", "set", "lo", "up"]));
+        }
+        Some(lab)
+    }
+
+    /// The namespace of host `i`.
+    pub fn ns(&self, i: usize) -> String {
+        format!("fzb{}{i}", self.tag)
+    }
+
+    fn bridge(&self) -> String {
+        format!("fzb{}", self.tag)
+    }
+
+    /// A command run on host `i`.
+    pub fn cmd(&self, i: usize, program: &str) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns(i), program]);
+        cmd
+    }
+
+    /// A temp folder for files of this lab.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Keeps a child process, to be killed at cleanup.
+    pub fn keep(&mut self, child: Child) {
+        self.children.push(child);
+    }
+
+    fn remove_links(&self) {
+        for i in 1..=9 {
+            let _ = ip(&["netns", "del", &self.ns(i)]);
+        }
+        let _ = ip(&["link", "del", &self.bridge()]);
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = self.hosts;
+        self.remove_links();
+    }
+}
+
+/// A fazt node on host `i` of a lab.
+pub struct LabNode {
+    ns: String,
+    dir: tempfile::TempDir,
+    token: String,
+    child: Option<Child>,
+    pub id: String,
+}
+
+impl LabNode {
+    /// Creates a data file with `settings` (config keys) and starts the node on host
+    /// `i`, port 8080, listening on every address.
+    pub fn start(lab: &Lab, i: usize, settings: &[(&str, &str)]) -> LabNode {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data.db");
+        let init = ok(Command::new(fazt_bin())
+            .args(["server", "init", "--port", "8080", "--password", "lab-password-1", "--data"])
+            .arg(&data));
+        let token = init.lines().find_map(|l| l.strip_prefix("API token: ")).unwrap().trim().to_string();
+        for (key, value) in settings {
+            ok(Command::new(fazt_bin()).args(["config", "set", key, value, "--data"]).arg(&data));
+        }
+        let mut node = LabNode { ns: lab.ns(i), dir, token, child: None, id: String::new() };
+        node.spawn();
+        node
+    }
+
+    /// Starts the process again on the same data file.
+    pub fn spawn(&mut self) {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.ns, fazt_bin(), "server", "start", "--data"])
+            .arg(self.dir.path().join("data.db"))
+            .arg("--config")
+            .arg(self.dir.path().join("client.json"))
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut seen = String::new();
+        loop {
+            match rx.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) => {
+                    if let Some(id) = line.split("(node ").nth(1) {
+                        self.id = id.trim_end_matches(')').to_string();
+                    }
+                    seen.push_str(&line);
+                    seen.push('\n');
+                    if line.starts_with("fazt is ready") {
+                        break;
+                    }
+                }
+                Err(e) => panic!("node on {} did not start ({e}):\n{seen}", self.ns),
+            }
+        }
+        std::thread::spawn(move || while rx.recv().is_ok() {});
+        self.child = Some(child);
+    }
+
+    /// Runs the fazt CLI on this node's host, with its data file.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        run(Command::new("ip")
+            .args(["netns", "exec", &self.ns, fazt_bin()])
+            .args(args)
+            .arg("--data")
+            .arg(self.dir.path().join("data.db")))
+    }
+
+    /// Runs `fazt beacon status` against this node's API.
+    pub fn status_cli(&self, args: &[&str]) -> Output {
+        let mut all =
+            vec!["beacon", "status", "--server", "http://admin.localhost:8080", "--token", &self.token];
+        all.extend_from_slice(args);
+        self.cli(&all)
+    }
+
+    /// `GET /api/system/beacon`, through `fazt beacon status --json`.
+    pub fn beacon(&self) -> Value {
+        let out = self.status_cli(&["--json"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Names of the peers this node sees.
+    pub fn peer_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.beacon()["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// SIGTERM: a clean shutdown (goodbye packets).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGKILL: gone without a word.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for LabNode {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Polls `cond` every 100 ms for at most `limit`; returns the time it took.
+pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    start.elapsed()
+}
+
+/// Quick settings for tests: announce every 2 s, expire after 4 s.
+const FAST: &[(&str, &str)] = &[("beacon.announce_interval_secs", "2"), ("beacon.expiry_secs", "4")];
+
+fn with(name: &str, extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, String)> {
+    let mut v: Vec<(&'static str, String)> = FAST.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    v.push(("beacon.name", name.to_string()));
+    v.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+    v
+}
+
+fn start(lab: &Lab, i: usize, settings: &[(&'static str, String)]) -> LabNode {
+    let pairs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    LabNode::start(lab, i, &pairs)
+}
+
+#[test]
+fn three_nodes_find_each_other_then_leave_by_goodbye_and_by_kill9() {
+    let Some(lab) = Lab::new("a", 3) else { return };
+    // Two nodes ask for the same name: the later one must rename itself (RFC 6762 §9).
+    let a = start(&lab, 1, &with("twin", &[]));
+    let mut b = start(&lab, 2, &with("twin", &[]));
+    let mut c = start(&lab, 3, &with("third", &[]));
+    let took = wait_for("every node to see the other two", Duration::from_secs(20), || {
+        [&a, &b, &c].iter().all(|n| n.peer_names().len() == 2)
+    });
+    eprintln!("beacon: three nodes saw each other {took:?} after the last start");
+    let names: Vec<String> =
+        [&a, &b, &c].iter().map(|n| n.beacon()["node"]["name"].as_str().unwrap().into()).collect();
+    assert_eq!(names[2], "third");
+    assert_ne!(names[0], names[1], "the name clash was not resolved: {names:?}");
+    assert!(
+        names[..2].contains(&"twin".to_string()) && names[..2].iter().any(|n| n.starts_with("twin-")),
+        "{names:?}"
+    );
+    let status = a.beacon();
+    for peer in status["peers"].as_array().unwrap() {
+        assert_eq!(peer["verified"], true, "{peer}");
+        assert_eq!(peer["port"], 8080);
+        assert!(peer["id"].as_str().unwrap().starts_with("node_"));
+        assert_eq!(peer["services"], serde_json::json!(["web"]));
+    }
+    assert!(status["peers"].as_array().unwrap().iter().any(|p| p["id"] == b.id.as_str()));
+
+    // A clean stop sends goodbyes: the others drop it well before the 4 s expiry.
+    c.stop();
+    let took = wait_for("the stopped node to vanish", Duration::from_secs(3), || {
+        a.peer_names().len() == 1 && b.peer_names().len() == 1
+    });
+    eprintln!("beacon: a stopped node vanished after {took:?} (goodbye)");
+
+    // kill -9 sends nothing: it vanishes after expiry (4 s) plus the confirmation window.
+    b.kill9();
+    let took = wait_for("the killed node to expire", Duration::from_secs(12), || a.peer_names().is_empty());
+    eprintln!("beacon: a killed node vanished after {took:?} (expiry 4 s)");
+    assert!(a.beacon()["counters"]["lost"].as_u64().unwrap() >= 2);
+    // The node keeps serving.
+    let text = a.status_cli(&[]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("Announcing: "), "{text:?}");
+}
+
+/// A private D-Bus and Avahi daemon on host `i` (started as the lab's children).
+fn start_avahi(lab: &mut Lab, i: usize, host_name: &str) -> String {
+    let dir = lab.dir().join(format!("avahi{i}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bus = dir.join("bus");
+    std::fs::write(
+        dir.join("dbus.conf"),
+        format!(
+            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig><type>system</type><listen>unix:path={}</listen><auth>EXTERNAL</auth>
+<policy context="default"><allow user="*"/><allow own="*"/><allow send_type="method_call"/>
+<allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/></policy>
+<includedir>/usr/share/dbus-1/system.d</includedir></busconfig>"#,
+            bus.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("avahi.conf"),
+        format!(
+            "[server]\nhost-name={host_name}\nuse-ipv4=yes\nuse-ipv6=no\nallow-interfaces=eth0\nenable-dbus=yes\n\
+             [wide-area]\nenable-wide-area=no\n[publish]\npublish-addresses=yes\npublish-hinfo=no\npublish-workstation=no\n"
+        ),
+    )
+    .unwrap();
+    let address = format!("unix:path={}", bus.display());
+    let dbus = lab
+        .cmd(i, "dbus-daemon")
+        .args(["--nofork", "--nopidfile", "--config-file"])
+        .arg(dir.join("dbus.conf"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("dbus-daemon (installed by tests/setup)");
+    lab.keep(dbus);
+    wait_for("the private D-Bus socket", Duration::from_secs(10), || bus.exists());
+    // Avahi refuses to start twice on one machine because of its pid file under /run:
+    // give it a private mount namespace with its own /run.
+    let script = format!(
+        "mount -t tmpfs none /run && mkdir -p /run/avahi-daemon && exec avahi-daemon -f {} --no-drop-root --no-chroot",
+        dir.join("avahi.conf").display()
+    );
+    let avahi = lab
+        .cmd(i, "unshare")
+        .args(["-m", "sh", "-c", &script])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &address)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("avahi-daemon (installed by tests/setup)");
+    lab.keep(avahi);
+    wait_for("avahi-daemon on D-Bus", Duration::from_secs(15), || {
+        run(lab
+            .cmd(i, "avahi-browse")
+            .args(["-pt", "_nothing._tcp"])
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &address))
+        .status
+        .success()
+    });
+    address
+}
+
+#[test]
+fn avahi_sees_fazt_and_fazt_sees_avahi() {
+    let Some(mut lab) = Lab::new("b", 2) else { return };
+    let bus = start_avahi(&mut lab, 2, "lab-avahi");
+    let node = start(&lab, 1, &with("kitchen-pi", &[]));
+
+    // Avahi browses and resolves the fazt service, with its TXT record.
+    let mut line = String::new();
+    wait_for("avahi-browse to resolve _fazt._tcp", Duration::from_secs(15), || {
+        let out =
+            ok(lab.cmd(2, "avahi-browse").args(["-rpt", "_fazt._tcp"]).env("DBUS_SYSTEM_BUS_ADDRESS", &bus));
+        line = out.lines().find(|l| l.starts_with('=') && l.contains("kitchen-pi")).unwrap_or("").to_string();
+        !line.is_empty()
+    });
+    // =;eth0;IPv4;kitchen-pi;_fazt._tcp;local;kitchen-pi.local;10.77.0.1;8080;"sig=…" "id=…"
+    let fields: Vec<&str> = line.split(';').collect();
+    assert_eq!(fields[6], "kitchen-pi.local", "{line}");
+    assert_eq!(fields[7], "10.77.0.1", "{line}");
+    assert_eq!(fields[8], "8080", "{line}");
+    assert!(fields[9].contains(&format!("\"id={}\"", node.id)), "{line}");
+    assert!(fields[9].contains("\"services=web\""), "{line}");
+
+    // Avahi resolves the host name, and the name reaches the node over HTTP.
+    let resolved = ok(lab
+        .cmd(2, "avahi-resolve")
+        .args(["-4", "-n", "kitchen-pi.local"])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus));
+    assert_eq!(resolved.split_whitespace().nth(1), Some("10.77.0.1"), "{resolved}");
+    let page = ok(lab
+        .cmd(2, "curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--resolve", "kitchen-pi.local:8080:10.77.0.1"])
+        .arg("http://kitchen-pi.local:8080/"));
+    assert_eq!(page, "200");
+
+    // fazt finds a service that Avahi publishes (unsigned, so unverified).
+    let publish = lab
+        .cmd(2, "avahi-publish")
+        .args(["-s", "peer-one", "_fazt._tcp", "8081", "id=abc", "name=peer-one", "services=mesh"])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    lab.keep(publish);
+    let mut scanned = Value::Null;
+    wait_for("fazt beacon scan to find peer-one", Duration::from_secs(20), || {
+        let out = ok(lab.cmd(1, fazt_bin()).args(["beacon", "scan", "--json", "--timeout", "2"]));
+        scanned = serde_json::from_str(&out).unwrap();
+        scanned["nodes"].as_array().unwrap().iter().any(|n| n["name"] == "peer-one")
+    });
+    let nodes = scanned["nodes"].as_array().unwrap();
+    let peer = nodes.iter().find(|n| n["name"] == "peer-one").unwrap();
+    assert_eq!(peer["port"], 8081);
+    assert_eq!(peer["verified"], false);
+    assert!(peer["addresses"].as_array().unwrap().contains(&"10.77.0.2".into()), "{peer}");
+    assert_eq!(peer["services"], serde_json::json!(["mesh"]));
+    // The scan runs beside the node on the same port and sees it too, verified.
+    assert!(nodes.iter().any(|n| n["name"] == "kitchen-pi" && n["verified"] == true), "{scanned}");
+    // And the running node lists the Avahi service among its peers.
+    wait_for("the node to list peer-one", Duration::from_secs(10), || {
+        node.peer_names().contains(&"peer-one".into())
+    });
+}
+
+#[test]
+fn set_name_is_followed_and_disabled_beacon_stays_quiet() {
+    let Some(lab) = Lab::new("c", 2) else { return };
+    let a = start(&lab, 1, &with("before", &[]));
+    let quiet = start(&lab, 2, &with("quiet", &[("beacon.enabled", "false")]));
+    assert_eq!(quiet.beacon()["state"], "off");
+    let out = a.cli(&["beacon", "set-name", "after"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_for("the new name to be announced", Duration::from_secs(10), || {
+        a.beacon()["node"]["name"] == "after"
+    });
+    let out = a.cli(&["beacon", "set-name", "Not A Label"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DNS label"));
+    // The disabled node sends nothing, so a scan from its host finds only "after".
+    let scan: Value = serde_json::from_str(&ok(lab.cmd(2, fazt_bin()).args([
+        "beacon",
+        "scan",
+        "--json",
+        "--timeout",
+        "2.5",
+    ])))
+    .unwrap();
+    let names: Vec<&str> =
+        scan["nodes"].as_array().unwrap().iter().map(|n| n["name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["after"]);
+    drop(quiet);
+}
