@@ -486,3 +486,153 @@ fn set_name_is_followed_and_disabled_beacon_stays_quiet() {
     assert_eq!(names, vec!["after"]);
     drop(quiet);
 }
+
+/// Runs `f` on a thread that has entered the network namespace `ns`.
+fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    use std::os::fd::AsRawFd;
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap();
+        // SAFETY: setns on a valid namespace fd only changes this thread's network
+        // namespace; the thread ends with `f`.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+/// A DNS message under construction (enough of RFC 1035 to forge mDNS responses).
+struct Packet(Vec<u8>);
+
+impl Packet {
+    fn response(answers: u16) -> Packet {
+        let mut p = vec![0, 0, 0x84, 0x00, 0, 0];
+        p.extend(answers.to_be_bytes());
+        p.extend([0, 0, 0, 0]);
+        Packet(p)
+    }
+    fn name(&mut self, name: &str) -> &mut Self {
+        for label in name.trim_end_matches('.').split('.') {
+            self.0.push(label.len() as u8);
+            self.0.extend(label.as_bytes());
+        }
+        self.0.push(0);
+        self
+    }
+    fn rr(&mut self, name: &str, ty: u16, class: u16, rdata: &[u8]) -> &mut Self {
+        self.name(name);
+        self.0.extend(ty.to_be_bytes());
+        self.0.extend(class.to_be_bytes());
+        self.0.extend(120u32.to_be_bytes());
+        self.0.extend((rdata.len() as u16).to_be_bytes());
+        self.0.extend(rdata);
+        self
+    }
+}
+
+fn encoded_name(name: &str) -> Vec<u8> {
+    let mut p = Packet(Vec::new());
+    p.name(name);
+    p.0
+}
+
+fn txt(entries: &[String]) -> Vec<u8> {
+    entries.iter().flat_map(|e| std::iter::once(e.len() as u8).chain(e.bytes())).collect()
+}
+
+/// A complete fake `_fazt._tcp` service: PTR, SRV, TXT and A in one response.
+fn fake_service(instance: &str, txt_entries: &[String]) -> Vec<u8> {
+    let full = format!("{instance}._fazt._tcp.local");
+    let host = format!("{instance}.local");
+    let mut srv = vec![0, 0, 0, 0, 0x1f, 0x90];
+    srv.extend(encoded_name(&host));
+    let mut p = Packet::response(4);
+    p.rr("_fazt._tcp.local", 12, 1, &encoded_name(&full))
+        .rr(&full, 33, 0x8001, &srv)
+        .rr(&full, 16, 0x8001, &txt(txt_entries))
+        .rr(&host, 1, 0x8001, &[10, 77, 0, 3]);
+    p.0
+}
+
+#[test]
+fn hostile_mdns_packets_leave_the_node_serving_and_its_table_bounded() {
+    let Some(lab) = Lab::new("d", 3) else { return };
+    let node = start(&lab, 1, &with("target", &[("beacon.max_nodes", "10")]));
+    let rss = |n: &LabNode| -> u64 {
+        let out = run(lab
+            .cmd(1, "curl")
+            .args(["-s", "-H", &format!("Authorization: Bearer {}", n.token), "-H", "Host: admin.localhost"])
+            .arg("http://127.0.0.1:8080/api/system/health"));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()["memory_rss_bytes"].as_u64().unwrap()
+    };
+    let rss_before = rss(&node);
+    ok(Command::new("ip").args(["-n", &lab.ns(3), "route", "add", "224.0.0.0/4", "dev", "eth0"]));
+    let sent = in_netns(&lab.ns(3), || {
+        // Responses must come from port 5353 (RFC 6762 section 6) to be considered.
+        let sock = std::net::UdpSocket::bind("0.0.0.0:5353").unwrap();
+        sock.set_multicast_ttl_v4(255).unwrap();
+        let group = "224.0.0.251:5353";
+        let mut sent = 0;
+        let mut send = |bytes: &[u8]| {
+            if sock.send_to(bytes, group).is_ok() {
+                sent += 1;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        // Malformed: empty, random, truncated (claims 5 answers), a name pointing at
+        // itself, a pointer past the end, a label longer than the packet.
+        send(&[]);
+        send(&[0xff; 11]);
+        send(&[0, 0, 0x84, 0, 0, 0, 0, 5, 0, 0, 0, 0, 3, b'a', b'b']);
+        send(&[
+            0, 0, 0x84, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 120, 0, 4, 1, 2, 3, 4,
+        ]);
+        send(&[
+            0, 0, 0x84, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0xc0, 0xff, 0, 1, 0, 1, 0, 0, 0, 120, 0, 4, 1, 2, 3, 4,
+        ]);
+        send(&[0, 0, 0x84, 0, 0, 0, 0, 1, 0, 0, 0, 0, 63, b'x', b'y']);
+        // Oversized TXT: a 250-byte name, and 1200 bytes of entries.
+        send(&fake_service("huge-name", &[format!("name={}", "n".repeat(245)), "id=huge".into()]));
+        let many: Vec<String> = (0..100).map(|i| format!("k{i:03}=vvvvvvv")).collect();
+        send(&fake_service(
+            "many-keys",
+            &[vec!["id=many".to_string(), format!("version={}", "9".repeat(200))], many].concat(),
+        ));
+        // A forged signature for someone else's id.
+        send(&fake_service(
+            "forged",
+            &[
+                "id=node_0123456789abcdef".into(),
+                format!("pk={}", "A".repeat(43)),
+                format!("sig={}", "B".repeat(86)),
+            ],
+        ));
+        // A flood of well-formed fake nodes, far beyond beacon.max_nodes.
+        for i in 0..300 {
+            send(&fake_service(&format!("fake{i}"), &[format!("id=fake{i}"), format!("name=fake{i}")]));
+        }
+        sent
+    });
+    assert!(sent >= 300, "only {sent} packets sent");
+    let status = node.beacon();
+    let peers = status["peers"].as_array().unwrap().len();
+    assert!(peers <= 10, "the table grew to {peers}");
+    assert!(status["counters"]["ignored_full"].as_u64().unwrap() > 0, "{}", status["counters"]);
+    assert!(status["counters"]["rejected"].as_u64().unwrap() >= 2, "{}", status["counters"]);
+    assert!(!status["peers"].to_string().contains("forged"));
+    let rss_after = rss(&node);
+    eprintln!("beacon: RSS before the flood {rss_before} B, after {rss_after} B");
+    assert!(rss_after < rss_before + 16 * 1024 * 1024, "RSS grew from {rss_before} to {rss_after}");
+
+    // A real node that arrives during the flood gets in once the fakes, which answer
+    // nothing, have expired.
+    let real = start(&lab, 2, &with("real", &[]));
+    let deadline = Instant::now() + Duration::from_secs(25);
+    while !node.peer_names().contains(&"real".into()) {
+        assert!(Instant::now() < deadline, "the real node was not listed: {}", node.beacon());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(real.peer_names().contains(&"target".into()));
+}

@@ -10,7 +10,7 @@
 use super::record::NodeRecord;
 use crate::time::UnixMillis;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 /// A node in the table.
@@ -75,12 +75,16 @@ pub enum Upsert {
 pub struct PeerTable {
     max: usize,
     peers: BTreeMap<String, Peer>,
+    /// Newcomers heard while the table was full, newest last, at most `max`: mDNS
+    /// reports a node once, not at every announcement, so a node turned away would
+    /// otherwise stay unknown until its records change.
+    waiting: VecDeque<Peer>,
 }
 
 impl PeerTable {
     /// A table of at most `max` peers (at least 1).
     pub fn new(max: usize) -> Self {
-        PeerTable { max: max.max(1), peers: BTreeMap::new() }
+        PeerTable { max: max.max(1), peers: BTreeMap::new(), waiting: VecDeque::new() }
     }
 
     /// Every peer, by name.
@@ -114,14 +118,32 @@ impl PeerTable {
         let peer =
             Peer { record, first_seen: now_ms, last_seen: now_ms, seen_at: now, confirming_until: None };
         if self.peers.len() >= self.max {
+            self.waiting.retain(|w| !w.record.fullname.eq_ignore_ascii_case(&peer.record.fullname));
+            self.waiting.push_back(peer.clone());
+            if self.waiting.len() > self.max {
+                self.waiting.pop_front();
+            }
             return (Upsert::Full, peer);
         }
         self.peers.insert(key, peer.clone());
         (Upsert::Found, peer)
     }
 
+    /// Moves waiting newcomers (newest first) into free places; returns them. Their
+    /// liveness clock starts when they were heard, so stale ones are confirmed soon.
+    pub fn promote(&mut self) -> Vec<Peer> {
+        let mut promoted = Vec::new();
+        while self.peers.len() < self.max {
+            let Some(peer) = self.waiting.pop_back() else { break };
+            self.peers.insert(peer.record.fullname.to_ascii_lowercase(), peer.clone());
+            promoted.push(peer);
+        }
+        promoted
+    }
+
     /// Removes a peer by full name.
     pub fn remove(&mut self, fullname: &str) -> Option<(Peer, LostReason)> {
+        self.waiting.retain(|w| !w.record.fullname.eq_ignore_ascii_case(fullname));
         let peer = self.peers.remove(&fullname.to_ascii_lowercase())?;
         // A removal while we were asking for confirmation is the silence we asked about.
         let reason = if peer.confirming_until.is_some() { LostReason::Expired } else { LostReason::Goodbye };
@@ -196,6 +218,14 @@ mod tests {
         let mut changed = record("a");
         changed.port = 1;
         assert_eq!(table.upsert(changed, 3, now).0, Upsert::Changed);
+        assert_eq!(table.len(), 2);
+        // When a place frees up, the newest turned-away node takes it.
+        table.upsert(record("d"), 4, now);
+        table.remove("b._fazt._tcp.local.");
+        let promoted = table.promote();
+        assert_eq!(promoted.len(), 1);
+        assert_eq!(promoted[0].record.name, "d");
+        assert!(table.promote().is_empty());
         assert_eq!(table.len(), 2);
     }
 

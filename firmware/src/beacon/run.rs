@@ -195,6 +195,7 @@ impl Beacon {
                     Some((peer, reason)) => {
                         tracing::info!(name = %peer.record.name, ?reason, "beacon: node lost");
                         self.publish(PeerEvent::Lost { peer: Box::new(peer), reason });
+                        self.promote();
                         true
                     }
                     None => false,
@@ -236,7 +237,23 @@ impl Beacon {
             tracing::info!(name = %peer.record.name, "beacon: node expired");
             self.publish(PeerEvent::Lost { peer: Box::new(peer), reason: super::peers::LostReason::Expired });
         }
-        changed
+        self.promote() || changed
+    }
+
+    /// Lets waiting newcomers into places that freed up; true when any came in.
+    fn promote(&self) -> bool {
+        let promoted = {
+            let mut inner = self.inner();
+            let promoted = inner.peers.promote();
+            inner.counters.found += promoted.len() as u64;
+            promoted
+        };
+        let any = !promoted.is_empty();
+        for peer in promoted {
+            tracing::info!(name = %peer.record.name, "beacon: node found (was waiting for a place)");
+            self.publish(PeerEvent::Found { peer: Box::new(peer) });
+        }
+        any
     }
 
     /// Picks up `fazt beacon set-name` on a running node: the stored name is read at
