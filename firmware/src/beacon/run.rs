@@ -6,7 +6,7 @@ use super::record::{self, SERVICE_TYPE};
 use super::{name, Beacon, State};
 use crate::storage::{Storage, StorageError};
 use crate::time::Clock;
-use fazt_hal::discovery::mdns::{MdnsDiscovery, MdnsOptions};
+use fazt_hal::discovery::mdns::{MdnsDiscovery, MdnsOptions, MDNS_PORT};
 use fazt_hal::discovery::{Announcement, Discovery, Event, NameKind};
 use futures_lite::{future, StreamExt};
 use std::sync::Arc;
@@ -31,7 +31,11 @@ impl Beacon {
             tracing::info!(reason, "beacon off");
             return None;
         }
-        let options = MdnsOptions { interfaces: self.config.interfaces.clone(), ..MdnsOptions::default() };
+        let options = MdnsOptions {
+            interfaces: self.config.interfaces.clone(),
+            port: MDNS_PORT,
+            multicast_loop: false,
+        };
         match MdnsDiscovery::new(options) {
             Ok(discovery) => Some(executor.spawn(self.clone().run(Arc::new(discovery), storage, clock))),
             Err(err) => {
@@ -162,6 +166,9 @@ impl Beacon {
                 if record.id.as_deref() == Some(self.identity.id.as_str()) {
                     return false;
                 }
+                if self.clashes(&record) {
+                    self.yield_name(discovery, &record.host);
+                }
                 let (outcome, peer) = {
                     let mut inner = self.inner();
                     let result = inner.peers.upsert(record, clock.now_millis(), Instant::now());
@@ -215,6 +222,39 @@ impl Beacon {
                 false
             }
             _ => false,
+        }
+    }
+
+    /// True when `peer` announces our host name and has the better claim to it.
+    ///
+    /// Probing (done by the mDNS layer) catches a name that is already in use, but two
+    /// nodes that probe at the same moment can both win, and RFC 6762 section 9 asks
+    /// for the conflict to be resolved whenever it is seen. The node with the smaller id
+    /// keeps the name, so exactly one of the two moves; a peer without an id (not a
+    /// fazt node, or an old one) keeps it too.
+    fn clashes(&self, peer: &super::record::NodeRecord) -> bool {
+        let ours = format!("{}.local.", self.name());
+        peer.host.eq_ignore_ascii_case(&ours)
+            && peer.id.as_deref().is_none_or(|id| id < self.identity.id.as_str())
+    }
+
+    /// Moves to the first `<wanted>-N` that no known peer uses.
+    fn yield_name(&self, discovery: &dyn Discovery, taken: &str) {
+        let (wanted, hosts) = {
+            let inner = self.inner();
+            let hosts: Vec<String> =
+                inner.peers.list().iter().map(|p| p.record.host.to_ascii_lowercase()).collect();
+            (inner.wanted.clone(), hosts)
+        };
+        let free = (2..1000).map(|n| format!("{wanted}-{n}")).find(|c| {
+            name::is_valid(c)
+                && !hosts.contains(&format!("{c}.local."))
+                && !taken.eq_ignore_ascii_case(&format!("{c}.local."))
+        });
+        if let Some(new_name) = free {
+            tracing::warn!(taken, to = %new_name, "beacon: another node announces our name; renaming as RFC 6762 says");
+            self.inner().counters.renamed += 1;
+            self.rename(discovery, new_name);
         }
     }
 
@@ -417,6 +457,27 @@ mod tests {
         wait(ex, "rename", || second.beacon.name() == "pi-2");
         wait(ex, "first sees pi-2", || first.beacon.peers().iter().any(|p| p.record.name == "pi-2"));
         assert_eq!(first.beacon.name(), "pi");
+    }
+
+    #[test]
+    fn a_clash_seen_after_probing_moves_exactly_one_node() {
+        let ex: &'static smol::Executor<'static> = Box::leak(Box::new(smol::Executor::new()));
+        let lan = LoopbackNetwork::new();
+        let a = node(ex, &lan, 1, "pi");
+        wait(ex, "announcing", || a.beacon.state() == State::Announcing);
+        // Another node that won the same name at the same moment, with a smaller id.
+        let twin = |id: &str| fazt_hal::discovery::Service {
+            fullname: format!("pi.{SERVICE_TYPE}"),
+            host: "pi.local.".into(),
+            port: 8080,
+            addresses: vec![],
+            txt: [("id".to_string(), id.to_string())].into_iter().collect(),
+        };
+        lan.inject(SERVICE_TYPE, twin("node_ffffffffffffffff"));
+        smol::block_on(ex.run(async_io::Timer::after(Duration::from_millis(200))));
+        assert_eq!(a.beacon.name(), "pi", "a larger id yields");
+        lan.inject(SERVICE_TYPE, twin("node_0000000000000000"));
+        wait(ex, "rename", || a.beacon.name() == "pi-2");
     }
 
     #[test]

@@ -63,11 +63,16 @@ pub struct MdnsOptions {
     pub interfaces: Interfaces,
     /// UDP port (5353 except in special set-ups).
     pub port: u16,
+    /// Whether our own multicast comes back to this machine (other processes here,
+    /// such as a local Avahi or `fazt beacon scan`, then see us). A responder turns it
+    /// off: `mdns-sd` takes its own looped-back answers for a name conflict when an
+    /// address is added to an interface, and renames itself for nothing.
+    pub multicast_loop: bool,
 }
 
 impl Default for MdnsOptions {
     fn default() -> Self {
-        MdnsOptions { interfaces: Interfaces::Auto, port: MDNS_PORT }
+        MdnsOptions { interfaces: Interfaces::Auto, port: MDNS_PORT, multicast_loop: true }
     }
 }
 
@@ -150,6 +155,10 @@ impl MdnsDiscovery {
                 daemon.disable_interface(IfKind::All).map_err(backend)?;
                 daemon.enable_interface(IfKind::Addr(*ip)).map_err(backend)?;
             }
+        }
+        if !options.multicast_loop {
+            daemon.set_multicast_loop_v4(false).map_err(backend)?;
+            daemon.set_multicast_loop_v6(false).map_err(backend)?;
         }
         let (tx, rx) = async_channel::bounded(EVENT_CAPACITY);
         let this = MdnsDiscovery {
