@@ -287,10 +287,14 @@ fn start(lab: &Lab, i: usize, settings: &[(&'static str, String)]) -> LabNode {
 #[test]
 fn three_nodes_find_each_other_then_leave_by_goodbye_and_by_kill9() {
     let Some(lab) = Lab::new("a", 3) else { return };
-    // Two nodes ask for the same name: the later one must rename itself (RFC 6762 §9).
+    // Host 1 also has a container bridge; its address must not be announced.
+    ok(Command::new("ip").args(["-n", &lab.ns(1), "link", "add", "docker0", "type", "bridge"]));
+    ok(Command::new("ip").args(["-n", &lab.ns(1), "addr", "add", "172.31.77.1/24", "dev", "docker0"]));
+    ok(Command::new("ip").args(["-n", &lab.ns(1), "link", "set", "docker0", "up"]));
+    // Two nodes ask for the same name: exactly one must move (RFC 6762 §9).
     let a = start(&lab, 1, &with("twin", &[]));
     let mut b = start(&lab, 2, &with("twin", &[]));
-    let mut c = start(&lab, 3, &with("third", &[]));
+    let mut c = start(&lab, 3, &with("third", &[("beacon.interfaces", "eth0")]));
     let took = wait_for("every node to see the other two", Duration::from_secs(20), || {
         [&a, &b, &c].iter().all(|n| n.peer_names().len() == 2)
     });
@@ -311,6 +315,13 @@ fn three_nodes_find_each_other_then_leave_by_goodbye_and_by_kill9() {
         assert_eq!(peer["services"], serde_json::json!(["web"]));
     }
     assert!(status["peers"].as_array().unwrap().iter().any(|p| p["id"] == b.id.as_str()));
+    let seen_a =
+        b.beacon()["peers"].as_array().unwrap().iter().find(|p| p["id"] == a.id.as_str()).cloned().unwrap();
+    assert!(seen_a["addresses"].as_array().unwrap().contains(&"10.77.0.1".into()), "{seen_a}");
+    assert!(
+        !seen_a.to_string().contains("172.31.77.1"),
+        "a container bridge address was announced: {seen_a}"
+    );
 
     // A clean stop sends goodbyes: the others drop it well before the 4 s expiry.
     c.stop();
