@@ -4,7 +4,8 @@
 # peer, idle CPU and memory of a node with the beacon on and off, and packets sent per
 # hour when idle. A measurement, not a test; needs root (namespaces). Removes everything
 # it made on exit, also on failure or Ctrl-C.
-#   FAZT_BIN (default target/release/fazt), IDLE_SECS (default 300), RUNS (default 5)
+#   FAZT_BIN (default target/release/fazt), IDLE_SECS (default 300), RUNS (default 5),
+#   DEBUG=1 (print the nodes' logs at the end)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${FAZT_BIN:-target/release/fazt}
