@@ -18,6 +18,12 @@ pub enum Kind {
     Ip,
     /// A non-negative integer (bytes, counts).
     Count,
+    /// `true` or `false`.
+    Bool,
+    /// A DNS label such as `kitchen-pi`, or empty for "derive one".
+    Label,
+    /// Network interface names separated by commas, or empty for "choose".
+    Interfaces,
 }
 
 /// A declared configuration key.
@@ -103,6 +109,42 @@ pub const KEYS: &[Key] = &[
         kind: Kind::Count,
         help: "concurrent connections; more wait in the kernel's accept queue",
     },
+    Key {
+        name: "beacon.enabled",
+        default: "true",
+        kind: Kind::Bool,
+        help: "announce this node on the LAN (mDNS) and find other fazt nodes",
+    },
+    Key {
+        name: "beacon.name",
+        default: "",
+        kind: Kind::Label,
+        help: "the node's name on the LAN, <name>.local (empty: from the host name)",
+    },
+    Key {
+        name: "beacon.interfaces",
+        default: "",
+        kind: Kind::Interfaces,
+        help: "interfaces to announce on, e.g. eth0,wlan0 (empty: all but loopback and container bridges)",
+    },
+    Key {
+        name: "beacon.announce_interval_secs",
+        default: "30",
+        kind: Kind::Count,
+        help: "seconds between announcements (0: only at start and on changes)",
+    },
+    Key {
+        name: "beacon.expiry_secs",
+        default: "300",
+        kind: Kind::Count,
+        help: "a node not heard from for this long is dropped",
+    },
+    Key {
+        name: "beacon.max_nodes",
+        default: "100",
+        kind: Kind::Count,
+        help: "most nodes the beacon remembers",
+    },
 ];
 
 /// A bad `set-config` request.
@@ -126,6 +168,11 @@ pub enum ConfigError {
     Storage(#[from] StorageError),
 }
 
+/// Checks that `key` is declared.
+pub fn validate_key(key: &str) -> Result<(), ConfigError> {
+    KEYS.iter().any(|k| k.name == key).then_some(()).ok_or_else(|| ConfigError::UnknownKey(key.into()))
+}
+
 /// Checks `value` for `key` and returns it normalised.
 pub fn validate(key: &str, value: &str) -> Result<String, ConfigError> {
     let decl = KEYS.iter().find(|k| k.name == key).ok_or_else(|| ConfigError::UnknownKey(key.into()))?;
@@ -147,6 +194,32 @@ pub fn validate(key: &str, value: &str) -> Result<String, ConfigError> {
             .map_err(|_| bad("expected an IP address such as 0.0.0.0 or 127.0.0.1")),
         Kind::Count => {
             value.parse::<u64>().map(|n| n.to_string()).map_err(|_| bad("expected a whole number"))
+        }
+        Kind::Bool => match value.to_ascii_lowercase().as_str() {
+            "true" | "on" | "yes" | "1" => Ok("true".into()),
+            "false" | "off" | "no" | "0" => Ok("false".into()),
+            _ => Err(bad("expected true or false")),
+        },
+        Kind::Label => {
+            let v = value.to_ascii_lowercase();
+            if v.is_empty() || crate::beacon::name::is_valid(&v) {
+                Ok(v)
+            } else {
+                Err(bad(
+                    "expected a DNS label: 1-63 letters, digits and '-', not starting or ending with '-'",
+                ))
+            }
+        }
+        Kind::Interfaces => {
+            let names: Vec<&str> = value.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
+            let valid = |n: &&str| {
+                n.len() <= 15 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b))
+            };
+            if names.iter().all(valid) {
+                Ok(names.join(","))
+            } else {
+                Err(bad("expected interface names separated by commas, e.g. eth0,wlan0"))
+            }
         }
     }
 }
@@ -178,6 +251,11 @@ impl NodeConfig {
     /// The value of a declared key.
     pub fn get(&self, key: &str) -> &str {
         self.values.get(key).map(String::as_str).unwrap_or("")
+    }
+
+    /// A boolean key (`true` only for the stored word `true`).
+    pub fn get_bool(&self, key: &str) -> bool {
+        self.get(key) == "true"
     }
 
     /// A numeric key (declared keys of kind Count/Port always parse; 0 otherwise).
@@ -237,6 +315,13 @@ mod tests {
         assert!(matches!(validate("listen", "localhost"), Err(ConfigError::BadValue { .. })));
         assert_eq!(validate("domain", " Example.COM ").unwrap(), "example.com");
         assert_eq!(validate("port", "0").unwrap(), "0");
+        assert_eq!(validate("beacon.enabled", "OFF").unwrap(), "false");
+        assert!(validate("beacon.enabled", "maybe").is_err());
+        assert_eq!(validate("beacon.name", "Kitchen-Pi").unwrap(), "kitchen-pi");
+        assert!(validate("beacon.name", "-pi").is_err());
+        assert!(validate("beacon.name", "a.b").is_err());
+        assert_eq!(validate("beacon.interfaces", " eth0, wlan0 ").unwrap(), "eth0,wlan0");
+        assert!(validate("beacon.interfaces", "eth0;rm").is_err());
     }
 
     #[test]

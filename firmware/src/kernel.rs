@@ -1,11 +1,15 @@
 //! The kernel: the handles every subsystem shares, built once at start.
 
+use crate::beacon::identity::NodeIdentity;
+use crate::beacon::{Beacon, BeaconConfig};
 use crate::config::NodeConfig;
 use crate::net::cache::{BlobCache, SiteCache};
 use crate::security::ratelimit::LoginLimiter;
 use crate::storage::Storage;
 use crate::time::Clock;
 use fazt_hal::board::Board;
+use fazt_hal::keystore::{Keystore, SoftwareKeystore};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,6 +19,9 @@ pub enum KernelError {
     /// Reading configuration failed.
     #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),
+    /// The node identity key could not be loaded or created.
+    #[error("cannot load the node identity: {0}")]
+    Identity(fazt_hal::keystore::Error),
     /// The JavaScript worker threads could not be started.
     #[error("cannot start the JavaScript workers: {0}")]
     Workers(std::io::Error),
@@ -42,6 +49,10 @@ pub struct Kernel {
     pub started: Instant,
     /// The port clients reach us on (for the URLs we print and return).
     pub public_port: u16,
+    /// Who this node is (key pair in the keystore, id derived from it).
+    pub identity: Arc<NodeIdentity>,
+    /// LAN announcement and the peer list.
+    pub beacon: Arc<Beacon>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -51,14 +62,22 @@ impl std::fmt::Debug for Kernel {
 }
 
 impl Kernel {
-    /// Builds the kernel over an opened database.
+    /// Builds the kernel over an opened database, for a node listening on `listen`;
+    /// creates the node key on the very first start.
     pub fn new(
         storage: Arc<Storage>,
         clock: Arc<Clock>,
         board: Box<dyn Board>,
+        listen: IpAddr,
         public_port: u16,
     ) -> Result<Self, KernelError> {
         let config = NodeConfig::load(&storage)?;
+        let keystore: Arc<dyn Keystore> = Arc::new(SoftwareKeystore::new(
+            crate::beacon::keystore::DbSeeds::new(storage.clone(), clock.clone()),
+        ));
+        let identity = Arc::new(NodeIdentity::load_or_create(keystore).map_err(KernelError::Identity)?);
+        let beacon =
+            Arc::new(Beacon::new(identity.clone(), BeaconConfig::from_config(&config, listen), public_port));
         storage.set_max_bytes(config.get_u64("storage.max_db_bytes"))?;
         let blobs = BlobCache::new(config.get_u64("cache.max_bytes"), config.get_u64("cache.max_file_bytes"));
         let workers = match config.get_u64("runtime.workers") {
@@ -78,6 +97,8 @@ impl Kernel {
             login_limiter: LoginLimiter::default(),
             started: Instant::now(),
             public_port,
+            identity,
+            beacon,
         })
     }
 

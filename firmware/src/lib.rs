@@ -11,17 +11,20 @@
 //! - [`security`]: passwords, sessions, API tokens, login rate limits.
 //! - [`time`]: the kernel clock.
 //! - [`mnemonic`]: bytes to BIP-39 word lists and back (data through people).
+//! - [`beacon`]: the node identity, LAN announcement (mDNS) and the peer list.
 //! - [`config`]: typed node settings.
 //! - [`cli`]: the command line.
 //!
 //! # Implementation
 //! One process. A smol executor runs on one thread per core; SQLite work runs on the
 //! `blocking` thread pool. Files touched: `data.db` (+ `-wal`, `-shm`), `data.db.lock`,
-//! short-lived `.fazt-upload-*` spool files beside it, and the client config.
+//! short-lived `.fazt-upload-*` spool files beside it, and the client config. The beacon
+//! adds UDP port 5353 and the mDNS threads of the HAL (unless it is off).
 
 #![warn(missing_docs, missing_debug_implementations)]
 
 pub mod apps;
+pub mod beacon;
 pub mod cli;
 pub mod config;
 pub mod fs;

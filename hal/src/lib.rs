@@ -8,11 +8,19 @@
 //! # Layout
 //! - [`board`]: what machine this is (model, memory, CPU count), for health reports and
 //!   memory budgets.
+//! - [`discovery`]: finding and announcing services on the LAN (mDNS / DNS-SD), with an
+//!   in-memory LAN for tests.
+//! - [`keystore`]: named Ed25519 key pairs that sign (the node identity); software
+//!   backends now, a TPM later.
 //!
 //! # Implementation
 //! The Linux board backend reads `/proc/device-tree/model`, `/sys/class/dmi/id/*`,
 //! `/proc/meminfo` and `/proc/self/status`; it opens no device and starts no thread.
+//! The mDNS backend binds UDP port 5353 (IPv4 and IPv6) and runs the `mdns-sd` daemon
+//! thread plus one thread per browse; the file keystore writes `<name>.ed25519` files.
 
 #![warn(missing_docs, missing_debug_implementations)]
 
 pub mod board;
+pub mod discovery;
+pub mod keystore;

@@ -6,6 +6,7 @@
 
 mod admin_ui;
 mod api;
+mod beacon;
 mod deploy;
 mod hostile;
 mod lifecycle;

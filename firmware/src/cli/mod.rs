@@ -3,8 +3,10 @@
 
 pub mod app;
 pub mod backup;
+pub mod beacon;
 pub mod client;
 pub mod client_config;
+pub mod config;
 pub mod deploy;
 pub mod http;
 pub mod mnemonic;
@@ -62,6 +64,10 @@ pub enum Command {
     Service(service::ServiceArgs),
     /// Turn up to 64 bytes into BIP-39 words and back, to pass data on by voice or paper.
     Mnemonic(mnemonic::MnemonicArgs),
+    /// This node on the LAN (mDNS) and the fazt nodes around it.
+    Beacon(beacon::BeaconArgs),
+    /// Read and change node settings (like `server set-config`).
+    Config(config::ConfigArgs),
 }
 
 /// Runs the parsed command.
@@ -74,6 +80,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup(args) => backup::run(args),
         Command::Service(args) => service::run(args),
         Command::Mnemonic(args) => mnemonic::run(args),
+        Command::Beacon(args) => beacon::run(args),
+        Command::Config(args) => config::run(args),
     }
 }
 

@@ -46,7 +46,10 @@ pub fn route(host: Option<&str>, domain: &str) -> Result<Route, BadHost> {
     if !is_valid_domain(&name) {
         return Err(BadHost);
     }
-    if name == domain {
+    // `<name>.local` is this node as the beacon announces it; mDNS answers for no
+    // sub-name of it, so like an IP address it means the bare domain.
+    let beacon_name = name.strip_suffix(".local").is_some_and(|l| !l.contains('.'));
+    if name == domain || (beacon_name && domain != "local") {
         return Ok(Route::App("root".into()));
     }
     let Some(label) = name.strip_suffix(domain).and_then(|rest| rest.strip_suffix('.')) else {
@@ -97,6 +100,13 @@ mod tests {
         assert_eq!(r("example.com"), Ok(Route::Unknown));
         assert_eq!(r("evil-localhost"), Ok(Route::Unknown));
         assert_eq!(route(None, "localhost"), Ok(Route::App("root".into())));
+    }
+
+    #[test]
+    fn beacon_name_is_the_bare_domain() {
+        assert_eq!(r("kitchen-pi.local:8080"), Ok(Route::App("root".into())));
+        assert_eq!(r("blog.kitchen-pi.local"), Ok(Route::Unknown));
+        assert_eq!(route(Some("blog.local"), "local"), Ok(Route::App("blog".into())));
     }
 
     #[test]

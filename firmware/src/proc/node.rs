@@ -81,7 +81,7 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
     let listener = Async::<TcpListener>::bind(SocketAddr::new(ip, port))
         .with_context(|| format!("cannot listen on {ip}:{port} (in use? try --port)"))?;
     let bound = listener.get_ref().local_addr()?;
-    let kernel = Arc::new(Kernel::new(storage, clock, Box::new(LinuxBoard), bound.port())?);
+    let kernel = Arc::new(Kernel::new(storage, clock, Box::new(LinuxBoard), ip, bound.port())?);
 
     // A port given for this run only (say `--port 0`) would not be right after a restart,
     // so the client config is saved only for the stored port.
@@ -116,8 +116,16 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
             }
         }
     };
-    let result =
-        smol::block_on(executor.run(crate::net::server::serve(executor.clone(), listener, kernel, shutdown)));
+    let beacon = kernel.beacon.start(&executor, kernel.storage.clone(), kernel.clock.clone());
+    let result = smol::block_on(executor.run(crate::net::server::serve(
+        executor.clone(),
+        listener,
+        kernel.clone(),
+        shutdown,
+    )));
+    // Goodbyes before exit, so peers drop this node at once instead of at expiry.
+    kernel.beacon.stop();
+    drop(beacon);
     stop_tx.close();
     for worker in workers {
         let _ = worker.join();
@@ -148,6 +156,15 @@ fn announce(kernel: &Kernel, bound: SocketAddr, first: Option<&Bootstrap>, clien
     println!("  sites:     {}  (apps at {})", kernel.app_url("root"), kernel.app_url("<app>"));
     println!("  dashboard: {admin}");
     println!("  data:      {}", kernel.storage.path().display());
+    match kernel.beacon.config().enabled {
+        true => println!(
+            "  beacon:    http://{}.local:{}/  (node {})",
+            kernel.beacon.name(),
+            bound.port(),
+            kernel.identity.id
+        ),
+        false => println!("  beacon:    off  (node {})", kernel.identity.id),
+    }
     let Some(first) = first else { return };
     println!();
     println!("First start: log in to the dashboard as '{}' with password:", first.username);

@@ -112,6 +112,40 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     );
     "#,
     ),
+    // Versions 2 and 3 were built on separate branches; the runner applies any version
+    // not yet recorded, so a file made on either branch gets the other one too.
+    (
+        3,
+        "beacon: node key seeds and discovered nodes",
+        r#"
+    -- Secret seeds of the node's Ed25519 keys (software keystore; a TPM keeps its own).
+    -- In data.db so that the identity moves with a backup, like the password hashes.
+    CREATE TABLE node_keys (
+        name       TEXT PRIMARY KEY,
+        algorithm  TEXT NOT NULL,
+        seed       BLOB NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    -- Nodes the beacon currently sees (advisory: pruned on expiry, bounded by
+    -- beacon.max_nodes). Keyed by the DNS-SD instance name, unique on the link.
+    CREATE TABLE beacon_nodes (
+        fullname   TEXT PRIMARY KEY,
+        id         TEXT,
+        name       TEXT NOT NULL,
+        host       TEXT NOT NULL,
+        addresses  TEXT NOT NULL,
+        port       INTEGER NOT NULL,
+        version    TEXT,
+        services   TEXT NOT NULL,
+        public_key TEXT,
+        verified   INTEGER NOT NULL DEFAULT 0,
+        meta       TEXT,
+        first_seen INTEGER NOT NULL,
+        last_seen  INTEGER NOT NULL
+    );
+    CREATE INDEX beacon_nodes_last_seen ON beacon_nodes(last_seen);
+    "#,
+    ),
 ];
 
 /// The highest version this binary knows.
@@ -132,8 +166,13 @@ pub fn current_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("SELECT coalesce(max(version), 0) FROM schema_migrations", [], |r| r.get(0))
 }
 
-/// Applies every migration newer than the file's version.
+/// Applies every migration the file has not had yet.
 pub fn run(conn: &mut Connection) -> Result<(), StorageError> {
+    apply(conn, MIGRATIONS)
+}
+
+fn apply(conn: &mut Connection, migrations: &[(i64, &str, &str)]) -> Result<(), StorageError> {
+    let latest = migrations.last().map(|m| m.0).unwrap_or(0);
     let tx = conn.transaction()?;
     tx.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -143,10 +182,17 @@ pub fn run(conn: &mut Connection) -> Result<(), StorageError> {
         )",
     )?;
     let current = current_version(&tx)?;
-    if current > latest_version() {
-        return Err(StorageError::TooNew { found: current, known: latest_version() });
+    if current > latest {
+        return Err(StorageError::TooNew { found: current, known: latest });
     }
-    for (version, description, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+    // Every version not yet recorded, not only those above the highest: branches add
+    // migrations in parallel (see version 3), and a file made by one must still get
+    // the other's.
+    let applied: Vec<i64> = tx
+        .prepare("SELECT version FROM schema_migrations")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for (version, description, sql) in migrations.iter().filter(|m| !applied.contains(&m.0)) {
         tx.execute_batch(sql)?;
         // Migration time is bookkeeping only; 0 keeps this module free of the clock.
         tx.execute(
@@ -167,6 +213,20 @@ mod tests {
         for pair in MIGRATIONS.windows(2) {
             assert!(pair[0].0 < pair[1].0);
         }
+    }
+
+    #[test]
+    fn a_missing_lower_version_is_still_applied() {
+        // A file made by a build with versions 1 and 3, opened by one with 1, 2 and 3.
+        let one = (1, "one", "CREATE TABLE one (x);");
+        let two = (2, "two", "CREATE TABLE two (x);");
+        let three = (3, "three", "CREATE TABLE three (x);");
+        let mut conn = Connection::open_in_memory().unwrap();
+        apply(&mut conn, &[one, three]).unwrap();
+        apply(&mut conn, &[one, two, three]).unwrap();
+        let n: i64 = conn.query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 3);
+        conn.execute("INSERT INTO two VALUES (1)", []).unwrap();
     }
 
     #[test]

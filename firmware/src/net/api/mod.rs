@@ -8,6 +8,7 @@
 mod apps;
 mod auth;
 mod backend;
+mod beacon;
 mod deploy;
 mod system;
 mod tokens;
@@ -86,6 +87,7 @@ async fn dispatch(kernel: &Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>
         (&Method::GET, ["system", "health"]) => system::health(kernel).await,
         (&Method::GET, ["system", "db"]) => system::db(kernel).await,
         (&Method::GET, ["system", "config"]) => Ok(system::config(kernel)),
+        (&Method::GET, ["system", "beacon"]) => beacon::status(kernel).await,
         _ => Err(ApiError::not_found(format!("no API endpoint {path}"))),
     }
 }
@@ -103,7 +105,7 @@ fn allowed_methods(segments: &[&str]) -> &'static [Method] {
     match segments {
         ["login"] | ["logout"] | ["deploy"] | ["deploy", "check"] => POST,
         ["me"] | ["apps"] | ["apps", _, "files"] | ["apps", _, "files", _, ..] => GET,
-        ["system", "health" | "db" | "config"] => GET,
+        ["system", "health" | "db" | "config" | "beacon"] => GET,
         ["apps", _] => GET_DELETE,
         ["apps", _, "logs" | "env"] => GET,
         ["apps", _, "invoke"] => POST,

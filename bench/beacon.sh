@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Measures the beacon's costs on a private virtual LAN (three network namespaces on a
+# bridge; 10.77.0.0/24 exists only inside them): time from node start to being seen by a
+# peer, idle CPU and memory of a node with the beacon on and off, and packets sent per
+# hour when idle. A measurement, not a test; needs root (namespaces). Removes everything
+# it made on exit, also on failure or Ctrl-C.
+#   FAZT_BIN (default target/release/fazt), IDLE_SECS (default 300), RUNS (default 5),
+#   DEBUG=1 (print the nodes' logs at the end)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${FAZT_BIN:-target/release/fazt}
+IDLE_SECS=${IDLE_SECS:-300}
+RUNS=${RUNS:-5}
+[ -x "$BIN" ] || { echo "no $BIN: build it with 'nice -n 19 cargo build --release -p fazt'" >&2; exit 1; }
+TMP=$(mktemp -d)
+PIDS=()
+links_down() {
+  for i in 1 2 3; do ip netns del "fzbench$i" 2>/dev/null || true; done
+  ip link del fzbench 2>/dev/null || true
+}
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  sleep 1
+  links_down
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+[ -n "${DEBUG:-}" ] && trap 'cat $TMP/*.out >&2; cleanup' EXIT
+links_down
+ip link add fzbench type bridge && ip link set fzbench up
+for i in 1 2 3; do
+  ip netns add "fzbench$i"
+  ip link add "fzbenchv$i" type veth peer name eth0 netns "fzbench$i"
+  ip link set "fzbenchv$i" master fzbench up
+  ip -n "fzbench$i" addr add "10.77.0.$i/24" dev eth0
+  ip -n "fzbench$i" link set eth0 up
+  ip -n "fzbench$i" link set lo up
+done
+
+init() { # host name beacon.enabled
+  mkdir -p "$TMP/$1"
+  "$BIN" server init --data "$TMP/$1/data.db" --port 8080 --password bench-password \
+    | sed -n 's/^API token: //p' >"$TMP/$1.tok"
+  "$BIN" config set beacon.name "$2" --data "$TMP/$1/data.db" >/dev/null
+  "$BIN" config set beacon.enabled "$3" --data "$TMP/$1/data.db" >/dev/null
+}
+start() { # host -> LAST (pid)
+  ip netns exec "fzbench$1" "$BIN" server start --data "$TMP/$1/data.db" --config "$TMP/$1/c.json" \
+    >"$TMP/$1.out" 2>&1 &
+  LAST=$!
+  PIDS+=("$LAST")
+  for _ in $(seq 100); do grep -q '^fazt is ready' "$TMP/$1.out" && return; sleep 0.05; done
+  echo "node $1 did not start" >&2; cat "$TMP/$1.out" >&2; exit 1
+}
+sees() { # host name: does the node on host $1 list a peer called $2?
+  local out
+  out=$(ip netns exec "fzbench$1" "$BIN" beacon status --json --server http://admin.localhost:8080 \
+    --token "$(cat "$TMP/$1.tok")" --data "$TMP/$1/data.db" 2>/dev/null || true)
+  grep -q "\"name\": \"$2\"" <<<"$out"
+}
+now_ms() { date +%s%3N; }
+tx_packets() { ip -n "fzbench$1" -s link show eth0 | awk '/TX:/{getline; print $2}'; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kb() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
+
+init 1 watcher true; init 2 newcomer true; init 3 quiet false
+start 1; WATCHER=$LAST
+echo "bench/beacon.sh: start-to-seen, $RUNS runs" >&2
+seen=()
+for run in $(seq "$RUNS"); do
+  t0=$(now_ms)
+  start 2; NEW=$LAST
+  for _ in $(seq 200); do sees 1 newcomer && break; sleep 0.02; done
+  sees 1 newcomer || { echo "the newcomer was not seen" >&2; exit 1; }
+  seen+=($(( $(now_ms) - t0 )))
+  kill "$NEW"; wait "$NEW" 2>/dev/null || true
+  for _ in $(seq 100); do sees 1 newcomer || break; sleep 0.05; done
+done
+start 2; NEW=$LAST
+start 3; QUIET=$LAST
+echo "bench/beacon.sh: idle for ${IDLE_SECS}s (after a 10 s settle)" >&2
+sleep 10
+tx0_on=$(tx_packets 1); tx0_off=$(tx_packets 3)
+cpu0_on=$(cpu_ticks "$WATCHER"); cpu0_off=$(cpu_ticks "$QUIET")
+sleep "$IDLE_SECS"
+tx_on=$(( $(tx_packets 1) - tx0_on )); tx_off=$(( $(tx_packets 3) - tx0_off ))
+cpu_on=$(( $(cpu_ticks "$WATCHER") - cpu0_on )); cpu_off=$(( $(cpu_ticks "$QUIET") - cpu0_off ))
+hz=$(getconf CLK_TCK)
+per_hour() { echo $(( $1 * 3600 / IDLE_SECS )); }
+cat <<REPORT
+| measurement | beacon on | beacon off |
+| --- | --- | --- |
+| start to seen by a peer (ms, $RUNS runs) | ${seen[*]} | - |
+| idle CPU over ${IDLE_SECS} s (ticks of 1/${hz} s) | $cpu_on | $cpu_off |
+| RSS when idle (KiB) | $(rss_kb "$WATCHER") | $(rss_kb "$QUIET") |
+| packets sent in ${IDLE_SECS} s (all of the host's eth0) | $tx_on | $tx_off |
+| packets sent per hour, extrapolated | $(per_hour "$tx_on") | $(per_hour "$tx_off") |
+REPORT
