@@ -31,6 +31,13 @@ module.exports = async function (request) {
   if (pathname === '/api/go') return { redirect: '/elsewhere' };
   if (pathname === '/api/later') { await new Promise((r) => setTimeout(r, 30)); return { body: 'waited' }; }
   if (pathname === '/api/throw') { console.log('about to throw'); throw new Error('boom: secret detail'); }
+  if (pathname === '/api/number') return 42;
+  if (pathname === '/api/array') return [1, 'two'];
+  if (pathname === '/api/badstatus') return { status: 9999, body: 'x' };
+  if (pathname === '/api/leave-timer') { setTimeout(() => fazt.storage.kv.set('leaked', true), 10); return 'left a timer'; }
+  if (pathname === '/api/leaked') { await new Promise((r) => setTimeout(r, 50)); return { json: { leaked: (await fazt.storage.kv.get('leaked')) ?? false } }; }
+  if (pathname === '/api/badttl') { try { await fazt.storage.kv.set('k', 1, { ttl: -5 }); return 'accepted'; } catch (e) { return e.message; } }
+  if (pathname === '/api/fnvalue') { try { await fazt.storage.kv.set('k', () => 1); return 'accepted'; } catch (e) { return e.message; } }
   if (pathname === '/api/globals') return { json: { process: typeof process, require: typeof require, std: typeof std, os: typeof os, env: fazt.app.env, name: fazt.app.name } };
   return { status: 404, json: { error: 'no route' } };
 };
@@ -62,8 +69,28 @@ fn handlers_get_the_request_and_shape_the_response() {
     assert_eq!((go.status, go.header("location")), (302, Some("/elsewhere")));
     assert_eq!(call(&node, "echo", "GET", "/api/later", "").text(), "waited");
     assert_eq!(call(&node, "echo", "GET", "/api/nope", "").status, 404);
-    // Static files of the same app are still served.
+    assert_eq!(call(&node, "echo", "GET", "/api/number", "").text(), "42");
+    assert_eq!(call(&node, "echo", "GET", "/api/array", "").json(), serde_json::json!([1, "two"]));
+    assert_eq!(call(&node, "echo", "GET", "/api/badstatus", "").code(), "handler_error");
+    assert!(call(&node, "echo", "GET", "/api/badttl", "").text().contains("ttl must be a positive"));
+    assert!(call(&node, "echo", "GET", "/api/fnvalue", "").text().contains("must be JSON"));
+    // A timer left behind by one request never fires inside a later one.
+    assert_eq!(call(&node, "echo", "GET", "/api/leave-timer", "").text(), "left a timer");
+    assert_eq!(call(&node, "echo", "GET", "/api/leaked", "").json()["leaked"], false);
+    // Static files of the same app are still served...
     assert_eq!(node.get("echo.localhost", "/").text(), "static home");
+    // ...but never the backend's source, however the path is spelled.
+    for path in [
+        "/api/main.js",
+        "/%61pi/main.js",
+        "//api/main.js",
+        "/./api/main.js",
+        "/api%2Fmain.js",
+        "/x/../api/main.js",
+    ] {
+        let resp = node.get("echo.localhost", path);
+        assert!(!resp.text().contains("module.exports"), "{path} leaked the source");
+    }
 }
 
 #[test]
@@ -211,9 +238,10 @@ module.exports = async (request) => {
     );
     assert_eq!(call(&node, "other", "GET", "/api/steal", "").json()["n"], serde_json::Value::Null);
 
-    node.cli_ok(&["app", "env", "set", "counter", "GREETING=hello world", "MODE=test"]);
+    node.cli_ok(&["app", "env", "set", "counter", "GREETING=hello world", "MODE=test", "MY_VAR=1"]);
     let env = call(&node, "counter", "GET", "/api/env", "").json();
     assert_eq!(env["env"]["GREETING"], "hello world");
+    assert_eq!(env["env"]["MY_VAR"], "1", "names with _ survive the CLI's URL encoding");
     assert_eq!(env["path"], "undefined", "never the host's environment");
     assert!(node.cli_ok(&["app", "env", "list", "counter"]).contains("MODE=test"));
     node.cli_ok(&["app", "env", "unset", "counter", "MODE"]);
@@ -258,6 +286,22 @@ module.exports = async (request) => {
     let looped = looping.join().unwrap();
     assert_eq!((looped.status, looped.code().as_str()), (504, "timeout"), "{}", looped.text());
 
+    // Clients that hang up on a spinning handler do not free its slot while it spins:
+    // the app keeps to its share of the workers and another app still answers.
+    for _ in 0..4 {
+        let mut s = std::net::TcpStream::connect(node.addr).unwrap();
+        std::io::Write::write_all(&mut s, b"GET /api/loop HTTP/1.1\r\nHost: hostile.localhost\r\n\r\n")
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        drop(s);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let t = Instant::now();
+    assert_eq!(call(&node, "good", "GET", "/api/x", "").text(), "fine");
+    assert!(t.elapsed() < Duration::from_secs(1), "another app waited {:?}", t.elapsed());
+    // Let the abandoned loops time out before the next checks.
+    std::thread::sleep(Duration::from_millis(3200));
+
     let bomb = call(&node, "hostile", "GET", "/api/bomb", "");
     assert_eq!((bomb.status, bomb.code().as_str()), (500, "memory_limit"), "{}", bomb.text());
     let deep = call(&node, "hostile", "GET", "/api/recurse", "");
@@ -289,9 +333,10 @@ fn apps_cannot_reach_the_host_or_each_other() {
     let resp = call(&node, "huge", "GET", "/api/x", "");
     assert_eq!((resp.status, resp.code().as_str()), (500, "load_error"), "{}", resp.text());
     // A syntax error is a load error with the detail in the log.
-    deploy(&node, "broken", &[("api/main.js", "module.exports = async () => {")]);
+    deploy(&node, "broken", &[("api/main.js", "module.exports = async () => 1;\nconst x = ;\n")]);
     assert_eq!(call(&node, "broken", "GET", "/api/x", "").code(), "load_error");
-    assert!(node.cli_ok(&["app", "logs", "broken"]).contains("SyntaxError"));
+    let logs = node.cli_ok(&["app", "logs", "broken"]);
+    assert!(logs.contains("SyntaxError") && logs.contains("api/main.js:2"), "the line of the error: {logs}");
 }
 
 #[test]

@@ -230,8 +230,13 @@ pub fn run(args: AppArgs) -> anyhow::Result<()> {
         Sub::Limits { app, timeout_ms, memory_mb } => {
             let url = format!("/api/apps/{}/limits", encode(&app));
             let answer = if timeout_ms.is_some() || memory_mb.is_some() {
-                let body =
-                    serde_json::json!({"timeout_ms": timeout_ms, "memory_bytes": memory_mb.map(|m| m << 20)});
+                let memory_bytes = match memory_mb {
+                    Some(mb) => Some(
+                        mb.checked_mul(1 << 20).ok_or_else(|| anyhow::anyhow!("--memory-mb is too large"))?,
+                    ),
+                    None => None,
+                };
+                let body = serde_json::json!({"timeout_ms": timeout_ms, "memory_bytes": memory_bytes});
                 client.put_json(&url, &body)?
             } else {
                 client.get_json(&url)?

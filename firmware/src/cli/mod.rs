@@ -56,7 +56,7 @@ pub enum Command {
     Client(client::ClientCommand),
     /// Publish a folder as an app.
     Deploy(deploy::DeployArgs),
-    /// List, inspect and delete apps.
+    /// List, inspect and delete apps; their logs, environment and limits; run handlers.
     App(app::AppArgs),
     /// Back up or restore the database.
     Backup(backup::BackupArgs),

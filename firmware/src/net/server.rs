@@ -110,8 +110,10 @@ async fn handle(kernel: Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>) -
         return super::api::handle(&kernel, peer, req).await;
     }
     if let Route::App(name) = &route {
-        let path = req.uri().path();
-        if path == "/api" || path.starts_with("/api/") {
+        // Decided on the normalised path, the one static serving would use, so that
+        // `/%61pi/x` or `//api/x` cannot slip past the backend to the files.
+        let site_path = crate::fs::path::request_to_site_path(req.uri().path()).unwrap_or_default();
+        if site_path == "api" || site_path.starts_with("api/") {
             match load_site(&kernel, name).await {
                 Ok(Some(site)) => {
                     if let Some(entry) = crate::runtime::Entry::of(&site) {

@@ -29,7 +29,20 @@ pub fn resolve(site: &Site, uri_path: &str) -> Resolved {
     let Some(path) = request_to_site_path(uri_path) else {
         return Resolved::NotFound;
     };
-    let lookup = |p: &str| site.files.get(p).map(|f| Resolved::File(p.to_string(), f.clone()));
+    // An app's backend code is never served as a file: that would publish its source
+    // (and any secrets in it).
+    let backend = crate::runtime::Entry::of(site);
+    let hidden = |p: &str| match backend {
+        Some(crate::runtime::Entry::Api) => p.starts_with("api/"),
+        Some(crate::runtime::Entry::Legacy) => p == "main.js",
+        None => false,
+    };
+    let lookup = |p: &str| {
+        if hidden(p) {
+            return None;
+        }
+        site.files.get(p).map(|f| Resolved::File(p.to_string(), f.clone()))
+    };
     if path.is_empty() || uri_path.ends_with('/') {
         let index = if path.is_empty() { "index.html".to_string() } else { format!("{path}/index.html") };
         return lookup(&index).unwrap_or(Resolved::NotFound);

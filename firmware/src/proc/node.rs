@@ -117,6 +117,7 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
         }
     };
     let beacon = kernel.beacon.start(&executor, kernel.storage.clone(), kernel.clock.clone());
+    executor.spawn(sweep_expired_kv(kernel.clone())).detach();
     let result = smol::block_on(executor.run(crate::net::server::serve(
         executor.clone(),
         listener,
@@ -132,6 +133,21 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
     }
     result.context("serving")?;
     Ok(())
+}
+
+/// Deletes expired KV entries now and then. Reads already ignore them; this only gives
+/// the space back.
+async fn sweep_expired_kv(kernel: Arc<Kernel>) {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+    loop {
+        let now = kernel.clock.now_millis();
+        match kernel.storage.write(move |c| crate::syscall::kv::sweep(c, now)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(entries = n, "expired KV entries removed"),
+            Err(err) => tracing::warn!(error = %err, "sweeping expired KV entries failed"),
+        }
+        async_io::Timer::after(EVERY).await;
+    }
 }
 
 /// Deletes upload spool files left by a node that was killed mid-upload; we hold the

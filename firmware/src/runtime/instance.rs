@@ -168,7 +168,11 @@ impl Instance {
                 instance.settle(&ctx, promise, true).map(|_| ())
             });
             instance.disarm();
-            instance.classify_memory(loaded)?;
+            if let Err(err) = instance.classify_memory(loaded) {
+                // Keep the stack and whatever the app logged while loading.
+                instance.flush_logs(host);
+                return Err(err);
+            }
         }
         Ok(instance)
     }
@@ -444,6 +448,12 @@ impl Instance {
                 .ok_or_else(|| RuntimeError::Handler("the handler's response could not be read".into()))
         });
         self.disarm();
+        // Timers left by this request must not fire inside the next one.
+        self.ctx.with(|ctx| {
+            if let Ok(reset) = ctx.globals().get::<_, Function>("__fazt_reset_timers") {
+                let _ = reset.call::<_, ()>(());
+            }
+        });
         let result = self.classify_memory(result);
         if matches!(result, Err(RuntimeError::Timeout(_) | RuntimeError::Memory(_))) {
             self.poisoned = true;

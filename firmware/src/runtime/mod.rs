@@ -94,6 +94,8 @@ pub(crate) struct Job {
     entry: Entry,
     request: JsRequest,
     reply: async_channel::Sender<Result<JsResponse, RuntimeError>>,
+    /// The app's concurrency slot, held until the worker drops the job.
+    _permit: async_lock::SemaphoreGuardArc,
 }
 
 /// Invocations waiting per app beyond those running, before `busy` answers.
@@ -154,26 +156,45 @@ impl JsRuntime {
                 .clone()
         };
         // Bound the queue of one app, so a flood answers `busy` instead of growing memory.
-        let queued = {
-            let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
-            let n = waiting.entry(site.app_id.clone()).or_insert(0);
-            if *n >= MAX_QUEUED_PER_APP {
-                return Err(RuntimeError::Busy);
-            }
-            *n += 1;
-            site.app_id.clone()
-        };
+        // The guard leaves the queue however this future ends (served or cancelled).
+        let queued = QueueGuard::enter(&self.waiting, &site.app_id)?;
         let permit = gate.acquire_arc().await;
-        if let Some(n) = self.waiting.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&queued) {
-            *n = n.saturating_sub(1);
-        }
+        drop(queued);
         let (reply, answer) = async_channel::bounded(1);
+        // The permit travels with the job and is released by the worker when the job
+        // is done, not when this future is dropped: a client that hangs up must not free
+        // its app's slot while the JavaScript keeps running.
         self.jobs
-            .send(Job { site, entry, request, reply })
+            .send(Job { site, entry, request, reply, _permit: permit })
             .await
             .map_err(|_| RuntimeError::Unavailable("workers stopped".into()))?;
-        let result = answer.recv().await.map_err(|_| RuntimeError::Unavailable("a worker stopped".into()))?;
-        drop(permit);
-        result
+        answer.recv().await.map_err(|_| RuntimeError::Unavailable("a worker stopped".into()))?
+    }
+}
+
+/// A place in one app's wait queue, given back on drop.
+struct QueueGuard<'a> {
+    waiting: &'a Mutex<HashMap<String, usize>>,
+    app_id: String,
+}
+
+impl<'a> QueueGuard<'a> {
+    fn enter(waiting: &'a Mutex<HashMap<String, usize>>, app_id: &str) -> Result<Self, RuntimeError> {
+        let mut map = waiting.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(app_id.to_string()).or_insert(0);
+        if *n >= MAX_QUEUED_PER_APP {
+            return Err(RuntimeError::Busy);
+        }
+        *n += 1;
+        Ok(QueueGuard { waiting, app_id: app_id.to_string() })
+    }
+}
+
+impl Drop for QueueGuard<'_> {
+    fn drop(&mut self) {
+        let mut map = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.app_id) {
+            *n = n.saturating_sub(1);
+        }
     }
 }

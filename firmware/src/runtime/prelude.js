@@ -33,6 +33,8 @@
     return id;
   };
   global.clearTimeout = function (id) { timers = timers.filter((t) => t.id !== id); };
+  // Timers live only as long as the request that set them.
+  global.__fazt_reset_timers = function () { timers = []; };
   // Milliseconds until the next timer, or -1 when none is waiting.
   global.__fazt_next_timer = function () {
     if (timers.length === 0) return -1;
@@ -51,9 +53,14 @@
   const kv = Object.freeze({
     get: async (key) => kvValue(native.kvGet(String(key))),
     set: async (key, value, options) => {
-      if (value === undefined) throw new TypeError('kv.set: value is undefined (use kv.delete)');
-      const ttl = options && options.ttl !== undefined ? Number(options.ttl) : -1;
-      native.kvSet(String(key), JSON.stringify(value), ttl);
+      const json = JSON.stringify(value);
+      if (json === undefined) throw new TypeError('kv.set: the value must be JSON (not undefined or a function); use kv.delete to remove');
+      let ttl = -1;
+      if (options && options.ttl !== undefined) {
+        ttl = Number(options.ttl);
+        if (!Number.isFinite(ttl) || ttl <= 0) throw new TypeError('kv.set: ttl must be a positive number of milliseconds');
+      }
+      native.kvSet(String(key), json, ttl);
     },
     delete: async (key) => native.kvDelete(String(key)),
     list: async (prefix) => JSON.parse(native.kvList(prefix === undefined ? '' : String(prefix)))
@@ -91,12 +98,13 @@
     cache[path] = module;
     if (path.endsWith('.json')) { module.exports = JSON.parse(source); module.loaded = true; return module.exports; }
     const require = (spec) => load(normalize(path, spec), depth + 1);
-    // A module that uses `await` at its top level runs in an async wrapper (its promise
-    // is awaited before the entry module's exports are used). Others run synchronously,
-    // like Node's require, so their errors reach the caller at once.
-    const isAsync = depth === 0 || /\bawait\b/.test(source);
-    const wrapper = isAsync ? 'async function' : 'function';
-    const fn = native.compile(path, `(${wrapper} (module, exports, require, __filename) {\n${source}\n})`);
+    // The entry module runs in an async wrapper, which gives it top-level await (its
+    // promise is awaited before its exports are used). Required modules run
+    // synchronously, like Node's require, so their errors reach the caller at once; a
+    // top-level await there is a SyntaxError that says so. The source starts on the
+    // wrapper's first line, so stack line numbers match the file.
+    const wrapper = depth === 0 ? 'async function' : 'function';
+    const fn = native.compile(path, `(${wrapper} (module, exports, require, __filename) {${source}\n})`);
     try {
       const result = fn(module, module.exports, require, path);
       module.ready = Promise.resolve(result).then(() => { module.loaded = true; });
@@ -111,6 +119,11 @@
   function normalizeResponse(r) {
     if (r === undefined || r === null) return { status: 204, headers: {}, body: '' };
     if (typeof r === 'string') return { status: 200, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: r };
+    // Numbers, booleans and arrays are answered as JSON.
+    if (typeof r !== 'object' || Array.isArray(r)) return normalizeResponse({ json: r });
+    if (r.status !== undefined && !(Number.isInteger(Number(r.status)) && r.status >= 100 && r.status <= 599)) {
+      throw new RangeError(`response status ${r.status} is not an HTTP status (100-599)`);
+    }
     const headers = {};
     for (const [k, v] of Object.entries(r.headers || {})) headers[String(k).toLowerCase()] = String(v);
     let status = r.status === undefined ? 200 : Number(r.status);
@@ -152,12 +165,17 @@
       status(code) { out.status = Number(code); return res; },
       header(k, v) { out.headers[String(k).toLowerCase()] = String(v); return res; },
       setHeader(k, v) { return res.header(k, v); },
-      send(body) { out.body = typeof body === 'string' ? body : JSON.stringify(body); return res; },
+      send(body) {
+        if (typeof body === 'string') { out.body = body; return res; }
+        if (!out.headers['content-type']) out.headers['content-type'] = 'application/json';
+        out.body = JSON.stringify(body);
+        return res;
+      },
       json(value) { out.headers['content-type'] = 'application/json'; out.body = JSON.stringify(value); return res; },
       redirect(url) { out.status = 302; out.headers.location = String(url); out.body = ''; return res; },
     };
     const req = Object.assign({}, request, { path: request.url.pathname, query: request.url.query });
-    const fn = native.compile('main.js', `(async function (req, res, require) {\n${source}\n})`);
+    const fn = native.compile('main.js', `(async function (req, res, require) {${source}\n})`);
     await fn(req, res, (spec) => { throw new Error(`require('${spec}') needs an api/ folder (v0.10 apps)`); });
     const r = { status: out.status, headers: out.headers };
     if (out.body !== undefined) r.body = out.body;

@@ -65,8 +65,13 @@ fn handle(
         let instance = match built {
             Ok(instance) => instance,
             Err(err) => {
-                let line = vec![(host.clock.now_millis(), "error", format!("loading the app failed: {err}"))];
-                let _ = host.storage.write_blocking(|c| crate::syscall::logs::append(c, app_id, &line));
+                // Script errors are already in the app's log, with their stack; other
+                // failures (limits, a missing or unreadable entry file) are logged here.
+                if !matches!(err, RuntimeError::Load(_)) || !job.site.files.contains_key("api/main.js") {
+                    let line =
+                        vec![(host.clock.now_millis(), "error", format!("loading the app failed: {err}"))];
+                    let _ = host.storage.write_blocking(|c| crate::syscall::logs::append(c, app_id, &line));
+                }
                 return Err(err);
             }
         };

@@ -27,6 +27,11 @@ impl From<SyscallError> for ApiError {
 /// request every half minute at most.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
+/// A path segment as the client meant it (`MY%5FVAR` is `MY_VAR`).
+fn decode(segment: &str) -> String {
+    percent_encoding::percent_decode_str(segment).decode_utf8_lossy().into_owned()
+}
+
 fn param<'a>(uri: &'a http::Uri, key: &str) -> Option<&'a str> {
     uri.query()?.split('&').find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
 }
@@ -65,7 +70,10 @@ pub async fn invoke(kernel: &Arc<Kernel>, id: &str, req: Request<Incoming>) -> R
         .map(|p| percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned())
         .unwrap_or_else(|| "/api".into());
     let method = param(req.uri(), "method").unwrap_or("POST").to_ascii_uppercase();
-    if !path.starts_with("/api") || method.len() > 16 || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
+    if !(path == "/api" || path.starts_with("/api/") || path.starts_with("/api?"))
+        || method.len() > 16
+        || !method.bytes().all(|b| b.is_ascii_alphabetic())
+    {
         return Err(ApiError::bad_request("invalid", "path must start with /api and method be a word"));
     }
     let input: serde_json::Value = read_json(req).await?;
@@ -121,7 +129,7 @@ pub async fn env_set(
 ) -> Result<Resp, ApiError> {
     let app = super::apps::find(kernel, id).await?;
     let body: EnvValue = read_json(req).await?;
-    let name = name.to_string();
+    let name = decode(name);
     kernel.storage.write(move |c| env::set(c, &app.id, &name, &body.value)).await?;
     kernel.runtime.config_generation.fetch_add(1, Ordering::AcqRel);
     Ok(ok(serde_json::json!({})))
@@ -130,7 +138,7 @@ pub async fn env_set(
 /// `DELETE /api/apps/{id}/env/{name}`.
 pub async fn env_unset(kernel: &Arc<Kernel>, id: &str, name: &str) -> Result<Resp, ApiError> {
     let app = super::apps::find(kernel, id).await?;
-    let key = name.to_string();
+    let key = decode(name);
     if !kernel.storage.write(move |c| env::unset(c, &app.id, &key)).await? {
         return Err(ApiError::not_found(format!("no variable '{name}'")));
     }
