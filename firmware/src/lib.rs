@@ -5,6 +5,7 @@
 //! - [`net`]: the HTTP server, host routing, static serving, the admin API.
 //! - [`fs`]: the virtual filesystem inside `data.db` (content-addressed blobs, deploys).
 //! - [`apps`]: apps and the embedded system apps.
+//! - [`chirp`]: data over sound (the acoustic modem, a pure library).
 //! - [`runtime`]: serverless JavaScript apps on QuickJS.
 //! - [`syscall`]: the operations behind `fazt.*` (KV, logs, env, limits).
 //! - [`storage`]: the one owner of `data.db`, with append-only migrations.
@@ -25,6 +26,7 @@
 
 pub mod apps;
 pub mod beacon;
+pub mod chirp;
 pub mod cli;
 pub mod config;
 pub mod fs;

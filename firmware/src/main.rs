@@ -11,6 +11,6 @@ fn main() {
         .init();
     if let Err(err) = fazt::cli::run(fazt::cli::Cli::parse()) {
         eprintln!("fazt: {err:#}");
-        std::process::exit(2);
+        std::process::exit(fazt::cli::exit_code(&err));
     }
 }

@@ -6,6 +6,8 @@
 //! features build with only Rust and a C compiler.
 //!
 //! # Layout
+//! - [`audio`]: play and capture sound. WAV-file backend always; live audio (cpal on
+//!   ALSA) behind the `audio-alsa` cargo feature.
 //! - [`board`]: what machine this is (model, memory, CPU count), for health reports and
 //!   memory budgets.
 //! - [`discovery`]: finding and announcing services on the LAN (mDNS / DNS-SD), with an
@@ -21,6 +23,7 @@
 
 #![warn(missing_docs, missing_debug_implementations)]
 
+pub mod audio;
 pub mod board;
 pub mod discovery;
 pub mod keystore;

@@ -7,6 +7,7 @@
 mod admin_ui;
 mod api;
 mod beacon;
+mod chirp;
 mod deploy;
 mod hostile;
 mod lifecycle;

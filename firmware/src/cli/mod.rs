@@ -4,10 +4,12 @@
 pub mod app;
 pub mod backup;
 pub mod beacon;
+pub mod chirp;
 pub mod client;
 pub mod client_config;
 pub mod config;
 pub mod deploy;
+pub mod hal;
 pub mod http;
 pub mod mnemonic;
 pub mod server;
@@ -62,6 +64,10 @@ pub enum Command {
     Backup(backup::BackupArgs),
     /// Install fazt as a systemd service.
     Service(service::ServiceArgs),
+    /// Send and receive small data over sound (speaker and microphone, or WAV files).
+    Chirp(chirp::ChirpArgs),
+    /// Show the hardware this node sees.
+    Hal(hal::HalArgs),
     /// Turn up to 64 bytes into BIP-39 words and back, to pass data on by voice or paper.
     Mnemonic(mnemonic::MnemonicArgs),
     /// This node on the LAN (mDNS) and the fazt nodes around it.
@@ -80,8 +86,20 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup(args) => backup::run(args),
         Command::Service(args) => service::run(args),
         Command::Mnemonic(args) => mnemonic::run(args),
+        Command::Chirp(args) => chirp::run(args),
+        Command::Hal(args) => hal::run(args),
         Command::Beacon(args) => beacon::run(args),
         Command::Config(args) => config::run(args),
+    }
+}
+
+/// The process exit code for an error: 1 when a command found nothing (like grep's
+/// "no match": `chirp listen` heard no message), 2 for every real error.
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    if err.downcast_ref::<chirp::NothingHeard>().is_some() {
+        1
+    } else {
+        2
     }
 }
 
