@@ -230,6 +230,23 @@ def _read_response(sock, buf=b""):
     return status, rest[length:]
 
 
+def _request_round(socks, req):
+    """Sends `req` on every socket, then reads every answer; returns how many were 200."""
+    for s in socks:
+        try:
+            s.sendall(req)
+        except OSError:
+            pass
+    ok = 0
+    for s in socks:
+        try:
+            status, _ = _read_response(s)
+            ok += status == 200
+        except (OSError, ValueError, ConnectionError):
+            pass
+    return ok
+
+
 def hold(port, host, path, n, seconds, pid):
     socks = []
     ok_first = 0
@@ -246,17 +263,7 @@ def hold(port, host, path, n, seconds, pid):
             print(f"hold: connect failed after {len(socks)}: {e}", file=sys.stderr)
             break
     # Send on all first, then read: the node sees every connection busy at once.
-    for s in socks:
-        try:
-            s.sendall(req)
-        except OSError:
-            pass
-    for s in socks:
-        try:
-            status, _ = _read_response(s)
-            ok_first += status == 200
-        except (OSError, ValueError, ConnectionError):
-            pass
+    ok_first += _request_round(socks, req)
     # Hold the idle keep-alive connections open and watch the node's memory.
     peak = 0
     end = time.monotonic() + seconds
@@ -264,18 +271,7 @@ def hold(port, host, path, n, seconds, pid):
         peak = max(peak, _status_kb(pid)[0])
         time.sleep(0.05)
     # Are they still usable? A second request on each.
-    ok_second = 0
-    for s in socks:
-        try:
-            s.sendall(req)
-        except OSError:
-            pass
-    for s in socks:
-        try:
-            status, _ = _read_response(s)
-            ok_second += status == 200
-        except (OSError, ValueError, ConnectionError):
-            pass
+    ok_second = _request_round(socks, req)
     peak = max(peak, _status_kb(pid)[0])
     _, hwm = _status_kb(pid)
     for s in socks:
