@@ -24,6 +24,8 @@ pub enum Kind {
     Label,
     /// Network interface names separated by commas, or empty for "choose".
     Interfaces,
+    /// Host names or IP addresses with optional `:port`, separated by commas.
+    Hosts,
 }
 
 /// A declared configuration key.
@@ -145,6 +147,48 @@ pub const KEYS: &[Key] = &[
         kind: Kind::Count,
         help: "most nodes the beacon remembers",
     },
+    Key {
+        name: "time.enabled",
+        default: "true",
+        kind: Kind::Bool,
+        help: "keep the kernel clock right from NTP servers, fazt peers, the RTC and the last known time",
+    },
+    Key {
+        name: "time.ntp_servers",
+        default: "",
+        kind: Kind::Hosts,
+        help: "NTP servers to poll, e.g. pool.ntp.org,10.0.0.1:123 (empty: trust the OS if it keeps the clock, else peers)",
+    },
+    Key {
+        name: "time.peers",
+        default: "true",
+        kind: Kind::Bool,
+        help: "take the time from fazt nodes the beacon finds (signed answers, majority rule)",
+    },
+    Key {
+        name: "time.ntp_port",
+        default: "123",
+        kind: Kind::Port,
+        help: "UDP port of this node's NTP server for peers and NTP clients (0: no server)",
+    },
+    Key {
+        name: "time.poll_interval_secs",
+        default: "64",
+        kind: Kind::Count,
+        help: "seconds between polls of the time sources (at least 1)",
+    },
+    Key {
+        name: "time.local_stratum",
+        default: "10",
+        kind: Kind::Count,
+        help: "NTP stratum this node serves while no better source sets it (1-15)",
+    },
+    Key {
+        name: "time.persist_interval_secs",
+        default: "60",
+        kind: Kind::Count,
+        help: "seconds between saves of the current time, the floor after a reboot without a clock",
+    },
 ];
 
 /// A bad `set-config` request.
@@ -219,6 +263,26 @@ pub fn validate(key: &str, value: &str) -> Result<String, ConfigError> {
                 Ok(names.join(","))
             } else {
                 Err(bad("expected interface names separated by commas, e.g. eth0,wlan0"))
+            }
+        }
+        Kind::Hosts => {
+            let hosts: Vec<&str> = value.split(',').map(str::trim).filter(|h| !h.is_empty()).collect();
+            let valid = |h: &&str| {
+                h.len() <= 253
+                    && (h.parse::<std::net::SocketAddr>().is_ok()
+                        || h.parse::<std::net::IpAddr>().is_ok()
+                        || match h.rsplit_once(':') {
+                            Some((name, port)) => {
+                                port.parse::<u16>().is_ok_and(|p| p > 0)
+                                    && crate::net::host::is_valid_domain(&name.to_ascii_lowercase())
+                            }
+                            None => crate::net::host::is_valid_domain(&h.to_ascii_lowercase()),
+                        })
+            };
+            if hosts.len() <= 16 && hosts.iter().all(valid) {
+                Ok(hosts.join(","))
+            } else {
+                Err(bad("expected up to 16 host names or IP addresses with an optional :port, separated by commas"))
             }
         }
     }
@@ -322,6 +386,14 @@ mod tests {
         assert!(validate("beacon.name", "a.b").is_err());
         assert_eq!(validate("beacon.interfaces", " eth0, wlan0 ").unwrap(), "eth0,wlan0");
         assert!(validate("beacon.interfaces", "eth0;rm").is_err());
+        assert_eq!(
+            validate("time.ntp_servers", "pool.ntp.org, 10.0.0.1, 10.0.0.2:1123, [::1]:123").unwrap(),
+            "pool.ntp.org,10.0.0.1,10.0.0.2:1123,[::1]:123"
+        );
+        assert_eq!(validate("time.ntp_servers", "").unwrap(), "");
+        assert!(validate("time.ntp_servers", "bad host").is_err());
+        assert!(validate("time.ntp_servers", "pool.ntp.org:0").is_err());
+        assert!(validate("time.ntp_servers", "x:99999").is_err());
     }
 
     #[test]

@@ -6,8 +6,10 @@ use crate::config::NodeConfig;
 use crate::net::cache::{BlobCache, SiteCache};
 use crate::security::ratelimit::LoginLimiter;
 use crate::storage::Storage;
-use crate::time::Clock;
+use crate::time::keeper::TimeSettings;
+use crate::time::{Clock, Timekeeper};
 use fazt_hal::board::Board;
+use fazt_hal::clock::Rtc;
 use fazt_hal::keystore::{Keystore, SoftwareKeystore};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -53,6 +55,8 @@ pub struct Kernel {
     pub identity: Arc<NodeIdentity>,
     /// LAN announcement and the peer list.
     pub beacon: Arc<Beacon>,
+    /// Keeps `clock` right (NTP, peers, RTC, persisted time) and serves it.
+    pub timekeeper: Arc<Timekeeper>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -68,6 +72,7 @@ impl Kernel {
         storage: Arc<Storage>,
         clock: Arc<Clock>,
         board: Box<dyn Board>,
+        rtc: Box<dyn Rtc>,
         listen: IpAddr,
         public_port: u16,
     ) -> Result<Self, KernelError> {
@@ -78,6 +83,14 @@ impl Kernel {
         let identity = Arc::new(NodeIdentity::load_or_create(keystore).map_err(KernelError::Identity)?);
         let beacon =
             Arc::new(Beacon::new(identity.clone(), BeaconConfig::from_config(&config, listen), public_port));
+        let timekeeper = Arc::new(Timekeeper::new(
+            clock.clone(),
+            storage.clone(),
+            identity.clone(),
+            beacon.clone(),
+            rtc,
+            TimeSettings::from_config(&config),
+        ));
         storage.set_max_bytes(config.get_u64("storage.max_db_bytes"))?;
         let blobs = BlobCache::new(config.get_u64("cache.max_bytes"), config.get_u64("cache.max_file_bytes"));
         let workers = match config.get_u64("runtime.workers") {
@@ -99,6 +112,7 @@ impl Kernel {
             public_port,
             identity,
             beacon,
+            timekeeper,
         })
     }
 

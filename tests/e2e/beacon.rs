@@ -131,12 +131,19 @@ pub struct LabNode {
     token: String,
     child: Option<Child>,
     pub id: String,
+    /// Extra `server start` arguments (e.g. `--clock-offset-ms`).
+    args: Vec<String>,
 }
 
 impl LabNode {
     /// Creates a data file with `settings` (config keys) and starts the node on host
     /// `i`, port 8080, listening on every address.
     pub fn start(lab: &Lab, i: usize, settings: &[(&str, &str)]) -> LabNode {
+        LabNode::start_with(lab, i, settings, &[])
+    }
+
+    /// Like [`LabNode::start`], with extra `server start` arguments.
+    pub fn start_with(lab: &Lab, i: usize, settings: &[(&str, &str)], args: &[&str]) -> LabNode {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data.db");
         let init = ok(Command::new(fazt_bin())
@@ -146,7 +153,8 @@ impl LabNode {
         for (key, value) in settings {
             ok(Command::new(fazt_bin()).args(["config", "set", key, value, "--data"]).arg(&data));
         }
-        let mut node = LabNode { ns: lab.ns(i), dir, token, child: None, id: String::new() };
+        let args = args.iter().map(|a| a.to_string()).collect();
+        let mut node = LabNode { ns: lab.ns(i), dir, token, child: None, id: String::new(), args };
         node.spawn();
         node
     }
@@ -158,6 +166,7 @@ impl LabNode {
             .arg(self.dir.path().join("data.db"))
             .arg("--config")
             .arg(self.dir.path().join("client.json"))
+            .args(&self.args)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -212,6 +221,21 @@ impl LabNode {
     /// `GET /api/system/beacon`, through `fazt beacon status --json`.
     pub fn beacon(&self) -> Value {
         let out = self.status_cli(&["--json"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// `GET /api/system/time`, through `fazt time status --json`.
+    pub fn time(&self) -> Value {
+        let out = run(Command::new("ip").args(["netns", "exec", &self.ns, fazt_bin()]).args([
+            "time",
+            "status",
+            "--json",
+            "--server",
+            "http://admin.localhost:8080",
+            "--token",
+            &self.token,
+        ]));
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).unwrap()
     }

@@ -15,3 +15,4 @@ mod mnemonic;
 mod serverless;
 mod serving;
 mod support;
+mod timekeeper;

@@ -21,6 +21,8 @@ pub struct Node {
     pub password: Option<String>,
     pub token: String,
     pub stdout: String,
+    /// `--clock-offset-ms` for the next spawn.
+    clock_offset_ms: Option<i64>,
 }
 
 impl Node {
@@ -34,6 +36,7 @@ impl Node {
             password: None,
             token: String::new(),
             stdout: String::new(),
+            clock_offset_ms: None,
         };
         node.spawn();
         node.token = node
@@ -44,6 +47,54 @@ impl Node {
             .trim()
             .to_string();
         node
+    }
+
+    /// Starts a node whose data file was made with `server init` and then given
+    /// `settings` (config keys), with a board clock `clock_offset_ms` off.
+    pub fn start_with(settings: &[(&str, &str)], clock_offset_ms: Option<i64>) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data.db");
+        let init = Command::new(fazt_bin())
+            .args(["server", "init", "--password", "harness-password-1", "--data"])
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+        let token = String::from_utf8_lossy(&init.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("API token: "))
+            .expect("init prints an API token")
+            .trim()
+            .to_string();
+        for (key, value) in settings {
+            let out = Command::new(fazt_bin())
+                .args(["config", "set", key, value, "--data"])
+                .arg(&data)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+        let mut node = Node {
+            dir,
+            child: None,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            password: Some("harness-password-1".into()),
+            token,
+            stdout: String::new(),
+            clock_offset_ms,
+        };
+        node.spawn();
+        node
+    }
+
+    /// Sets `--clock-offset-ms` for the next [`Node::spawn`].
+    pub fn set_clock_offset(&mut self, ms: Option<i64>) {
+        self.clock_offset_ms = ms;
+    }
+
+    /// `GET /api/system/time` (through `fazt time status --json`).
+    pub fn time(&self) -> serde_json::Value {
+        serde_json::from_str(&self.cli_ok(&["time", "status", "--json"])).unwrap()
     }
 
     pub fn data(&self) -> PathBuf {
@@ -61,6 +112,7 @@ impl Node {
             .arg(self.data())
             .arg("--config")
             .arg(self.client_config())
+            .args(self.clock_offset_ms.map(|ms| format!("--clock-offset-ms={ms}")))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -177,6 +177,8 @@ pub struct Beacon {
     port: u16,
     inner: Mutex<Inner>,
     subscribers: Mutex<Vec<async_channel::Sender<PeerEvent>>>,
+    /// Unsigned TXT entries other subsystems add (the time server's port).
+    extra_txt: Mutex<Vec<(String, String)>>,
 }
 
 impl Beacon {
@@ -193,7 +195,28 @@ impl Beacon {
             counters: Counters::default(),
             error: config.off_reason.clone(),
         };
-        Beacon { identity, config, port, inner: Mutex::new(inner), subscribers: Mutex::default() }
+        Beacon {
+            identity,
+            config,
+            port,
+            inner: Mutex::new(inner),
+            subscribers: Mutex::default(),
+            extra_txt: Mutex::default(),
+        }
+    }
+
+    /// Adds (or replaces) an unsigned TXT entry, e.g. `ntp=123`; set before
+    /// [`Beacon::start`], since it is sent with the next announcement. Unsigned is
+    /// enough for pointers such as a port: what is found there proves itself (the time
+    /// server signs its answers with the node key).
+    pub fn set_txt(&self, key: &str, value: &str) {
+        let mut extra = self.extra_txt.lock().unwrap_or_else(|e| e.into_inner());
+        extra.retain(|(k, _)| k != key);
+        extra.push((key.to_string(), value.to_string()));
+    }
+
+    pub(crate) fn extra_txt(&self) -> Vec<(String, String)> {
+        self.extra_txt.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {

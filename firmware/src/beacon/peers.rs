@@ -204,6 +204,7 @@ mod tests {
             services: vec![],
             public_key: None,
             verified: false,
+            ntp_port: None,
         }
     }
 

@@ -72,6 +72,8 @@ pub struct NodeRecord {
     pub public_key: Option<String>,
     /// True when the record is signed by the key whose id it claims.
     pub verified: bool,
+    /// The UDP port of its time server, when it runs one.
+    pub ntp_port: Option<u16>,
 }
 
 /// Why a record was refused.
@@ -157,6 +159,7 @@ pub fn parse(service: &Service) -> Result<NodeRecord, Rejected> {
         services,
         public_key: txt("pk").filter(|_| verified).map(str::to_string),
         verified,
+        ntp_port: txt("ntp").and_then(|p| p.parse::<u16>().ok()).filter(|&p| p != 0),
     })
 }
 
@@ -188,6 +191,12 @@ mod tests {
         assert!(record.verified);
         assert_eq!(record.id.as_deref(), Some(me.id.as_str()));
         assert_eq!(record.services, vec!["web"]);
+        assert_eq!(record.ntp_port, None);
+        let mut with_ntp = service(own_txt(&me, "pi", 8080, &["web"]).unwrap());
+        with_ntp.txt.insert("ntp".into(), "123".into());
+        assert_eq!(parse(&with_ntp).unwrap().ntp_port, Some(123));
+        with_ntp.txt.insert("ntp".into(), "99999".into());
+        assert_eq!(parse(&with_ntp).unwrap().ntp_port, None, "a bad port is ignored, not trusted");
     }
 
     #[test]

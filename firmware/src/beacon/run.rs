@@ -118,8 +118,9 @@ impl Beacon {
     /// Announces (or re-announces) our service and host name.
     fn announce(&self, discovery: &dyn Discovery) -> Result<(), fazt_hal::discovery::Error> {
         let name = self.name();
-        let txt = record::own_txt(&self.identity, &name, self.port, super::SERVICES)
+        let mut txt = record::own_txt(&self.identity, &name, self.port, super::SERVICES)
             .map_err(|e| fazt_hal::discovery::Error::Backend(format!("signing the announcement: {e}")))?;
+        txt.extend(self.extra_txt());
         let announcement = Announcement {
             service_type: SERVICE_TYPE.into(),
             instance: name.clone(),

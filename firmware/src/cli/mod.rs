@@ -14,6 +14,7 @@ pub mod http;
 pub mod mnemonic;
 pub mod server;
 pub mod service;
+pub mod time;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -74,6 +75,8 @@ pub enum Command {
     Beacon(beacon::BeaconArgs),
     /// Read and change node settings (like `server set-config`).
     Config(config::ConfigArgs),
+    /// The node's clock: its source (NTP, peers, RTC), error and time server.
+    Time(time::TimeArgs),
 }
 
 /// Runs the parsed command.
@@ -90,6 +93,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Hal(args) => hal::run(args),
         Command::Beacon(args) => beacon::run(args),
         Command::Config(args) => config::run(args),
+        Command::Time(args) => time::run(args),
     }
 }
 

@@ -46,6 +46,10 @@ enum ServerCommand {
         /// Where to save the CLI config on first start (default: the usual client config).
         #[arg(long, env = "FAZT_CONFIG")]
         config: Option<PathBuf>,
+        /// Pretend the board clock is off by this many milliseconds (and has no RTC):
+        /// for trying the timekeeper without touching the host clock.
+        #[arg(long, value_name = "MS", allow_negative_numbers = true)]
+        clock_offset_ms: Option<i64>,
     },
     /// Show the data file's state and whether a node is answering.
     Status {
@@ -78,11 +82,12 @@ enum ServerCommand {
 pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     match args.command {
         ServerCommand::Init { data, domain, port, password } => init(data.data, domain, port, password),
-        ServerCommand::Start { data, listen, port, config } => node::run(StartOptions {
+        ServerCommand::Start { data, listen, port, config, clock_offset_ms } => node::run(StartOptions {
             data: data.data,
             listen,
             port,
             client_config: Some(config.unwrap_or_else(super::client_config::default_path)),
+            clock_offset_ms,
         }),
         ServerCommand::Status { data } => status(data.data),
         ServerCommand::SetCredentials { data, username, password } => {

@@ -10,6 +10,7 @@ use crate::time::Clock;
 use anyhow::Context;
 use async_io::Async;
 use fazt_hal::board::LinuxBoard;
+use fazt_hal::clock::{NoRtc, OffsetClock, Rtc, SysfsRtc, SystemClock};
 use futures_lite::StreamExt;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -26,6 +27,8 @@ pub struct StartOptions {
     pub port: Option<u16>,
     /// Where to save a client config on first start (none: do not).
     pub client_config: Option<PathBuf>,
+    /// A simulated board clock this far off (milliseconds), with no RTC.
+    pub clock_offset_ms: Option<i64>,
 }
 
 /// What a first start created: shown once to the user.
@@ -64,7 +67,13 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let storage = Storage::open(&opts.data).with_context(|| format!("opening {}", opts.data.display()))?;
     remove_stale_spools(&opts.data);
-    let clock = Arc::new(Clock::new());
+    let (clock, rtc): (Arc<Clock>, Box<dyn Rtc>) = match opts.clock_offset_ms {
+        Some(offset) => {
+            let board = OffsetClock::new(Arc::new(SystemClock), offset.saturating_mul(1_000_000));
+            (Arc::new(Clock::on(Arc::new(board))), Box::new(NoRtc))
+        }
+        None => (Arc::new(Clock::new()), Box::new(SysfsRtc::default())),
+    };
     let first = bootstrap(&storage, &clock, None)?;
     if crate::apps::system::seed(&storage, clock.now_millis())? {
         tracing::info!("system apps deployed");
@@ -81,7 +90,8 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
     let listener = Async::<TcpListener>::bind(SocketAddr::new(ip, port))
         .with_context(|| format!("cannot listen on {ip}:{port} (in use? try --port)"))?;
     let bound = listener.get_ref().local_addr()?;
-    let kernel = Arc::new(Kernel::new(storage, clock, Box::new(LinuxBoard), ip, bound.port())?);
+    let kernel = Arc::new(Kernel::new(storage, clock, Box::new(LinuxBoard), rtc, ip, bound.port())?);
+    kernel.timekeeper.boot();
 
     // A port given for this run only (say `--port 0`) would not be right after a restart,
     // so the client config is saved only for the stored port.
@@ -116,6 +126,8 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
             }
         }
     };
+    // The time server first: its port goes into the beacon's announcement.
+    let time = kernel.timekeeper.start(&executor, ip);
     let beacon = kernel.beacon.start(&executor, kernel.storage.clone(), kernel.clock.clone());
     executor.spawn(sweep_expired_kv(kernel.clone())).detach();
     let result = smol::block_on(executor.run(crate::net::server::serve(
@@ -127,6 +139,8 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
     // Goodbyes before exit, so peers drop this node at once instead of at expiry.
     kernel.beacon.stop();
     drop(beacon);
+    drop(time);
+    kernel.timekeeper.persist_blocking();
     stop_tx.close();
     for worker in workers {
         let _ = worker.join();

@@ -1,40 +1,121 @@
-//! The kernel clock: the one place fazt reads the time of day.
+//! The kernel clock and the timekeeper that keeps it right without NTP.
 //!
-//! Every timestamp (sessions, tokens, deploys, logs) comes from [`Clock`], never straight
-//! from the system clock, so that the timekeeper can later correct it (NTP, peers, RTC)
-//! in one place. Today it reads the system clock and never goes backwards within a run.
+//! Every timestamp (sessions, tokens, deploys, logs, TTLs, signatures) comes from
+//! [`Clock`], never straight from the system clock: the clock is the board's wall clock
+//! (a HAL [`WallClock`]) plus a correction that the [`Timekeeper`] keeps right from the
+//! best source it has (NTP servers, the OS's own synchronization, signed answers of fazt
+//! peers found by the beacon, the RTC, the last time persisted in `data.db`).
+//!
+//! # Layout
+//! - [`discipline`]: how the correction moves (one boot step, then slewing; never back).
+//! - [`consensus`]: agreeing on a correction from several sources, some of them wrong.
+//! - [`ntp`]: the NTP packet with fazt's signed extension fields.
+//! - [`client`]: one NTP exchange with a server or a peer (four timestamps).
+//! - [`server`]: the UDP time server other nodes, `ntpdig` and `chronyd` poll.
+//! - [`keeper`]: the background service tying these together, and its status.
 
+pub mod client;
+pub mod consensus;
+pub mod discipline;
+pub mod keeper;
+pub mod ntp;
+pub mod server;
+
+pub use keeper::Timekeeper;
+
+use discipline::{Adjustment, Authority, Discipline};
+use fazt_hal::clock::{SystemClock, WallClock};
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch, the unit of every stored timestamp.
 pub type UnixMillis = i64;
+/// Nanoseconds since the Unix epoch, the unit of time measurements.
+pub type UnixNanos = i64;
 
-/// The kernel clock. Cheap to share (`Arc<Clock>`); reads are lock-free.
-#[derive(Debug, Default)]
+/// The kernel clock. Cheap to share (`Arc<Clock>`).
+#[derive(Debug)]
 pub struct Clock {
-    /// The largest value handed out so far: a system clock stepped backwards (NTP on a
-    /// laptop, a Pi without RTC) must not make new rows look older than earlier ones.
+    board: Arc<dyn WallClock>,
+    discipline: Mutex<Discipline>,
+    /// The largest millisecond value handed out so far: a board clock stepped backwards
+    /// (NTP on a laptop, a Pi without RTC) must not make new rows look older than
+    /// earlier ones.
     last: AtomicI64,
 }
 
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}
+
 impl Clock {
-    /// A clock that follows the system clock.
+    /// A clock that follows the system clock, uncorrected until a timekeeper runs.
     pub fn new() -> Self {
-        Clock { last: AtomicI64::new(0) }
+        Clock::on(Arc::new(SystemClock))
+    }
+
+    /// A clock over the board clock `board` (the system clock, or one shifted for tests).
+    pub fn on(board: Arc<dyn WallClock>) -> Self {
+        Clock { board, discipline: Mutex::new(Discipline::new()), last: AtomicI64::new(i64::MIN) }
+    }
+
+    fn discipline(&self) -> std::sync::MutexGuard<'_, Discipline> {
+        self.discipline.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The board clock underneath.
+    pub fn board(&self) -> &Arc<dyn WallClock> {
+        &self.board
+    }
+
+    /// The board clock's reading, uncorrected (for measuring against sources).
+    pub fn board_nanos(&self) -> UnixNanos {
+        self.board.now_nanos()
+    }
+
+    /// Now, corrected, in nanoseconds (NTP answers). Slews, but may step forward.
+    pub fn now_nanos(&self) -> UnixNanos {
+        let raw = self.board.now_nanos();
+        raw.saturating_add(self.discipline().correction_at(raw))
     }
 
     /// Now, in milliseconds since the Unix epoch; never less than a previous answer.
     pub fn now_millis(&self) -> UnixMillis {
-        let system =
-            SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis() as i64;
-        let previous = self.last.fetch_max(system, Ordering::Relaxed);
-        previous.max(system)
+        let now = self.now_nanos().div_euclid(1_000_000);
+        let previous = self.last.fetch_max(now, Ordering::Relaxed);
+        previous.max(now)
     }
 
     /// Now, as a `SystemTime` (for HTTP dates).
     pub fn now(&self) -> SystemTime {
         to_system_time(self.now_millis())
+    }
+
+    /// The correction in force now (kernel minus board), and the part still to slew.
+    pub fn correction(&self) -> (i64, i64) {
+        let raw = self.board.now_nanos();
+        let d = self.discipline();
+        (d.correction_at(raw), d.remaining_at(raw))
+    }
+
+    /// Whether a source already used the one boot step.
+    pub fn boot_step_used(&self) -> bool {
+        self.discipline().boot_step_used()
+    }
+
+    /// Moves toward `estimate` (the right correction), measured at board time `raw`.
+    pub fn adjust(&self, raw: UnixNanos, estimate: i64, authority: Authority) -> Adjustment {
+        let adjustment = self.discipline().apply(raw, estimate, authority);
+        if let Adjustment::Stepped(by) = adjustment {
+            if by < 0 {
+                // The one allowed backward step (at boot): later answers follow it.
+                self.last.store(self.now_nanos().div_euclid(1_000_000), Ordering::Relaxed);
+            }
+        }
+        adjustment
     }
 }
 
@@ -70,10 +151,30 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fazt_hal::clock::OffsetClock;
+
+    #[test]
+    fn a_boot_step_back_is_followed_and_later_errors_slew() {
+        const HOUR: i64 = 3_600_000_000_000;
+        let clock = Clock::on(Arc::new(OffsetClock::new(Arc::new(SystemClock), 3 * HOUR)));
+        let ahead = clock.now_millis();
+        let raw = clock.board_nanos();
+        assert!(matches!(clock.adjust(raw, -3 * HOUR, Authority::Source), Adjustment::Stepped(_)));
+        let stepped = clock.now_millis();
+        assert!((ahead - stepped - 3 * 3_600_000).abs() < 5_000, "stepped back once: {ahead} -> {stepped}");
+        assert!(clock.boot_step_used());
+        assert!(matches!(
+            clock.adjust(clock.board_nanos(), -4 * HOUR, Authority::Source),
+            Adjustment::Slewing(_)
+        ));
+        assert!(clock.now_millis() >= stepped, "never backwards after the boot step");
+        assert!(clock.correction().1 < -HOUR / 2, "an hour left to slew");
+    }
 
     #[test]
     fn clock_never_goes_backwards() {
         let clock = Clock::new();
+        assert!(clock.now_millis() > 1_577_836_800_000);
         clock.last.store(i64::MAX / 2, Ordering::Relaxed);
         assert_eq!(clock.now_millis(), i64::MAX / 2);
     }

@@ -11,6 +11,7 @@ mod backend;
 mod beacon;
 mod deploy;
 mod system;
+mod time;
 mod tokens;
 
 use super::response::{ApiError, Resp};
@@ -88,6 +89,8 @@ async fn dispatch(kernel: &Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>
         (&Method::GET, ["system", "db"]) => system::db(kernel).await,
         (&Method::GET, ["system", "config"]) => Ok(system::config(kernel)),
         (&Method::GET, ["system", "beacon"]) => beacon::status(kernel).await,
+        (&Method::GET, ["system", "time"]) => time::status(kernel).await,
+        (&Method::POST, ["system", "time", "sync"]) => time::sync(kernel).await,
         _ => Err(ApiError::not_found(format!("no API endpoint {path}"))),
     }
 }
@@ -105,7 +108,8 @@ fn allowed_methods(segments: &[&str]) -> &'static [Method] {
     match segments {
         ["login"] | ["logout"] | ["deploy"] | ["deploy", "check"] => POST,
         ["me"] | ["apps"] | ["apps", _, "files"] | ["apps", _, "files", _, ..] => GET,
-        ["system", "health" | "db" | "config" | "beacon"] => GET,
+        ["system", "health" | "db" | "config" | "beacon" | "time"] => GET,
+        ["system", "time", "sync"] => POST,
         ["apps", _] => GET_DELETE,
         ["apps", _, "logs" | "env"] => GET,
         ["apps", _, "invoke"] => POST,
