@@ -97,8 +97,13 @@ impl Kernel {
             0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) + 1,
             n => n.min(256) as usize,
         };
-        let runtime = crate::runtime::JsRuntime::start(workers, storage.clone(), clock.clone())
-            .map_err(KernelError::Workers)?;
+        let runtime = crate::runtime::JsRuntime::start(
+            workers,
+            storage.clone(),
+            clock.clone(),
+            Some(timekeeper.clone()),
+        )
+        .map_err(KernelError::Workers)?;
         Ok(Kernel {
             storage,
             clock,

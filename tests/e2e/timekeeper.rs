@@ -261,3 +261,36 @@ fn time_cli_and_api_answer_and_refuse_bad_requests() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("time.ntp_servers"));
 }
+
+#[test]
+fn javascript_apps_read_the_kernel_clock() {
+    // A board clock an hour ahead and no sources: the kernel clock is that clock, and
+    // apps must see it too (not the host's system clock underneath).
+    let node = Node::start_with(&[("time.ntp_port", "0"), ("beacon.enabled", "false")], Some(HOUR_MS));
+    let code = r#"
+module.exports = async function () {
+  return { json: {
+    dateNow: Date.now(), newDate: new Date().getTime(), faztNow: fazt.time.now(), status: fazt.time.status(),
+    isDate: new Date() instanceof Date, epoch: new Date(0).getTime(), utc: Date.UTC(2000, 0, 1), text: typeof Date(),
+  } };
+};
+"#;
+    let files: Vec<(&str, &[u8])> = vec![("api/main.js", code.as_bytes())];
+    assert_eq!(node.deploy_files("clock", &files).status, 200);
+    let resp = node.get("clock.localhost", "/api/now");
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let v = resp.json();
+    let truth =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    for key in ["dateNow", "newDate", "faztNow"] {
+        let seen = v[key].as_i64().unwrap_or_else(|| panic!("{key}: {v}"));
+        assert!((seen - truth - HOUR_MS).abs() < 60_000, "{key} is not the kernel clock: {v}");
+    }
+    assert_eq!(v["isDate"], true);
+    assert_eq!(v["epoch"], 0);
+    assert_eq!(v["utc"], 946_684_800_000i64);
+    assert_eq!(v["text"], "string");
+    assert_eq!(v["status"]["source"], "board", "{v}");
+    assert_eq!(v["status"]["synchronized"], false, "{v}");
+    assert!(v["status"].get("sources").is_some() && v["status"].to_string().find("10.").is_none());
+}

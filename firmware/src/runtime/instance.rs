@@ -41,6 +41,8 @@ pub struct Host {
     pub storage: Arc<Storage>,
     /// The kernel clock.
     pub clock: Arc<Clock>,
+    /// Its keeper, for `fazt.time.status()`.
+    pub timekeeper: Option<Arc<crate::time::Timekeeper>>,
 }
 
 /// A loaded app.
@@ -187,6 +189,16 @@ impl Instance {
             native.set(
                 "monotonicMs",
                 Function::new(ctx.clone(), move || epoch.elapsed().as_secs_f64() * 1000.0)?,
+            )?;
+
+            let clock = host.clock.clone();
+            native.set("timeNow", Function::new(ctx.clone(), move || clock.now_millis() as f64)?)?;
+            let (timekeeper, clock) = (host.timekeeper.clone(), host.clock.clone());
+            native.set(
+                "timeStatus",
+                Function::new(ctx.clone(), move || {
+                    crate::syscall::time::status(timekeeper.as_deref(), &clock).to_string()
+                })?,
             )?;
 
             let logs = self.logs.clone();

@@ -119,7 +119,12 @@ impl std::fmt::Debug for JsRuntime {
 
 impl JsRuntime {
     /// Starts `workers` threads (at least 2, so one app can never take them all).
-    pub fn start(workers: usize, storage: Arc<Storage>, clock: Arc<Clock>) -> std::io::Result<Self> {
+    pub fn start(
+        workers: usize,
+        storage: Arc<Storage>,
+        clock: Arc<Clock>,
+        timekeeper: Option<Arc<crate::time::Timekeeper>>,
+    ) -> std::io::Result<Self> {
         let workers = workers.max(2);
         let (tx, rx) = async_channel::unbounded::<Job>();
         let config_generation = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -128,6 +133,7 @@ impl JsRuntime {
             let ctx = worker::WorkerContext {
                 storage: storage.clone(),
                 clock: clock.clone(),
+                timekeeper: timekeeper.clone(),
                 config_generation: config_generation.clone(),
             };
             std::thread::Builder::new().name(format!("fazt-js-{i}")).spawn(move || worker::run(rx, ctx))?;

@@ -66,11 +66,29 @@
     list: async (prefix) => JSON.parse(native.kvList(prefix === undefined ? '' : String(prefix)))
       .map((e) => ({ key: e.key, value: JSON.parse(e.value) })),
   });
+  // The kernel clock, not the system clock: Date.now() and new Date() follow the
+  // timekeeper (NTP, peers, RTC), like every timestamp fazt writes.
+  const time = Object.freeze({
+    now: () => native.timeNow(),
+    status: () => JSON.parse(native.timeStatus()),
+  });
+  const SystemDate = Date;
+  function KernelDate(...args) {
+    if (!new.target) return new SystemDate(native.timeNow()).toString();
+    return args.length === 0 ? new SystemDate(native.timeNow()) : new SystemDate(...args);
+  }
+  KernelDate.prototype = SystemDate.prototype;
+  KernelDate.now = () => native.timeNow();
+  KernelDate.parse = SystemDate.parse;
+  KernelDate.UTC = SystemDate.UTC;
+  Object.defineProperty(SystemDate.prototype, 'constructor', { value: KernelDate, writable: true, configurable: true });
+  global.Date = KernelDate;
   const app = JSON.parse(native.appInfo());
   global.fazt = Object.freeze({
     app: Object.freeze({ id: app.id, name: app.name, env: Object.freeze(app.env) }),
     log: Object.freeze({ info: log('info'), warn: log('warn'), error: log('error'), debug: log('debug') }),
     storage: Object.freeze({ kv }),
+    time,
   });
 
   // ---------- modules ----------

@@ -18,13 +18,16 @@ pub struct WorkerContext {
     pub storage: Arc<crate::storage::Storage>,
     /// The kernel clock.
     pub clock: Arc<crate::time::Clock>,
+    /// Its keeper, for `fazt.time.status()` (none in tests of the runtime alone).
+    pub timekeeper: Option<Arc<crate::time::Timekeeper>>,
     /// Bumped when env or limits change.
     pub config_generation: Arc<AtomicU64>,
 }
 
 /// The worker loop; returns when the queue closes.
 pub(crate) fn run(jobs: async_channel::Receiver<Job>, ctx: WorkerContext) {
-    let host = Host { storage: ctx.storage.clone(), clock: ctx.clock.clone() };
+    let host =
+        Host { storage: ctx.storage.clone(), clock: ctx.clock.clone(), timekeeper: ctx.timekeeper.clone() };
     let mut instances: HashMap<String, (Instance, u64)> = HashMap::new();
     let mut tick = 0u64;
     while let Ok(job) = jobs.recv_blocking() {

@@ -7,11 +7,13 @@
 //! - [`logs`]: per-app logs (`console.*`, `fazt.log.*`).
 //! - [`env`]: per-app environment variables (`fazt.app.env`).
 //! - [`limits`]: per-app runtime limits.
+//! - [`time`]: `fazt.time`, the kernel clock's state.
 
 pub mod env;
 pub mod kv;
 pub mod limits;
 pub mod logs;
+pub mod time;
 
 /// A syscall refused its input.
 #[derive(Debug, thiserror::Error)]

@@ -219,6 +219,69 @@ mod tests {
         assert!(sample.distance(t4 + 1000 * S) > sample.distance(t4), "distance grows with age");
     }
 
+    /// A fake peer on loopback: answers each request first with a replay (wrong
+    /// origin), then unsigned, then with a bad signature, then properly signed.
+    #[test]
+    fn forged_replayed_and_unsigned_answers_are_counted_and_skipped() {
+        use fazt_hal::keystore::{Keystore, MemorySeeds, SoftwareKeystore};
+        let keys = SoftwareKeystore::new(MemorySeeds::default());
+        let public = keys.public_key("node").unwrap();
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = server.local_addr().unwrap();
+        let peer = std::thread::spawn(move || {
+            let mut buf = [0u8; 600];
+            let (len, from) = server.recv_from(&mut buf).unwrap();
+            let request = Packet::parse(&buf[..len]).unwrap();
+            let nonce = request.extension(ntp::EXT_FAZT_NONCE).unwrap().to_vec();
+            let now = crate::time::Clock::new().now_nanos();
+            let mut answer = Packet {
+                version: 4,
+                mode: mode::SERVER,
+                stratum: 5,
+                origin: request.transmit,
+                receive: NtpTimestamp::from_unix_nanos(now),
+                transmit: NtpTimestamp::from_unix_nanos(now),
+                ..Packet::default()
+            };
+            let replay = Packet { origin: NtpTimestamp(request.transmit.0 ^ 1), ..answer.clone() };
+            server.send_to(&replay.encode(), from).unwrap();
+            server.send_to(&answer.encode(), from).unwrap();
+            let mut forged = answer.clone();
+            forged.extensions.push(Extension { kind: ntp::EXT_FAZT_SIGNATURE, value: vec![7; 64] });
+            server.send_to(&forged.encode(), from).unwrap();
+            server.send_to(b"garbage", from).unwrap();
+            let sig = keys.sign("node", &ntp::signed_answer(&answer.header_bytes(), &nonce)).unwrap();
+            answer.extensions.push(Extension { kind: ntp::EXT_FAZT_SIGNATURE, value: sig.0.to_vec() });
+            server.send_to(&answer.encode(), from).unwrap();
+        });
+        let counters = ClientCounters::default();
+        let clock = crate::time::Clock::new();
+        let sample =
+            smol::block_on(query(addr, &clock, Some(&public), Duration::from_secs(5), &counters)).unwrap();
+        peer.join().unwrap();
+        assert_eq!(sample.stratum, 5);
+        assert!(sample.offset.abs() < 1_000_000_000, "{sample:?}");
+        assert_eq!(counters.unmatched.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.unsigned.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.bad_signature.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.malformed.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_silent_source_times_out() {
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let counters = ClientCounters::default();
+        let clock = crate::time::Clock::new();
+        let result = smol::block_on(query(
+            silent.local_addr().unwrap(),
+            &clock,
+            None,
+            Duration::from_millis(100),
+            &counters,
+        ));
+        assert!(matches!(result, Err(QueryError::Timeout(_))), "{result:?}");
+    }
+
     #[test]
     fn kiss_and_unsynchronized_answers_give_no_sample() {
         let kiss = Packet { mode: mode::SERVER, stratum: 0, reference_id: *b"RATE", ..Packet::default() };
