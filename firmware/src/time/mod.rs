@@ -171,6 +171,25 @@ mod tests {
         assert!(clock.correction().1 < -HOUR / 2, "an hour left to slew");
     }
 
+    /// The one-clock rule of the architecture, checked: nothing outside this module reads
+    /// the system clock (the HAL's clock backend is the only other place).
+    #[test]
+    fn nothing_else_reads_the_system_clock() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let forbidden = ["SystemTime::", "now()"].concat();
+        let mut offenders = Vec::new();
+        for entry in walkdir::WalkDir::new(&src).into_iter().flatten() {
+            let path = entry.path();
+            if path.starts_with(src.join("time")) || path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            if std::fs::read_to_string(path).unwrap().contains(&forbidden) {
+                offenders.push(path.display().to_string());
+            }
+        }
+        assert!(offenders.is_empty(), "read the kernel clock (crate::time::Clock) instead in {offenders:?}");
+    }
+
     #[test]
     fn clock_never_goes_backwards() {
         let clock = Clock::new();
