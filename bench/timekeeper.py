@@ -63,7 +63,12 @@ class Lab:
 
     def down(self):
         for i in range(1, 20):
+            # A namespace lives on while a process is in it (say, left by a killed run).
+            pids = run("ip", "netns", "pids", self.ns(i), check=False).stdout.split()
+            for pid in pids:
+                run("kill", "-9", pid, check=False)
             run("ip", "netns", "del", self.ns(i), check=False)
+            run("ip", "link", "del", f"{BRIDGE}v{i}", check=False)
         run("ip", "link", "del", BRIDGE, check=False)
 
     def close(self):
@@ -157,6 +162,25 @@ def scenario_chrony():
         lab.close()
 
 
+def scenario_peer_with_reference():
+    """One fazt peer that follows a chrony server (the LAN's only node with a reference);
+    the node under test, 3 h off, uses peers only."""
+    lab = Lab(3)
+    try:
+        conf = chrony_conf(lab, "server.conf", ["local stratum 8", "allow 10.77.0.0/24", "port 123"])
+        lab.spawn(1, "chronyd", "-d", "-x", "-f", conf)
+        while lab.ntpdig(3, "10.77.0.1") is None:
+            time.sleep(0.2)
+        lab.node(2, 0, {"time.ntp_servers": "10.77.0.1"})
+        time.sleep(8)
+        started = time.monotonic()
+        _, token = lab.node(3, 3 * HOUR_MS)
+        took, err = converge(lab, 1, "10.77.0.3", started)
+        return took, err, lab.status(3, token)["stratum"]
+    finally:
+        lab.close()
+
+
 def scenario_peers(peers, liar=False):
     hosts = peers + (1 if liar else 0) + 1
     lab = Lab(hosts)
@@ -200,40 +224,43 @@ def main():
     chrony_err, took, fazt_err = scenario_chrony()
     print(f"| chrony client of a chrony server (chronyd -Q, 5 runs) | - | {chrony_err:.3f} |")
     print(f"| fazt 2 h off, following that chrony (NTP) | {took:.1f} s | {fazt_err:.3f} |")
+    took, err, stratum = scenario_peer_with_reference()
+    print(f"| fazt 3 h off, 1 peer that follows chrony (the LAN's only reference) | {took:.1f} s | {err:.3f} (stratum {stratum}) |", flush=True)
+    idle_line = None
     for peers, liar in ((1, False), (3, False), (10, False), (3, True)):
         took, err, counted, total, lab, tokens = scenario_peers(peers, liar)
         try:
             name = f"fazt 3 h off, {peers} honest peer{'s' if peers > 1 else ''}" + (" + 1 liar (1 h)" if liar else "")
+            if peers == 1:
+                name += ", no reference on the LAN"
             if took is None:
-                print(f"| {name} | no (error {err:.0f} ms: {counted} of {total} sources counted) | - |")
+                print(f"| {name} | no (error {err:.0f} ms: {counted} of {total} sources counted) | - |", flush=True)
             else:
-                print(f"| {name} | {took:.1f} s | {err:.3f} ({counted} of {total} sources counted) |")
+                print(f"| {name} | {took:.1f} s | {err:.3f} ({counted} of {total} sources counted) |", flush=True)
             if peers == 3 and not liar:
-                idle = (lab, tokens)
-                continue
+                idle_line = idle_costs(lab, tokens)
         finally:
-            if not (peers == 3 and not liar):
-                lab.close()
-    lab, tokens = idle
-    try:
-        # Idle costs of one node on the 3-peer LAN (default 64 s polls).
-        node = 1
-        pid = int(run("ip", "netns", "pids", lab.ns(node)).stdout.split()[0])
-        before = lab.status(node, tokens[node])
-        ticks = cpu_ticks(pid)
-        time.sleep(IDLE_SECS)
-        after = lab.status(node, tokens[node])
-        used = cpu_ticks(pid) - ticks
-        sent = (after["client"]["requests"] - before["client"]["requests"]) + (
-            after["server"]["answered"] - before["server"]["answered"])
-        per_hour = sent * 3600 / IDLE_SECS
-        hz = os.sysconf("SC_CLK_TCK")
-        print()
-        print(f"Idle node on the 3-peer LAN over {IDLE_SECS} s: {sent} NTP packets sent "
-              f"({per_hour:.0f} per hour: requests + answers), CPU {used} ticks "
-              f"({100.0 * used / hz / IDLE_SECS:.3f} % of one core, beacon included)")
-    finally:
-        lab.close()
+            lab.close()
+    print()
+    print(idle_line)
+
+
+def idle_costs(lab, tokens):
+    """Idle costs of one node on a LAN of three (default 64 s polls)."""
+    node = 1
+    pid = int(run("ip", "netns", "pids", lab.ns(node)).stdout.split()[0])
+    before = lab.status(node, tokens[node])
+    ticks = cpu_ticks(pid)
+    time.sleep(IDLE_SECS)
+    after = lab.status(node, tokens[node])
+    used = cpu_ticks(pid) - ticks
+    sent = (after["client"]["requests"] - before["client"]["requests"]) + (
+        after["server"]["answered"] - before["server"]["answered"])
+    per_hour = sent * 3600 / IDLE_SECS
+    hz = os.sysconf("SC_CLK_TCK")
+    return (f"Idle node on the 3-peer LAN over {IDLE_SECS} s: {sent} NTP packets sent "
+            f"({per_hour:.0f} per hour: requests + answers), CPU {used} ticks "
+            f"({100.0 * used / hz / IDLE_SECS:.3f} % of one core, beacon included)")
 
 
 if __name__ == "__main__":
