@@ -10,12 +10,12 @@
 //!   ALSA) behind the `audio-alsa` cargo feature.
 //! - [`board`]: what machine this is (model, memory, CPU count), for health reports and
 //!   memory budgets.
-//! - [`clock`]: the board's wall clock (system clock, or one shifted by a fixed offset
-//!   for tests) and its battery-backed RTC, which the kernel clock corrects.
 //! - [`discovery`]: finding and announcing services on the LAN (mDNS / DNS-SD), with an
 //!   in-memory LAN for tests.
 //! - [`keystore`]: named Ed25519 key pairs that sign (the node identity); software
 //!   backends now, a TPM later.
+//! - [`time`]: the board's wall clock (system clock, or one shifted by a fixed offset
+//!   for tests) and its battery-backed RTC, which the kernel clock corrects.
 //!
 //! # Implementation
 //! The Linux board backend reads `/proc/device-tree/model`, `/sys/class/dmi/id/*`,
@@ -27,6 +27,6 @@
 
 pub mod audio;
 pub mod board;
-pub mod clock;
 pub mod discovery;
 pub mod keystore;
+pub mod time;

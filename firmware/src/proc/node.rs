@@ -10,7 +10,7 @@ use crate::time::Clock;
 use anyhow::Context;
 use async_io::Async;
 use fazt_hal::board::LinuxBoard;
-use fazt_hal::clock::{NoRtc, OffsetClock, Rtc, SysfsRtc, SystemClock};
+use fazt_hal::time::{NoRtc, OffsetClock, Rtc, SysfsRtc, SystemClock};
 use futures_lite::StreamExt;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};

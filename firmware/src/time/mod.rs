@@ -24,7 +24,7 @@ pub mod server;
 pub use keeper::Timekeeper;
 
 use discipline::{Adjustment, Authority, Discipline};
-use fazt_hal::clock::{SystemClock, WallClock};
+use fazt_hal::time::{SystemClock, WallClock};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -151,7 +151,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fazt_hal::clock::OffsetClock;
+    use fazt_hal::time::OffsetClock;
 
     #[test]
     fn a_boot_step_back_is_followed_and_later_errors_slew() {

@@ -9,7 +9,7 @@
 //!
 //! # Examples
 //! ```
-//! use fazt_hal::clock::{OffsetClock, SystemClock, WallClock, SyncState};
+//! use fazt_hal::time::{OffsetClock, SystemClock, WallClock, SyncState};
 //! use std::sync::Arc;
 //! let real: Arc<dyn WallClock> = Arc::new(SystemClock);
 //! let skewed = OffsetClock::new(real.clone(), 3_600_000_000_000);
