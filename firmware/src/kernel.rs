@@ -10,7 +10,6 @@ use crate::time::keeper::TimeSettings;
 use crate::time::{Clock, Timekeeper};
 use fazt_hal::board::Board;
 use fazt_hal::keystore::{Keystore, SoftwareKeystore};
-use fazt_hal::time::Rtc;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -72,7 +71,6 @@ impl Kernel {
         storage: Arc<Storage>,
         clock: Arc<Clock>,
         board: Box<dyn Board>,
-        rtc: Box<dyn Rtc>,
         listen: IpAddr,
         public_port: u16,
     ) -> Result<Self, KernelError> {
@@ -88,7 +86,6 @@ impl Kernel {
             storage.clone(),
             identity.clone(),
             beacon.clone(),
-            rtc,
             TimeSettings::from_config(&config),
         ));
         storage.set_max_bytes(config.get_u64("storage.max_db_bytes"))?;

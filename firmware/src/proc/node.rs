@@ -74,6 +74,8 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
         }
         None => (Arc::new(Clock::new()), Box::new(SysfsRtc::default())),
     };
+    // The clock floor first, so that even the first rows carry the best time known.
+    let floor = crate::time::keeper::boot_floor(&storage, &clock, rtc.as_ref());
     let first = bootstrap(&storage, &clock, None)?;
     if crate::apps::system::seed(&storage, clock.now_millis())? {
         tracing::info!("system apps deployed");
@@ -90,8 +92,8 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
     let listener = Async::<TcpListener>::bind(SocketAddr::new(ip, port))
         .with_context(|| format!("cannot listen on {ip}:{port} (in use? try --port)"))?;
     let bound = listener.get_ref().local_addr()?;
-    let kernel = Arc::new(Kernel::new(storage, clock, Box::new(LinuxBoard), rtc, ip, bound.port())?);
-    kernel.timekeeper.boot();
+    let kernel = Arc::new(Kernel::new(storage, clock, Box::new(LinuxBoard), ip, bound.port())?);
+    kernel.timekeeper.record_boot(floor);
 
     // A port given for this run only (say `--port 0`) would not be right after a restart,
     // so the client config is saved only for the stored port.

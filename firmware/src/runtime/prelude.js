@@ -75,7 +75,7 @@
   const SystemDate = Date;
   function KernelDate(...args) {
     if (!new.target) return new SystemDate(native.timeNow()).toString();
-    return args.length === 0 ? new SystemDate(native.timeNow()) : new SystemDate(...args);
+    return Reflect.construct(SystemDate, args.length === 0 ? [native.timeNow()] : args, new.target);
   }
   KernelDate.prototype = SystemDate.prototype;
   KernelDate.now = () => native.timeNow();

@@ -34,9 +34,13 @@ pub enum Adjustment {
 pub enum Authority {
     /// A real time source (NTP, peer consensus, RTC): may use the one boot step.
     Source,
-    /// A lower bound only (the persisted last-known time): steps forward, never back,
-    /// and does not use up the boot step.
+    /// A lower bound only (the persisted last-known time, the RTC): steps forward, never
+    /// back, and does not use up the boot step.
     Floor,
+    /// A source that may only slew the clock, never step it (fazt peers after the boot
+    /// step: anyone on the LAN can mint node identities, so peers must not be able to
+    /// throw a running clock forward).
+    Slew,
 }
 
 /// The correction of the kernel clock over the board clock, and where it is heading.
@@ -84,6 +88,15 @@ impl Discipline {
         self.boot_step_used
     }
 
+    /// Keeps the kernel clock where it was across a step of the board clock by `jump`
+    /// nanoseconds (the OS or a person set it): the correction absorbs the jump, and the
+    /// next source round decides what is right.
+    pub fn absorb_board_step(&mut self, jump: i64) {
+        self.anchor_raw = self.anchor_raw.saturating_add(jump);
+        self.anchor_correction = self.anchor_correction.saturating_sub(jump);
+        self.target = self.target.saturating_sub(jump);
+    }
+
     /// Moves toward `estimate` (the correction that would make the kernel clock right)
     /// measured at board time `raw`.
     pub fn apply(&mut self, raw: UnixNanos, estimate: i64, authority: Authority) -> Adjustment {
@@ -91,7 +104,10 @@ impl Discipline {
         let error = estimate.saturating_sub(current);
         let may_step = match authority {
             Authority::Floor => error > 0,
-            Authority::Source => error.abs() > STEP_THRESHOLD && (error > 0 || !self.boot_step_used),
+            Authority::Source => {
+                error.unsigned_abs() > STEP_THRESHOLD as u64 && (error > 0 || !self.boot_step_used)
+            }
+            Authority::Slew => false,
         };
         if authority == Authority::Floor && !may_step {
             return Adjustment::Slewing(self.remaining_at(raw));
@@ -107,7 +123,7 @@ impl Discipline {
         } else {
             self.anchor_correction = current;
             self.target = estimate;
-            if authority == Authority::Source {
+            if authority != Authority::Floor {
                 // A first source that agrees within the threshold also settles boot.
                 self.boot_step_used = true;
             }
@@ -158,6 +174,17 @@ mod tests {
         assert!(!d.boot_step_used());
         // The persisted time was wrong (in the future): the first real source fixes it.
         assert_eq!(d.apply(S, 0, Authority::Source), Adjustment::Stepped(-HOUR));
+    }
+
+    #[test]
+    fn slew_only_sources_never_step_and_board_steps_are_absorbed() {
+        let mut d = Discipline::new();
+        assert_eq!(d.apply(0, HOUR, Authority::Slew), Adjustment::Slewing(HOUR));
+        assert_eq!(d.correction_at(S), 500_000);
+        // The board clock jumps 10 s forward: the kernel clock stays put.
+        let before = S + d.correction_at(S);
+        d.absorb_board_step(10 * S);
+        assert_eq!(11 * S + d.correction_at(11 * S), before);
     }
 
     #[test]

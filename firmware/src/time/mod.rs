@@ -25,7 +25,6 @@ pub use keeper::Timekeeper;
 
 use discipline::{Adjustment, Authority, Discipline};
 use fazt_hal::time::{SystemClock, WallClock};
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -34,15 +33,27 @@ pub type UnixMillis = i64;
 /// Nanoseconds since the Unix epoch, the unit of time measurements.
 pub type UnixNanos = i64;
 
+/// A change of the board clock beyond this, against the steady clock, is a step (by the
+/// OS or by hand), not drift.
+const BOARD_STEP: i64 = 1_000_000_000;
+
 /// The kernel clock. Cheap to share (`Arc<Clock>`).
 #[derive(Debug)]
 pub struct Clock {
     board: Arc<dyn WallClock>,
-    discipline: Mutex<Discipline>,
-    /// The largest millisecond value handed out so far: a board clock stepped backwards
-    /// (NTP on a laptop, a Pi without RTC) must not make new rows look older than
-    /// earlier ones.
-    last: AtomicI64,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    discipline: Discipline,
+    /// The largest millisecond value handed out: a step back at boot must not make new
+    /// rows look older than earlier ones.
+    last_millis: i64,
+    /// Board time minus steady time at the last reading, to notice board steps.
+    board_minus_steady: Option<i64>,
+    /// Board steps noticed so far (samples measured before one are stale).
+    board_steps: u64,
 }
 
 impl Default for Clock {
@@ -59,11 +70,36 @@ impl Clock {
 
     /// A clock over the board clock `board` (the system clock, or one shifted for tests).
     pub fn on(board: Arc<dyn WallClock>) -> Self {
-        Clock { board, discipline: Mutex::new(Discipline::new()), last: AtomicI64::new(i64::MIN) }
+        let inner = Inner {
+            discipline: Discipline::new(),
+            last_millis: i64::MIN,
+            board_minus_steady: None,
+            board_steps: 0,
+        };
+        Clock { board, inner: Mutex::new(inner) }
     }
 
-    fn discipline(&self) -> std::sync::MutexGuard<'_, Discipline> {
-        self.discipline.lock().unwrap_or_else(|e| e.into_inner())
+    /// Reads the board clock under the lock, absorbing a step of it: if the OS (or a
+    /// person) set the board clock, the kernel clock carries on where it was, and the
+    /// next round of sources decides what is right. Without this, a correction fazt
+    /// already made would be applied twice once timesyncd steps the board clock too.
+    fn read(&self) -> (std::sync::MutexGuard<'_, Inner>, UnixNanos) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let raw = self.board.now_nanos();
+        let diff = raw.saturating_sub(self.board.steady_nanos());
+        if let Some(previous) = inner.board_minus_steady {
+            let jump = diff.saturating_sub(previous);
+            if jump.unsigned_abs() > BOARD_STEP as u64 {
+                inner.discipline.absorb_board_step(jump);
+                inner.board_steps += 1;
+                tracing::warn!(
+                    by_ms = jump / 1_000_000,
+                    "the board clock was stepped; the kernel clock carries on"
+                );
+            }
+        }
+        inner.board_minus_steady = Some(diff);
+        (inner, raw)
     }
 
     /// The board clock underneath.
@@ -73,20 +109,27 @@ impl Clock {
 
     /// The board clock's reading, uncorrected (for measuring against sources).
     pub fn board_nanos(&self) -> UnixNanos {
-        self.board.now_nanos()
+        self.read().1
+    }
+
+    /// How many steps of the board clock were absorbed (samples taken before the
+    /// latest one measured a board clock that is gone).
+    pub fn board_steps(&self) -> u64 {
+        self.read().0.board_steps
     }
 
     /// Now, corrected, in nanoseconds (NTP answers). Slews, but may step forward.
     pub fn now_nanos(&self) -> UnixNanos {
-        let raw = self.board.now_nanos();
-        raw.saturating_add(self.discipline().correction_at(raw))
+        let (inner, raw) = self.read();
+        raw.saturating_add(inner.discipline.correction_at(raw))
     }
 
     /// Now, in milliseconds since the Unix epoch; never less than a previous answer.
     pub fn now_millis(&self) -> UnixMillis {
-        let now = self.now_nanos().div_euclid(1_000_000);
-        let previous = self.last.fetch_max(now, Ordering::Relaxed);
-        previous.max(now)
+        let (mut inner, raw) = self.read();
+        let now = raw.saturating_add(inner.discipline.correction_at(raw)).div_euclid(1_000_000);
+        inner.last_millis = inner.last_millis.max(now);
+        inner.last_millis
     }
 
     /// Now, as a `SystemTime` (for HTTP dates).
@@ -96,23 +139,26 @@ impl Clock {
 
     /// The correction in force now (kernel minus board), and the part still to slew.
     pub fn correction(&self) -> (i64, i64) {
-        let raw = self.board.now_nanos();
-        let d = self.discipline();
-        (d.correction_at(raw), d.remaining_at(raw))
+        let (inner, raw) = self.read();
+        (inner.discipline.correction_at(raw), inner.discipline.remaining_at(raw))
     }
 
     /// Whether a source already used the one boot step.
     pub fn boot_step_used(&self) -> bool {
-        self.discipline().boot_step_used()
+        self.read().0.discipline.boot_step_used()
     }
 
     /// Moves toward `estimate` (the right correction), measured at board time `raw`.
     pub fn adjust(&self, raw: UnixNanos, estimate: i64, authority: Authority) -> Adjustment {
-        let adjustment = self.discipline().apply(raw, estimate, authority);
+        let (mut inner, now_raw) = self.read();
+        let adjustment = inner.discipline.apply(raw, estimate, authority);
         if let Adjustment::Stepped(by) = adjustment {
             if by < 0 {
-                // The one allowed backward step (at boot): later answers follow it.
-                self.last.store(self.now_nanos().div_euclid(1_000_000), Ordering::Relaxed);
+                // The one allowed backward step (at boot): later answers follow it. Done
+                // under the lock, so no reader can put the old time back.
+                let now =
+                    now_raw.saturating_add(inner.discipline.correction_at(now_raw)).div_euclid(1_000_000);
+                inner.last_millis = now;
             }
         }
         adjustment
@@ -190,11 +236,51 @@ mod tests {
         assert!(offenders.is_empty(), "read the kernel clock (crate::time::Clock) instead in {offenders:?}");
     }
 
+    /// A board clock a test can set, with its own steady clock.
+    #[derive(Debug, Default)]
+    struct HandSetBoard {
+        wall: std::sync::atomic::AtomicI64,
+        steady: std::sync::atomic::AtomicI64,
+    }
+
+    impl WallClock for HandSetBoard {
+        fn now_nanos(&self) -> UnixNanos {
+            self.wall.load(std::sync::atomic::Ordering::Relaxed)
+        }
+        fn steady_nanos(&self) -> i64 {
+            self.steady.load(std::sync::atomic::Ordering::Relaxed)
+        }
+        fn sync_state(&self) -> fazt_hal::time::SyncState {
+            fazt_hal::time::SyncState::Unsynchronized
+        }
+    }
+
+    #[test]
+    fn a_step_of_the_board_clock_is_absorbed_not_applied_twice() {
+        use std::sync::atomic::Ordering::Relaxed;
+        const S: i64 = 1_000_000_000;
+        let board = Arc::new(HandSetBoard::default());
+        board.wall.store(1000 * S, Relaxed);
+        let clock = Clock::on(board.clone());
+        // The timekeeper corrected the clock by +1 h.
+        clock.adjust(1000 * S, 3600 * S, Authority::Source);
+        assert_eq!(clock.now_nanos(), 4600 * S);
+        // One second later the OS steps the board clock by the same hour.
+        board.wall.store(4601 * S, Relaxed);
+        board.steady.store(S, Relaxed);
+        assert_eq!(clock.now_nanos(), 4601 * S, "the hour is not added twice");
+        assert_eq!(clock.board_steps(), 1);
+        // Drift (small changes) is not a step.
+        board.wall.store(4602 * S + 1_000_000, Relaxed);
+        board.steady.store(2 * S, Relaxed);
+        assert_eq!(clock.board_steps(), 1);
+    }
+
     #[test]
     fn clock_never_goes_backwards() {
         let clock = Clock::new();
         assert!(clock.now_millis() > 1_577_836_800_000);
-        clock.last.store(i64::MAX / 2, Ordering::Relaxed);
+        clock.inner.lock().unwrap().last_millis = i64::MAX / 2;
         assert_eq!(clock.now_millis(), i64::MAX / 2);
     }
 

@@ -12,8 +12,9 @@ use super::ntp::{self, mode, Extension, NtpTimestamp, Packet, PacketError};
 use super::{Clock, UnixNanos};
 use crate::beacon::identity::NodeIdentity;
 use async_io::Async;
+use std::collections::HashMap;
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -22,6 +23,13 @@ use std::time::Instant;
 pub const MAX_ANSWERS_PER_SECOND: u64 = 2000;
 /// Most signed answers per second (a signature costs more than an answer).
 pub const MAX_SIGNED_PER_SECOND: u64 = 200;
+/// Most answers per second to one address, so one sender cannot use up the budget of
+/// the honest peers.
+pub const MAX_ANSWERS_PER_ADDRESS: u32 = 64;
+/// Most signed answers per second to one address.
+pub const MAX_SIGNED_PER_ADDRESS: u32 = 16;
+/// Addresses tracked per second; senders beyond this share the global budget only.
+const MAX_TRACKED_ADDRESSES: usize = 4096;
 
 /// What the server tells clients about its clock, kept current by the timekeeper.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,12 +90,38 @@ pub fn answer(request: &Packet, received: UnixNanos, sent: UnixNanos, ad: &Adver
     }
 }
 
-/// A per-second budget.
+/// A per-second budget, global and per sender address.
 #[derive(Debug)]
 struct Budget {
     window: Instant,
     plain: u64,
     signed: u64,
+    per_address: HashMap<IpAddr, (u32, u32)>,
+}
+
+impl Budget {
+    fn new() -> Self {
+        Budget { window: Instant::now(), plain: 0, signed: 0, per_address: HashMap::new() }
+    }
+
+    /// Takes one answer (signed or not) for `from`; false when over a limit. A sender
+    /// over its own limit does not use up the global budget.
+    fn take(&mut self, from: IpAddr, signed: bool) -> bool {
+        if self.window.elapsed().as_secs() >= 1 {
+            *self = Budget::new();
+        }
+        if self.per_address.contains_key(&from) || self.per_address.len() < MAX_TRACKED_ADDRESSES {
+            let entry = self.per_address.entry(from).or_insert((0, 0));
+            entry.0 += 1;
+            entry.1 += u32::from(signed);
+            if entry.0 > MAX_ANSWERS_PER_ADDRESS || entry.1 > MAX_SIGNED_PER_ADDRESS {
+                return false;
+            }
+        }
+        self.plain += 1;
+        self.signed += u64::from(signed);
+        self.plain <= MAX_ANSWERS_PER_SECOND && self.signed <= MAX_SIGNED_PER_SECOND
+    }
 }
 
 /// The running server.
@@ -121,7 +155,7 @@ impl TimeServer {
     /// Answers requests until the task is dropped.
     pub async fn run(self) {
         let mut buf = [0u8; ntp::MAX_PACKET + 1];
-        let mut budget = Budget { window: Instant::now(), plain: 0, signed: 0 };
+        let mut budget = Budget::new();
         loop {
             let (len, from) = match self.socket.recv_from(&mut buf).await {
                 Ok(got) => got,
@@ -132,7 +166,7 @@ impl TimeServer {
                 }
             };
             let received = self.clock.now_nanos();
-            if let Some(reply) = self.handle(&buf[..len], received, &mut budget).await {
+            if let Some(reply) = self.handle(&buf[..len], from.ip(), received, &mut budget).await {
                 if let Err(err) = self.socket.send_to(&reply, from).await {
                     tracing::debug!(error = %err, %from, "time answer not sent");
                 }
@@ -140,7 +174,13 @@ impl TimeServer {
         }
     }
 
-    async fn handle(&self, bytes: &[u8], received: UnixNanos, budget: &mut Budget) -> Option<Vec<u8>> {
+    async fn handle(
+        &self,
+        bytes: &[u8],
+        from: IpAddr,
+        received: UnixNanos,
+        budget: &mut Budget,
+    ) -> Option<Vec<u8>> {
         let count = |c: &AtomicU64| {
             c.fetch_add(1, Ordering::Relaxed);
         };
@@ -158,13 +198,8 @@ impl TimeServer {
             count(&self.counters.wrong_mode);
             return None;
         }
-        if budget.window.elapsed().as_secs() >= 1 {
-            *budget = Budget { window: Instant::now(), plain: 0, signed: 0 };
-        }
         let nonce = request.extension(ntp::EXT_FAZT_NONCE).map(<[u8]>::to_vec);
-        budget.plain += 1;
-        budget.signed += u64::from(nonce.is_some());
-        if budget.plain > MAX_ANSWERS_PER_SECOND || budget.signed > MAX_SIGNED_PER_SECOND {
+        if !budget.take(from, nonce.is_some()) {
             count(&self.counters.rate_limited);
             return None;
         }
@@ -193,6 +228,16 @@ impl TimeServer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_sender_cannot_use_up_the_budget_of_the_others() {
+        let mut budget = Budget::new();
+        let noisy: IpAddr = "10.0.0.66".parse().unwrap();
+        let honest: IpAddr = "10.0.0.2".parse().unwrap();
+        let granted = (0..1000).filter(|_| budget.take(noisy, true)).count();
+        assert_eq!(granted, MAX_SIGNED_PER_ADDRESS as usize);
+        assert!(budget.take(honest, true), "an honest peer still gets its answer");
+    }
 
     #[test]
     fn answers_echo_the_request_and_carry_our_clock() {

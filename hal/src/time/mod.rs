@@ -48,6 +48,10 @@ pub enum SyncState {
 pub trait WallClock: Send + Sync + Debug {
     /// Now, in nanoseconds since the Unix epoch, as this clock says.
     fn now_nanos(&self) -> UnixNanos;
+    /// A clock that never jumps and counts suspended time (Linux `CLOCK_BOOTTIME`), in
+    /// nanoseconds from an arbitrary start: how the kernel tells a step of the wall
+    /// clock (by the OS, or by hand) from time passing.
+    fn steady_nanos(&self) -> i64;
     /// Whether the operating system keeps this clock synchronized.
     fn sync_state(&self) -> SyncState;
 }
@@ -64,9 +68,40 @@ impl WallClock for SystemClock {
         }
     }
 
+    fn steady_nanos(&self) -> i64 {
+        boottime_nanos()
+    }
+
     fn sync_state(&self) -> SyncState {
         kernel_sync_state()
     }
+}
+
+/// `CLOCK_BOOTTIME`: monotonic, and it keeps counting while the machine is suspended
+/// (Rust's `Instant` does not, which would look like a wall-clock jump after a resume).
+#[cfg(target_os = "linux")]
+fn boottime_nanos() -> i64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes into the timespec we own; BOOTTIME always exists on Linux.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    if rc != 0 {
+        return fallback_steady_nanos();
+    }
+    // The casts matter on 32-bit ARM, where time_t and long are 32 bits.
+    #[allow(clippy::unnecessary_cast)]
+    let (secs, nanos) = (ts.tv_sec as i64, ts.tv_nsec as i64);
+    secs.saturating_mul(1_000_000_000).saturating_add(nanos)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn boottime_nanos() -> i64 {
+    fallback_steady_nanos()
+}
+
+fn fallback_steady_nanos() -> i64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(std::time::Instant::now);
+    i64::try_from(start.elapsed().as_nanos()).unwrap_or(i64::MAX)
 }
 
 /// Asks the kernel (adjtimex with no changes) whether the system clock is synchronized.
@@ -110,6 +145,10 @@ impl WallClock for OffsetClock {
         self.inner.now_nanos().saturating_add(self.offset_nanos)
     }
 
+    fn steady_nanos(&self) -> i64 {
+        self.inner.steady_nanos()
+    }
+
     fn sync_state(&self) -> SyncState {
         SyncState::Unsynchronized
     }
@@ -124,6 +163,8 @@ mod tests {
         assert!(SystemClock.now_nanos() > 1_577_836_800_000_000_000);
         // Whatever the host says, the call must answer without failing.
         let _ = SystemClock.sync_state();
+        let (a, b) = (SystemClock.steady_nanos(), SystemClock.steady_nanos());
+        assert!(b >= a && a > 0);
     }
 
     #[test]

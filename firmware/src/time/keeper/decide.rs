@@ -140,7 +140,9 @@ pub fn decide(inputs: &Inputs) -> Option<Decision> {
     } else {
         (synced, false)
     };
-    if voters.is_empty() {
+    // Our own clock and one other are no majority: neither moves (two nodes that
+    // disagree must not swap times or meet halfway, round after round).
+    if voters.is_empty() || (with_self && voters.len() < 2) {
         return None;
     }
     let mut candidates: Vec<Candidate> = voters.iter().map(|&i| candidate(&inputs.peers[i])).collect();
@@ -241,6 +243,7 @@ mod tests {
     #[test]
     fn one_peer_against_us_moves_nobody() {
         assert_eq!(decide(&inputs(&[], &[m(HOUR, 10)], 0)), None);
+        assert_eq!(decide(&inputs(&[], &[m(MS, 10)], 0)), None, "not even halfway when close");
     }
 
     #[test]

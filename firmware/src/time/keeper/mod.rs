@@ -38,8 +38,17 @@ const HISTORY: usize = 8;
 const QUERY_TIMEOUT: Duration = Duration::from_secs(1);
 /// Samples per source in a burst (boot, new peer, `fazt time sync`).
 const BURST: usize = 4;
-/// Pause between the samples of a burst.
-const BURST_SPACING: Duration = Duration::from_millis(150);
+/// Pause between the samples of a burst to a fazt peer (our own server, which allows it).
+const PEER_BURST_SPACING: Duration = Duration::from_millis(150);
+/// Pause between the samples of a burst to an NTP server: what chrony's `iburst` uses,
+/// which public servers accept.
+const NTP_BURST_SPACING: Duration = Duration::from_secs(2);
+/// Rounds an NTP server is left alone after it answered "RATE" (slow down).
+const RATE_BACKOFF_ROUNDS: u64 = 8;
+/// Sources that claim to be further off than this are not used (NTP's MAXDIST, with a
+/// margin for the user-space timestamps): a source saying "I may be wrong by a minute"
+/// would otherwise overlap everything and always be counted.
+const MAX_DISTANCE: i64 = 1_500_000_000;
 /// The error assumed for our own clock while nothing has set it.
 const UNSYNCED_OWN_DISTANCE: i64 = 100_000_000;
 /// The config state row holding the last saved time (milliseconds).
@@ -95,6 +104,10 @@ struct Tracked {
     samples: VecDeque<Sample>,
     error: Option<String>,
     included: bool,
+    /// No polls before this round (the server asked us to slow down).
+    quiet_until_round: u64,
+    /// The server refused us for good (DENY / RSTR kiss codes): not polled again.
+    refused: bool,
 }
 
 impl Tracked {
@@ -108,6 +121,8 @@ impl Tracked {
             samples: VecDeque::new(),
             error: None,
             included: false,
+            quiet_until_round: 0,
+            refused: false,
         }
     }
 
@@ -150,6 +165,8 @@ struct State {
     polls: u64,
     requests: u64,
     server: Result<SocketAddr, String>,
+    /// The clock's board-step count when the samples were taken.
+    board_steps: u64,
 }
 
 /// The timekeeper of a node.
@@ -159,7 +176,6 @@ pub struct Timekeeper {
     storage: Arc<Storage>,
     identity: Arc<NodeIdentity>,
     beacon: Arc<Beacon>,
-    rtc: Box<dyn Rtc>,
     settings: TimeSettings,
     state: Mutex<State>,
     advertised: Arc<Mutex<Advertised>>,
@@ -181,13 +197,12 @@ fn ms(nanos: i64) -> f64 {
 }
 
 impl Timekeeper {
-    /// A timekeeper for the kernel clock `clock`, with the board's `rtc`.
+    /// A timekeeper for the kernel clock `clock` (see [`boot_floor`] for the RTC).
     pub fn new(
         clock: Arc<Clock>,
         storage: Arc<Storage>,
         identity: Arc<NodeIdentity>,
         beacon: Arc<Beacon>,
-        rtc: Box<dyn Rtc>,
         settings: TimeSettings,
     ) -> Self {
         let stratum = settings.local_stratum;
@@ -214,12 +229,12 @@ impl Timekeeper {
                 polls: 0,
                 requests: 0,
                 server: Err("not started".into()),
+                board_steps: 0,
             }),
             clock,
             storage,
             identity,
             beacon,
-            rtc,
             settings,
             server_counters: Arc::default(),
             client_counters: Arc::default(),
@@ -239,49 +254,10 @@ impl Timekeeper {
         &self.settings
     }
 
-    /// Applies what is known before any network: the persisted floor, then the RTC.
-    /// Blocking (reads `data.db`); call once at start, before serving.
-    pub fn boot(&self) {
-        let raw = self.clock.board_nanos();
-        let saved = self
-            .storage
-            .read_blocking(|conn| Ok::<_, StorageError>(crate::config::get_state(conn, LAST_KNOWN_KEY)?))
-            .ok()
-            .flatten()
-            .and_then(|v| v.parse::<i64>().ok());
-        if let Some(saved_ms) = saved {
-            let floor = saved_ms.saturating_mul(1_000_000);
-            if let Adjustment::Stepped(by) =
-                self.clock.adjust(raw, floor.saturating_sub(raw), Authority::Floor)
-            {
-                tracing::warn!(
-                    by_secs = by / 1_000_000_000,
-                    last_known = %rfc3339(saved_ms),
-                    "the board clock is behind the last time this node saw; moved forward to it"
-                );
-                self.record(SourceKind::Persisted, Some(by), UNSYNCED_OWN_DISTANCE);
-            }
-        }
-        if matches!(self.clock.board().sync_state(), SyncState::Synchronized { .. }) {
-            return;
-        }
-        match self.rtc.read_secs() {
-            Ok(Some(secs)) => {
-                let estimate = secs.saturating_mul(1_000_000_000).saturating_sub(raw);
-                let (current, _) = self.clock.correction();
-                // The RTC counts whole seconds: only a real disagreement is acted on.
-                if (estimate - current).abs() > 2_000_000_000 {
-                    let adjustment = self.clock.adjust(raw, estimate, Authority::Source);
-                    tracing::warn!(?adjustment, "the board clock disagrees with the RTC; following the RTC");
-                    let by = match adjustment {
-                        Adjustment::Stepped(by) => Some(by),
-                        Adjustment::Slewing(_) => None,
-                    };
-                    self.record(SourceKind::Rtc, by, 1_000_000_000);
-                }
-            }
-            Ok(None) => {}
-            Err(err) => tracing::warn!(error = %err, "cannot read the RTC"),
+    /// Records what [`boot_floor`] did before the kernel existed.
+    pub fn record_boot(&self, floor: Option<(SourceKind, i64)>) {
+        if let Some((source, by)) = floor {
+            self.record(source, Some(by), UNSYNCED_OWN_DISTANCE);
         }
     }
 
@@ -414,9 +390,10 @@ impl Timekeeper {
                 let peer_key = public_key;
                 let mut samples = Vec::new();
                 let mut last_error = None;
+                let spacing = if peer_key.is_some() { PEER_BURST_SPACING } else { NTP_BURST_SPACING };
                 for i in 0..burst {
                     if i > 0 {
-                        Timer::after(BURST_SPACING).await;
+                        Timer::after(spacing).await;
                     }
                     me.state().requests += 1;
                     match client::query(
@@ -458,7 +435,15 @@ impl Timekeeper {
     /// What to poll: (kind, key, address, peer key).
     async fn targets(&self) -> Vec<(&'static str, String, Option<SocketAddr>, Option<PublicKey>)> {
         let mut targets = Vec::new();
+        let skip: Vec<String> = {
+            let state = self.state();
+            let skip = state.ntp.iter().filter(|t| t.refused || t.quiet_until_round > state.polls + 1);
+            skip.map(|t| t.name.clone()).collect()
+        };
         for server in &self.settings.ntp_servers {
+            if skip.contains(server) {
+                continue;
+            }
             let host = server.clone();
             let address = blocking::unblock(move || resolve(&host)).await;
             targets.push(("ntp", server.clone(), address, None));
@@ -491,6 +476,14 @@ impl Timekeeper {
             .collect();
         let mut state = self.state();
         state.polls += 1;
+        // Samples taken before a step of the board clock measured a clock that is gone.
+        let steps = self.clock.board_steps();
+        if steps != state.board_steps {
+            state.board_steps = steps;
+            let st = &mut *state;
+            st.ntp.iter_mut().chain(st.peers.values_mut()).for_each(|t| t.samples.clear());
+        }
+        let round = state.polls;
         let mut seen_peers = Vec::new();
         for (kind, key, address, public_key, outcome) in results {
             let tracked = match kind {
@@ -515,7 +508,16 @@ impl Timekeeper {
                     tracked.error = None;
                     samples.into_iter().for_each(|s| tracked.push(s));
                 }
-                Err(error) => tracked.error = Some(error),
+                Err(error) => {
+                    // Kiss-o'-death (RFC 5905 section 7.4): DENY and RSTR mean stop,
+                    // RATE means slow down.
+                    if error.contains("kiss code DENY") || error.contains("kiss code RSTR") {
+                        tracked.refused = true;
+                    } else if error.contains("kiss code RATE") {
+                        tracked.quiet_until_round = round + RATE_BACKOFF_ROUNDS;
+                    }
+                    tracked.error = Some(error);
+                }
             }
         }
         // Peers the beacon no longer sees are forgotten.
@@ -523,6 +525,7 @@ impl Timekeeper {
 
         let measure = |t: &Tracked| {
             t.best(now, max_age)
+                .filter(|sample| sample.distance(now) <= MAX_DISTANCE)
                 .map(|sample| Measured { sample, loops_to_us: sample.reference_id == self.fingerprint })
         };
         let ntp_index: Vec<usize> =
@@ -567,6 +570,17 @@ impl Timekeeper {
             for t in st.ntp.iter_mut().chain(st.peers.values_mut()) {
                 t.included = false;
             }
+            // Without a source for a while, stop telling clients we are synchronized.
+            let stale = state.last_sync.is_none() || now.saturating_sub(state.last_sync_board) > max_age;
+            if stale {
+                let error = state.error;
+                drop(state);
+                let mut ad = self.advertised.lock().unwrap_or_else(|e| e.into_inner());
+                ad.stratum = self.settings.local_stratum;
+                ad.reference_id = *b"LOCL";
+                ad.root_delay = 0;
+                ad.root_dispersion = error.max(UNSYNCED_OWN_DISTANCE);
+            }
             return;
         };
         for (k, &i) in ntp_index.iter().enumerate() {
@@ -580,7 +594,13 @@ impl Timekeeper {
                 t.included = decision.peers_included[k];
             }
         }
-        let adjustment = self.clock.adjust(now, decision.estimate, Authority::Source);
+        // Peers may step the clock only at boot: anyone on the LAN can mint node
+        // identities, so a running clock is only ever slewed by them (at most 43 s a day).
+        let authority = match decision.source {
+            SourceKind::Peers if self.clock.boot_step_used() => Authority::Slew,
+            _ => Authority::Source,
+        };
+        let adjustment = self.clock.adjust(now, decision.estimate, authority);
         let synced_at = self.clock.now_millis();
         match adjustment {
             Adjustment::Stepped(by) => {
@@ -763,6 +783,54 @@ impl Timekeeper {
             },
         })
     }
+}
+
+/// Applies what is known before any network, as early as possible at start (before the
+/// first rows are written): the last time saved in `data.db` and the RTC, both as floors
+/// that only ever move the clock forward (a dead RTC battery reads years behind, and
+/// Linux already set the board clock from it). Blocking. Returns what moved the clock.
+pub fn boot_floor(storage: &Storage, clock: &Clock, rtc: &dyn Rtc) -> Option<(SourceKind, i64)> {
+    let mut moved = None;
+    let saved = storage
+        .read_blocking(|conn| Ok::<_, StorageError>(crate::config::get_state(conn, LAST_KNOWN_KEY)?))
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse::<i64>().ok());
+    if let Some(saved_ms) = saved {
+        let raw = clock.board_nanos();
+        let floor = saved_ms.saturating_mul(1_000_000);
+        if let Adjustment::Stepped(by) = clock.adjust(raw, floor.saturating_sub(raw), Authority::Floor) {
+            tracing::warn!(
+                by_secs = by / 1_000_000_000,
+                last_known = %rfc3339(saved_ms),
+                "the board clock is behind the last time this node saw; moved forward to it"
+            );
+            moved = Some((SourceKind::Persisted, by));
+        }
+    }
+    if matches!(clock.board().sync_state(), SyncState::Synchronized { .. }) {
+        return moved;
+    }
+    match rtc.read_secs() {
+        Ok(Some(secs)) => {
+            let raw = clock.board_nanos();
+            let estimate = secs.saturating_mul(1_000_000_000).saturating_sub(raw);
+            let (current, _) = clock.correction();
+            // The RTC counts whole seconds: only a real disagreement is acted on.
+            if estimate.saturating_sub(current) > 2_000_000_000 {
+                if let Adjustment::Stepped(by) = clock.adjust(raw, estimate, Authority::Floor) {
+                    tracing::warn!(
+                        by_secs = by / 1_000_000_000,
+                        "the board clock is behind the RTC; moved forward to it"
+                    );
+                    moved = Some((SourceKind::Rtc, by));
+                }
+            }
+        }
+        Ok(None) => {}
+        Err(err) => tracing::warn!(error = %err, "cannot read the RTC"),
+    }
+    moved
 }
 
 /// `host[:port]` to an address (port 123 when not given).
