@@ -24,6 +24,12 @@ pub enum Kind {
     Label,
     /// Network interface names separated by commas, or empty for "choose".
     Interfaces,
+    /// One of a fixed set of words.
+    Choice(&'static [&'static str]),
+    /// An `https://` (or `http://`) URL.
+    Url,
+    /// Any one line of text (a file path, an e-mail address), or empty.
+    Text,
 }
 
 /// A declared configuration key.
@@ -145,6 +151,56 @@ pub const KEYS: &[Key] = &[
         kind: Kind::Count,
         help: "most nodes the beacon remembers",
     },
+    Key {
+        name: "https.mode",
+        default: "off",
+        kind: Kind::Choice(&["off", "lan", "acme"]),
+        help: "HTTPS: off, lan (the node's own CA) or acme (Let's Encrypt or another ACME CA)",
+    },
+    Key { name: "https.port", default: "443", kind: Kind::Port, help: "HTTPS port (0: any free port)" },
+    Key {
+        name: "https.redirect",
+        default: "false",
+        kind: Kind::Bool,
+        help: "answer plain HTTP for the node's names with a redirect to HTTPS",
+    },
+    Key {
+        name: "https.hsts_max_age",
+        default: "0",
+        kind: Kind::Count,
+        help: "Strict-Transport-Security max-age in seconds on HTTPS answers (0: no header)",
+    },
+    Key {
+        name: "acme.directory_url",
+        default: "https://acme-v02.api.letsencrypt.org/directory",
+        kind: Kind::Url,
+        help: "the ACME CA's directory (default: Let's Encrypt production)",
+    },
+    Key {
+        name: "acme.email",
+        default: "",
+        kind: Kind::Text,
+        help: "contact e-mail for the ACME account (optional)",
+    },
+    Key {
+        name: "acme.ca_file",
+        default: "",
+        kind: Kind::Text,
+        help: "PEM file of extra roots to trust for the ACME directory (a private or test CA)",
+    },
+    Key {
+        name: "acme.retry_secs",
+        default: "60",
+        kind: Kind::Count,
+        help:
+            "first wait after an ACME error; doubles per failure up to 6 h (1 h at least when rate-limited)",
+    },
+    Key {
+        name: "acme.check_secs",
+        default: "3600",
+        kind: Kind::Count,
+        help: "how often ACME certificates are checked for renewal (renewed 30 days before expiry)",
+    },
 ];
 
 /// A bad `set-config` request.
@@ -219,6 +275,29 @@ pub fn validate(key: &str, value: &str) -> Result<String, ConfigError> {
                 Ok(names.join(","))
             } else {
                 Err(bad("expected interface names separated by commas, e.g. eth0,wlan0"))
+            }
+        }
+        Kind::Url => {
+            let ok = (value.starts_with("https://") || value.starts_with("http://"))
+                && value.parse::<http::Uri>().is_ok_and(|u| u.host().is_some());
+            if ok {
+                Ok(value.to_string())
+            } else {
+                Err(bad("expected a URL such as https://acme-v02.api.letsencrypt.org/directory"))
+            }
+        }
+        Kind::Text => {
+            if value.len() <= 1024 && !value.chars().any(char::is_control) {
+                Ok(value.to_string())
+            } else {
+                Err(bad("expected one line of text"))
+            }
+        }
+        Kind::Choice(words) => {
+            let v = value.to_ascii_lowercase();
+            match words.iter().find(|w| **w == v) {
+                Some(w) => Ok(w.to_string()),
+                None => Err(bad("expected one of the words listed in `fazt config list`")),
             }
         }
     }
@@ -322,6 +401,11 @@ mod tests {
         assert!(validate("beacon.name", "a.b").is_err());
         assert_eq!(validate("beacon.interfaces", " eth0, wlan0 ").unwrap(), "eth0,wlan0");
         assert!(validate("beacon.interfaces", "eth0;rm").is_err());
+        assert_eq!(validate("https.mode", " LAN ").unwrap(), "lan");
+        assert!(validate("https.mode", "maybe").is_err());
+        assert!(validate("acme.directory_url", "ftp://x").is_err());
+        assert!(validate("acme.directory_url", "https://127.0.0.1:14000/dir").is_ok());
+        assert!(validate("acme.email", "a\nb").is_err());
     }
 
     #[test]

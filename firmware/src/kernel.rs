@@ -25,6 +25,9 @@ pub enum KernelError {
     /// The JavaScript worker threads could not be started.
     #[error("cannot start the JavaScript workers: {0}")]
     Workers(std::io::Error),
+    /// HTTPS could not be set up.
+    #[error("cannot set up HTTPS: {0}")]
+    Tls(#[from] crate::net::tls::TlsError),
 }
 
 /// Shared state of a running node.
@@ -53,6 +56,8 @@ pub struct Kernel {
     pub identity: Arc<NodeIdentity>,
     /// LAN announcement and the peer list.
     pub beacon: Arc<Beacon>,
+    /// HTTPS: certificates by SNI, the LAN CA.
+    pub tls: Arc<crate::net::tls::Tls>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -72,12 +77,27 @@ impl Kernel {
         public_port: u16,
     ) -> Result<Self, KernelError> {
         let config = NodeConfig::load(&storage)?;
-        let keystore: Arc<dyn Keystore> = Arc::new(SoftwareKeystore::new(
-            crate::beacon::keystore::DbSeeds::new(storage.clone(), clock.clone()),
-        ));
+        let software = Arc::new(SoftwareKeystore::new(crate::beacon::keystore::DbSeeds::new(
+            storage.clone(),
+            clock.clone(),
+        )));
+        let keystore: Arc<dyn Keystore> = software.clone();
         let identity = Arc::new(NodeIdentity::load_or_create(keystore).map_err(KernelError::Identity)?);
         let beacon =
             Arc::new(Beacon::new(identity.clone(), BeaconConfig::from_config(&config, listen), public_port));
+        let addresses = match listen.is_unspecified() {
+            true => fazt_hal::discovery::mdns::lan_addresses(),
+            false => vec![listen],
+        };
+        let lan_names = crate::net::tls::LanNames::new(&beacon.name(), config.domain(), &addresses);
+        let tls = Arc::new(crate::net::tls::Tls::new(
+            &config,
+            storage.clone(),
+            clock.clone(),
+            software,
+            &identity.id,
+            lan_names,
+        )?);
         storage.set_max_bytes(config.get_u64("storage.max_db_bytes"))?;
         let blobs = BlobCache::new(config.get_u64("cache.max_bytes"), config.get_u64("cache.max_file_bytes"));
         let workers = match config.get_u64("runtime.workers") {
@@ -99,6 +119,7 @@ impl Kernel {
             public_port,
             identity,
             beacon,
+            tls,
         })
     }
 

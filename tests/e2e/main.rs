@@ -10,6 +10,7 @@ mod beacon;
 mod chirp;
 mod deploy;
 mod hostile;
+mod https;
 mod lifecycle;
 mod mnemonic;
 mod serverless;

@@ -21,6 +21,12 @@ pub struct Node {
     pub password: Option<String>,
     pub token: String,
     pub stdout: String,
+    /// Extra arguments for `server start` (e.g. `--https-port 0`).
+    pub extra_args: Vec<String>,
+    /// Where the node's log (stderr) goes, when not to the test's stderr.
+    pub log: Option<PathBuf>,
+    /// The HTTP port to ask for (0: any free one).
+    pub port: u16,
 }
 
 impl Node {
@@ -34,6 +40,9 @@ impl Node {
             password: None,
             token: String::new(),
             stdout: String::new(),
+            extra_args: Vec::new(),
+            log: None,
+            port: 0,
         };
         node.spawn();
         node.token = node
@@ -57,13 +66,19 @@ impl Node {
     /// Starts the process on the existing data folder and waits until it listens.
     pub fn spawn(&mut self) {
         let mut child = Command::new(fazt_bin())
-            .args(["server", "start", "--listen", "127.0.0.1", "--port", "0", "--data"])
+            .args(["server", "start", "--listen", "127.0.0.1", "--port", &self.port.to_string(), "--data"])
             .arg(self.data())
             .arg("--config")
             .arg(self.client_config())
+            .args(&self.extra_args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(match &self.log {
+                Some(path) => {
+                    Stdio::from(std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap())
+                }
+                None => Stdio::inherit(),
+            })
             .spawn()
             .expect("start fazt");
         let stdout = child.stdout.take().unwrap();

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod backup;
 pub mod beacon;
+pub mod cert;
 pub mod chirp;
 pub mod client;
 pub mod client_config;
@@ -74,6 +75,8 @@ pub enum Command {
     Beacon(beacon::BeaconArgs),
     /// Read and change node settings (like `server set-config`).
     Config(config::ConfigArgs),
+    /// HTTPS certificates: add your own, list, remove; download the LAN CA.
+    Cert(cert::CertArgs),
 }
 
 /// Runs the parsed command.
@@ -90,6 +93,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Hal(args) => hal::run(args),
         Command::Beacon(args) => beacon::run(args),
         Command::Config(args) => config::run(args),
+        Command::Cert(args) => cert::run(args),
     }
 }
 

@@ -11,6 +11,7 @@ mod backend;
 mod beacon;
 mod deploy;
 mod system;
+mod tls;
 mod tokens;
 
 use super::response::{ApiError, Resp};
@@ -58,6 +59,7 @@ async fn dispatch(kernel: &Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>
         (&Method::GET, ["system", "health"]) if !auth::has_credentials(&req) => {
             return Ok(system::liveness(kernel));
         }
+        (&Method::GET, ["tls", "ca.pem"]) => return tls::ca_pem(kernel),
         _ => {}
     }
     let principal = auth::authenticate(kernel, &req).await?;
@@ -88,6 +90,10 @@ async fn dispatch(kernel: &Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>
         (&Method::GET, ["system", "db"]) => system::db(kernel).await,
         (&Method::GET, ["system", "config"]) => Ok(system::config(kernel)),
         (&Method::GET, ["system", "beacon"]) => beacon::status(kernel).await,
+        (&Method::GET, ["tls"]) => tls::status(kernel).await,
+        (&Method::GET, ["tls", "certs"]) => tls::list(kernel).await,
+        (&Method::POST, ["tls", "certs"]) => tls::add(kernel, req).await,
+        (&Method::DELETE, ["tls", "certs", name]) => tls::remove(kernel, name).await,
         _ => Err(ApiError::not_found(format!("no API endpoint {path}"))),
     }
 }
@@ -113,6 +119,9 @@ fn allowed_methods(segments: &[&str]) -> &'static [Method] {
         ["apps", _, "limits"] => GET_PUT,
         ["tokens"] => GET_POST,
         ["tokens", _] => DELETE,
+        ["tls"] | ["tls", "ca.pem"] => GET,
+        ["tls", "certs"] => GET_POST,
+        ["tls", "certs", _] => DELETE,
         _ => &[],
     }
 }
