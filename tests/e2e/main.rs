@@ -4,6 +4,7 @@
 //! One module per feature; `support` holds the node harness and a raw HTTP client (raw,
 //! so tests can send what a real client never would).
 
+mod acme;
 mod admin_ui;
 mod api;
 mod beacon;
