@@ -98,6 +98,7 @@ impl Kernel {
             &identity.id,
             lan_names,
         )?);
+        beacon.set_ca_fingerprint(tls.lan_ca.as_ref().map(|ca| ca.fingerprint.clone()));
         storage.set_max_bytes(config.get_u64("storage.max_db_bytes"))?;
         let blobs = BlobCache::new(config.get_u64("cache.max_bytes"), config.get_u64("cache.max_file_bytes"));
         let workers = match config.get_u64("runtime.workers") {

@@ -177,6 +177,7 @@ pub struct Beacon {
     port: u16,
     inner: Mutex<Inner>,
     subscribers: Mutex<Vec<async_channel::Sender<PeerEvent>>>,
+    ca_fingerprint: Mutex<Option<String>>,
 }
 
 impl Beacon {
@@ -193,7 +194,25 @@ impl Beacon {
             counters: Counters::default(),
             error: config.off_reason.clone(),
         };
-        Beacon { identity, config, port, inner: Mutex::new(inner), subscribers: Mutex::default() }
+        Beacon {
+            identity,
+            config,
+            port,
+            inner: Mutex::new(inner),
+            subscribers: Mutex::default(),
+            ca_fingerprint: Mutex::default(),
+        }
+    }
+
+    /// Announces the SHA-256 of the node's LAN CA certificate (TXT `ca`), so other fazt
+    /// nodes can pin it; set before [`Beacon::start`].
+    pub fn set_ca_fingerprint(&self, fingerprint: Option<String>) {
+        *self.ca_fingerprint.lock().unwrap_or_else(|e| e.into_inner()) = fingerprint;
+    }
+
+    /// The LAN CA fingerprint announced, if any.
+    pub fn ca_fingerprint(&self) -> Option<String> {
+        self.ca_fingerprint.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -262,6 +281,7 @@ impl Beacon {
                 "version": crate::VERSION,
                 "services": SERVICES,
                 "public_key": identity::encode_key(&self.identity.public_key),
+                "ca_fingerprint": self.ca_fingerprint(),
             },
             "settings": {
                 "interfaces": match &self.config.interfaces {

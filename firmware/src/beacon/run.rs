@@ -118,7 +118,8 @@ impl Beacon {
     /// Announces (or re-announces) our service and host name.
     fn announce(&self, discovery: &dyn Discovery) -> Result<(), fazt_hal::discovery::Error> {
         let name = self.name();
-        let txt = record::own_txt(&self.identity, &name, self.port, super::SERVICES)
+        let ca = self.ca_fingerprint();
+        let txt = record::own_txt(&self.identity, &name, self.port, super::SERVICES, ca.as_deref())
             .map_err(|e| fazt_hal::discovery::Error::Backend(format!("signing the announcement: {e}")))?;
         let announcement = Announcement {
             service_type: SERVICE_TYPE.into(),
