@@ -189,6 +189,12 @@ pub const KEYS: &[Key] = &[
         help: "PEM file of extra roots to trust for the ACME directory (a private or test CA)",
     },
     Key {
+        name: "acme.challenge",
+        default: "http-01",
+        kind: Kind::Choice(&["http-01", "tls-alpn-01"]),
+        help: "how the ACME CA checks the node: http-01 (on the HTTP port, 80) or tls-alpn-01 (on the HTTPS port, 443)",
+    },
+    Key {
         name: "acme.retry_secs",
         default: "60",
         kind: Kind::Count,

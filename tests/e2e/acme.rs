@@ -27,6 +27,7 @@ struct Pebble {
     management: u16,
     dns: u16,
     http_port: u16,
+    tls_port: u16,
     pebble: Option<Child>,
     dns_server: Option<Child>,
 }
@@ -35,6 +36,11 @@ impl Pebble {
     /// Prepares pebble (its listener certificate, config, DNS) validating HTTP-01 on
     /// `http_port`; `start` runs it.
     fn new(http_port: u16) -> Pebble {
+        Self::with_ports(http_port, free_tcp())
+    }
+
+    /// Like `new`, validating TLS-ALPN-01 on `tls_port`.
+    fn with_ports(http_port: u16, tls_port: u16) -> Pebble {
         let dir = tempfile::tempdir().unwrap();
         // pebble's own listener: a leaf under a test CA (rustls, like browsers, refuses a
         // CA certificate presented as the server's own).
@@ -73,6 +79,7 @@ impl Pebble {
             management: free_tcp(),
             dns,
             http_port,
+            tls_port,
             dir,
             pebble: None,
             dns_server: Some(dns_server),
@@ -95,7 +102,7 @@ impl Pebble {
             "certificate": self.dir.path().join("cert.pem"),
             "privateKey": self.dir.path().join("key.pem"),
             "httpPort": self.http_port,
-            "tlsPort": free_tcp(),
+            "tlsPort": self.tls_port,
             "ocspResponderURL": "",
             "externalAccountBindingRequired": false,
         }});
@@ -164,6 +171,11 @@ fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
 
 /// A node for `fazt.test` in ACME mode against `pebble`, on a fixed HTTP port.
 fn acme_node(pebble: &Pebble, http_port: u16) -> Node {
+    acme_node_with(pebble, http_port, 0, &[])
+}
+
+/// Like `acme_node`, on a fixed HTTPS port (0: any) and with `extra` settings.
+fn acme_node_with(pebble: &Pebble, http_port: u16, https_port: u16, extra: &[(&str, &str)]) -> Node {
     let mut node = Node::start();
     node.stop();
     let ca_file = pebble.cert();
@@ -178,8 +190,11 @@ fn acme_node(pebble: &Pebble, http_port: u16) -> Node {
     ] {
         node.cli_ok(&["server", "set-config", key, value]);
     }
+    for (key, value) in extra {
+        node.cli_ok(&["server", "set-config", key, value]);
+    }
     node.port = http_port;
-    node.extra_args = vec!["--https-port".into(), "0".into()];
+    node.extra_args = vec!["--https-port".into(), https_port.to_string()];
     node.log = Some(node.dir.path().join("node.log"));
     node.spawn();
     node
@@ -326,4 +341,20 @@ fn acme_recovers_after_the_ca_was_unreachable() {
     assert!(curl(&root, port, DOMAIN, "/").status.success());
     node.stop();
     let _ = SocketAddr::from(([127, 0, 0, 1], port));
+}
+
+#[test]
+fn acme_tls_alpn_01_challenge() {
+    // pebble checks TLS-ALPN-01 on the node's HTTPS port; nothing listens on the
+    // HTTP-01 port it was given, so only TLS-ALPN-01 can succeed.
+    let (http_port, tls_port, unused) = (free_tcp(), free_tcp(), free_tcp());
+    let mut pebble = Pebble::with_ports(unused, tls_port);
+    pebble.start();
+    let node = acme_node_with(&pebble, http_port, tls_port, &[("acme.challenge", "tls-alpn-01")]);
+    assert_eq!(https_port(&node), tls_port);
+    wait_until(Duration::from_secs(90), "certificates by TLS-ALPN-01", || has_cert(&node, DOMAIN));
+    let root = pebble.root();
+    assert!(curl(&root, tls_port, DOMAIN, "/").status.success());
+    let log = std::fs::read_to_string(pebble.dir.path().join("pebble.log")).unwrap();
+    assert!(log.contains("set VALID by completed challenge") && !log.contains("validate w/ HTTP"), "{log}");
 }

@@ -79,6 +79,13 @@ pub async fn serve(
                                 Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake timed out"))
                             };
                             match future::or(accept, timeout).await {
+                                // An ACME TLS-ALPN-01 validation only needs the handshake.
+                                Ok(stream)
+                                    if stream.get_ref().1.alpn_protocol()
+                                        == Some(super::tls::resolver::ACME_TLS_ALPN) =>
+                                {
+                                    Ok(())
+                                }
                                 Ok(stream) => {
                                     builder.serve_connection(super::io::SmolIo(stream), service).await
                                 }

@@ -69,6 +69,8 @@ pub struct Settings {
     pub retry_secs: u64,
     /// `acme.check_secs`: how often certificates are checked for renewal.
     pub check_secs: u64,
+    /// `acme.challenge`: `http-01` (port 80) or `tls-alpn-01` (port 443).
+    pub challenge: ChallengeType,
 }
 
 impl Settings {
@@ -80,6 +82,10 @@ impl Settings {
             ca_file: config.get("acme.ca_file").to_string(),
             retry_secs: config.get_u64("acme.retry_secs").max(1),
             check_secs: config.get_u64("acme.check_secs").max(1),
+            challenge: match config.get("acme.challenge") {
+                "tls-alpn-01" => ChallengeType::TlsAlpn01,
+                _ => ChallengeType::Http01,
+            },
         }
     }
 }
@@ -392,6 +398,7 @@ async fn obtain(tls: &Arc<Tls>, settings: &Settings, name: &str) -> Result<i64, 
     let ids = [Identifier::Dns(name.to_string())];
     let mut order = account.new_order(&NewOrder::new(&ids)).await?;
     let mut tokens = Vec::new();
+    let mut alpn_open = false;
     let result = async {
         let mut authorizations = order.authorizations();
         while let Some(authz) = authorizations.next().await {
@@ -401,11 +408,21 @@ async fn obtain(tls: &Arc<Tls>, settings: &Settings, name: &str) -> Result<i64, 
                 AuthorizationStatus::Valid => continue,
                 other => return Err(AcmeError::Refused(format!("authorization for {name} is {other:?}"))),
             }
+            let kind = settings.challenge.clone();
             let mut challenge = authz
-                .challenge(ChallengeType::Http01)
-                .ok_or_else(|| AcmeError::Refused("the CA offers no http-01 challenge".into()))?;
-            tls.set_challenge(&challenge.token, Some(challenge.key_authorization().as_str().to_string()));
-            tokens.push(challenge.token.clone());
+                .challenge(kind.clone())
+                .ok_or_else(|| AcmeError::Refused(format!("the CA offers no {kind:?} challenge")))?;
+            let key_authorization = challenge.key_authorization();
+            if kind == ChallengeType::TlsAlpn01 {
+                tls.resolver.set_alpn_challenge(
+                    name,
+                    Some(alpn_certificate(name, key_authorization.digest().as_ref())?),
+                );
+                alpn_open = true;
+            } else {
+                tls.set_challenge(&challenge.token, Some(key_authorization.as_str().to_string()));
+                tokens.push(challenge.token.clone());
+            }
             challenge.set_ready().await?;
         }
         wait_for(&mut order, |s| matches!(s, OrderStatus::Ready | OrderStatus::Valid), "validation").await?;
@@ -431,6 +448,9 @@ async fn obtain(tls: &Arc<Tls>, settings: &Settings, name: &str) -> Result<i64, 
     for token in &tokens {
         tls.set_challenge(token, None);
     }
+    if alpn_open {
+        tls.resolver.set_alpn_challenge(name, None);
+    }
     let (chain, key) = result?;
     let parsed = store::parse(&chain, &key).map_err(super::TlsError::Cert)?;
     let not_after = parsed.not_after;
@@ -443,6 +463,23 @@ async fn obtain(tls: &Arc<Tls>, settings: &Settings, name: &str) -> Result<i64, 
     let t = tls.clone();
     blocking::unblock(move || t.reload()).await?;
     Ok(not_after)
+}
+
+/// The self-signed TLS-ALPN-01 certificate for `name` (RFC 8737 §3): the name, and
+/// the SHA-256 of the key authorization in a critical acmeIdentifier extension.
+fn alpn_certificate(name: &str, digest: &[u8]) -> Result<Arc<rustls::sign::CertifiedKey>, AcmeError> {
+    let key = rcgen::KeyPair::generate().map_err(super::TlsError::Rcgen)?;
+    let mut params = rcgen::CertificateParams::new(vec![name.to_string()]).map_err(super::TlsError::Rcgen)?;
+    params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(digest)];
+    let cert = params.self_signed(&key).map_err(super::TlsError::Rcgen)?;
+    // Built directly: webpki (behind `keys_match`) refuses the critical acmeIdentifier
+    // extension it does not know, which is exactly what this certificate must carry.
+    let der = rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    let signing = rustls::crypto::ring::default_provider()
+        .key_provider
+        .load_private_key(der)
+        .map_err(|e| super::TlsError::Cert(store::CertError::BadKey(e.to_string())))?;
+    Ok(Arc::new(rustls::sign::CertifiedKey::new(vec![cert.der().clone()], signing)))
 }
 
 /// Polls the order until `done` (invalid is an error), at most about a minute.

@@ -471,7 +471,8 @@ fn server_config(resolver: Arc<Resolver>, clock: Arc<Clock>) -> Result<Arc<Serve
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
         .with_cert_resolver(resolver);
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // acme-tls/1 last: only an ACME validator offers it (and gets nothing else).
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec(), resolver::ACME_TLS_ALPN.to_vec()];
     config.ticketer = rustls::crypto::ring::Ticketer::new()?;
     config.session_storage = rustls::server::ServerSessionMemoryCache::new(1024);
     Ok(Arc::new(config))

@@ -59,9 +59,14 @@ impl Table {
 /// Called with a name that has no certificate; must not block (it runs in a handshake).
 pub type OnMiss = Box<dyn Fn(&str) + Send + Sync>;
 
+/// The ALPN protocol of ACME TLS-ALPN-01 validation (RFC 8737).
+pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
+
 /// The rustls certificate resolver of the node.
 pub struct Resolver {
     table: RwLock<Arc<Table>>,
+    /// TLS-ALPN-01 challenge certificates by name, while an order is open.
+    alpn_challenges: RwLock<HashMap<String, Arc<CertifiedKey>>>,
     on_miss: Mutex<Option<OnMiss>>,
     misses: super::LogBrake,
 }
@@ -76,6 +81,7 @@ impl Default for Resolver {
     fn default() -> Self {
         Resolver {
             table: RwLock::new(Arc::new(Table::default())),
+            alpn_challenges: RwLock::default(),
             on_miss: Mutex::new(None),
             misses: super::LogBrake::new("TLS handshakes for names without a certificate"),
         }
@@ -93,6 +99,15 @@ impl Resolver {
         *self.table.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(table);
     }
 
+    /// Opens (`Some`) or closes (`None`) a TLS-ALPN-01 challenge for `name`.
+    pub fn set_alpn_challenge(&self, name: &str, key: Option<Arc<CertifiedKey>>) {
+        let mut map = self.alpn_challenges.write().unwrap_or_else(|e| e.into_inner());
+        match key {
+            Some(k) => map.insert(name.to_string(), k),
+            None => map.remove(name),
+        };
+    }
+
     /// Sets who hears about names without a certificate.
     pub fn on_miss(&self, f: OnMiss) {
         *self.on_miss.lock().unwrap_or_else(|e| e.into_inner()) = Some(f);
@@ -106,6 +121,10 @@ impl ResolvesServerCert for Resolver {
             return table.fallback.clone();
         };
         let name = name.trim_end_matches('.').to_ascii_lowercase();
+        // An ACME validator offers only acme-tls/1 and must get the challenge certificate.
+        if hello.alpn().is_some_and(|mut protocols| protocols.any(|p| p == ACME_TLS_ALPN)) {
+            return self.alpn_challenges.read().unwrap_or_else(|e| e.into_inner()).get(&name).cloned();
+        }
         if let Some(key) = table.find(&name) {
             return Some(key.clone());
         }
