@@ -301,6 +301,25 @@ fn https_redirect_and_hsts() {
         "admin.localhost",
     ));
     assert!(head.to_ascii_lowercase().contains("strict-transport-security: max-age=600"), "{head}");
+
+    // The CLI follows the node to HTTPS when told to trust its LAN CA.
+    let out = std::process::Command::new(crate::support::fazt_bin())
+        .args(["app", "list"])
+        .env("FAZT_SERVER", format!("https://admin.localhost:{port}"))
+        .env("FAZT_TOKEN", &node.token)
+        .env("FAZT_CA_FILE", &ca)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(crate::support::fazt_bin())
+        .args(["app", "list"])
+        .env("FAZT_SERVER", format!("https://admin.localhost:{port}"))
+        .env("FAZT_TOKEN", &node.token)
+        .env("FAZT_CA_FILE", "/nonexistent/ca.pem")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--ca-file: cannot read /nonexistent/ca.pem"));
 }
 
 #[test]

@@ -47,7 +47,12 @@ impl Client {
             (None, None) => unreachable!("config loaded when server is missing"),
         };
         let token = args.token.clone().or_else(|| saved.and_then(|c| c.ok()).map(|c| c.token));
-        Ok(Self::new(&server, token))
+        let mut client = Self::new(&server, token);
+        if let Some(path) = &args.ca_file {
+            let tls = crate::net::tls::client_config_trusting(path).map_err(|e| anyhow!("--ca-file: {e}"))?;
+            client.agent = Self::builder(resolve).tls_config(tls).build();
+        }
+        Ok(client)
     }
 
     /// A client for `server` with an optional token.
@@ -71,12 +76,15 @@ impl Client {
     }
 
     fn with_resolver(server: &str, token: Option<String>, resolver: impl ureq::Resolver + 'static) -> Self {
-        let agent = ureq::AgentBuilder::new()
+        let agent = Self::builder(resolver).build();
+        Client { agent, server: server.trim_end_matches('/').to_string(), token }
+    }
+
+    fn builder(resolver: impl ureq::Resolver + 'static) -> ureq::AgentBuilder {
+        ureq::AgentBuilder::new()
             .resolver(resolver)
             .timeout_connect(Duration::from_secs(10))
             .timeout_read(Duration::from_secs(600))
-            .build();
-        Client { agent, server: server.trim_end_matches('/').to_string(), token }
     }
 
     fn request(&self, method: &str, path: &str) -> ureq::Request {

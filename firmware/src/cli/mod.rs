@@ -48,6 +48,9 @@ pub struct ClientArgs {
     /// API token, overriding the config.
     #[arg(long, env = "FAZT_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
+    /// Trust only this CA (PEM) for an https:// node, e.g. its LAN CA from `fazt cert ca`.
+    #[arg(long, env = "FAZT_CA_FILE", global = true)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Top-level commands.

@@ -144,21 +144,9 @@ impl UreqHttp {
             .timeout(Duration::from_secs(60))
             .redirects(0);
         if !ca_file.is_empty() {
-            let bad = |why: String| AcmeError::CaFile { path: ca_file.to_string(), why };
-            let pem = std::fs::read(ca_file).map_err(|e| bad(e.to_string()))?;
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in rustls_pki_types::pem::PemObject::pem_slice_iter(&pem) {
-                let cert: rustls_pki_types::CertificateDer<'static> = cert.map_err(|e| bad(e.to_string()))?;
-                roots.add(cert).map_err(|e| bad(e.to_string()))?;
-            }
-            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| bad(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-            builder = builder.tls_config(Arc::new(config));
+            let config = super::client_config_trusting(std::path::Path::new(ca_file))
+                .map_err(|why| AcmeError::CaFile { path: ca_file.to_string(), why })?;
+            builder = builder.tls_config(config);
         }
         Ok(UreqHttp { agent: builder.build() })
     }

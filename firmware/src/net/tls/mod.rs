@@ -463,6 +463,28 @@ pub(crate) fn app_name_allowed(tls: &Tls, domain: &str, name: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// A TLS client configuration trusting only the certificates in the PEM file `path`
+/// (a LAN CA, or a private ACME CA): for the CLI and the ACME client.
+pub fn client_config_trusting(path: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::pem::PemObject::pem_slice_iter(&pem) {
+        let cert: rustls_pki_types::CertificateDer<'static> =
+            cert.map_err(|e| format!("{}: {e}", path.display()))?;
+        roots.add(cert).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if roots.is_empty() {
+        return Err(format!("{} holds no PEM certificate", path.display()));
+    }
+    let config =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 /// The rustls server configuration: ring, TLS 1.3 and 1.2, h2 and http/1.1, session
 /// resumption by tickets and by a bounded cache, the kernel clock.
 fn server_config(resolver: Arc<Resolver>, clock: Arc<Clock>) -> Result<Arc<ServerConfig>, TlsError> {
