@@ -374,6 +374,7 @@ fn https_hostile_handshakes_leave_the_node_serving() {
     ));
     let log = log(&node);
     assert!(log.contains("TLS handshake from 127.0.0.1"), "{log}");
+    wait_for(|| crate::https::log(&node).contains("TLS handshake for unknown name 'evil.example.com'"));
 }
 
 #[test]

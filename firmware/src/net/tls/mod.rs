@@ -184,6 +184,8 @@ pub struct Tls {
     port: AtomicU16,
     /// Failed handshakes (malformed ClientHellos, floods, timeouts), logged braked.
     pub handshake_errors: LogBrake,
+    /// Handshakes for names the node does not serve (LAN mode), logged braked.
+    unknown_names: LogBrake,
     /// The ACME worker's handle (ACME mode only).
     pub acme: Option<Arc<acme::Manager>>,
     /// HTTP-01 answers by token, while an ACME order is open.
@@ -237,6 +239,7 @@ impl Tls {
             redirect: config.get_bool("https.redirect") && mode != Mode::Off,
             port: AtomicU16::new(config.get_u64("https.port") as u16),
             handshake_errors: LogBrake::new("failed TLS handshakes"),
+            unknown_names: LogBrake::new("TLS handshakes for unknown names"),
             challenges: Mutex::default(),
             acme: (mode == Mode::Acme)
                 .then(|| Arc::new(acme::Manager::new(acme::Settings::from_config(config)))),
@@ -415,7 +418,13 @@ impl Tls {
                         .unwrap_or_else(|e| e.into_inner())
                         .as_ref()
                         .is_some_and(|n| n.names.contains(&name));
-                    if covered || !app_name_allowed(&tls, &tls.domain, &name) {
+                    if covered {
+                        return Ok(());
+                    }
+                    if !app_name_allowed(&tls, &tls.domain, &name) {
+                        tls.unknown_names.warn(&format!(
+                            "TLS handshake for unknown name '{name}': served the LAN certificate, which does not cover it"
+                        ));
                         return Ok(());
                     }
                     if let Some(names) = tls.lan_names.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
