@@ -26,6 +26,12 @@ pub enum Kind {
     Interfaces,
     /// Host names or IP addresses with optional `:port`, separated by commas.
     Hosts,
+    /// One of a fixed set of words.
+    Choice(&'static [&'static str]),
+    /// An `https://` (or `http://`) URL.
+    Url,
+    /// Any one line of text (a file path, an e-mail address), or empty.
+    Text,
 }
 
 /// A declared configuration key.
@@ -189,6 +195,62 @@ pub const KEYS: &[Key] = &[
         kind: Kind::Count,
         help: "seconds between saves of the current time, the floor after a reboot without a clock",
     },
+    Key {
+        name: "https.mode",
+        default: "off",
+        kind: Kind::Choice(&["off", "lan", "acme"]),
+        help: "HTTPS: off, lan (the node's own CA) or acme (Let's Encrypt or another ACME CA)",
+    },
+    Key { name: "https.port", default: "443", kind: Kind::Port, help: "HTTPS port (0: any free port)" },
+    Key {
+        name: "https.redirect",
+        default: "false",
+        kind: Kind::Bool,
+        help: "answer plain HTTP for the node's names with a redirect to HTTPS",
+    },
+    Key {
+        name: "https.hsts_max_age",
+        default: "0",
+        kind: Kind::Count,
+        help: "Strict-Transport-Security max-age in seconds on HTTPS answers (0: no header)",
+    },
+    Key {
+        name: "acme.directory_url",
+        default: "https://acme-v02.api.letsencrypt.org/directory",
+        kind: Kind::Url,
+        help: "the ACME CA's directory (default: Let's Encrypt production)",
+    },
+    Key {
+        name: "acme.email",
+        default: "",
+        kind: Kind::Text,
+        help: "contact e-mail for the ACME account (optional)",
+    },
+    Key {
+        name: "acme.ca_file",
+        default: "",
+        kind: Kind::Text,
+        help: "PEM file of extra roots to trust for the ACME directory (a private or test CA)",
+    },
+    Key {
+        name: "acme.challenge",
+        default: "http-01",
+        kind: Kind::Choice(&["http-01", "tls-alpn-01"]),
+        help: "how the ACME CA checks the node: http-01 (on the HTTP port, 80) or tls-alpn-01 (on the HTTPS port, 443)",
+    },
+    Key {
+        name: "acme.retry_secs",
+        default: "60",
+        kind: Kind::Count,
+        help:
+            "first wait after an ACME error; doubles per failure up to 6 h (1 h at least when rate-limited)",
+    },
+    Key {
+        name: "acme.check_secs",
+        default: "3600",
+        kind: Kind::Count,
+        help: "how often ACME certificates are checked for renewal (renewed 30 days before expiry)",
+    },
 ];
 
 /// A bad `set-config` request.
@@ -283,6 +345,29 @@ pub fn validate(key: &str, value: &str) -> Result<String, ConfigError> {
                 Ok(hosts.join(","))
             } else {
                 Err(bad("expected up to 16 host names or IP addresses with an optional :port, separated by commas"))
+            }
+        }
+        Kind::Url => {
+            let ok = (value.starts_with("https://") || value.starts_with("http://"))
+                && value.parse::<http::Uri>().is_ok_and(|u| u.host().is_some());
+            if ok {
+                Ok(value.to_string())
+            } else {
+                Err(bad("expected a URL such as https://acme-v02.api.letsencrypt.org/directory"))
+            }
+        }
+        Kind::Text => {
+            if value.len() <= 1024 && !value.chars().any(char::is_control) {
+                Ok(value.to_string())
+            } else {
+                Err(bad("expected one line of text"))
+            }
+        }
+        Kind::Choice(words) => {
+            let v = value.to_ascii_lowercase();
+            match words.iter().find(|w| **w == v) {
+                Some(w) => Ok(w.to_string()),
+                None => Err(bad("expected one of the words listed in `fazt config list`")),
             }
         }
     }
@@ -394,6 +479,11 @@ mod tests {
         assert!(validate("time.ntp_servers", "bad host").is_err());
         assert!(validate("time.ntp_servers", "pool.ntp.org:0").is_err());
         assert!(validate("time.ntp_servers", "x:99999").is_err());
+        assert_eq!(validate("https.mode", " LAN ").unwrap(), "lan");
+        assert!(validate("https.mode", "maybe").is_err());
+        assert!(validate("acme.directory_url", "ftp://x").is_err());
+        assert!(validate("acme.directory_url", "https://127.0.0.1:14000/dir").is_ok());
+        assert!(validate("acme.email", "a\nb").is_err());
     }
 
     #[test]

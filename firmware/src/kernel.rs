@@ -26,6 +26,9 @@ pub enum KernelError {
     /// The JavaScript worker threads could not be started.
     #[error("cannot start the JavaScript workers: {0}")]
     Workers(std::io::Error),
+    /// HTTPS could not be set up.
+    #[error("cannot set up HTTPS: {0}")]
+    Tls(#[from] crate::net::tls::TlsError),
 }
 
 /// Shared state of a running node.
@@ -56,6 +59,8 @@ pub struct Kernel {
     pub beacon: Arc<Beacon>,
     /// Keeps `clock` right (NTP, peers, RTC, persisted time) and serves it.
     pub timekeeper: Arc<Timekeeper>,
+    /// HTTPS: certificates by SNI, the LAN CA.
+    pub tls: Arc<crate::net::tls::Tls>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -75,9 +80,11 @@ impl Kernel {
         public_port: u16,
     ) -> Result<Self, KernelError> {
         let config = NodeConfig::load(&storage)?;
-        let keystore: Arc<dyn Keystore> = Arc::new(SoftwareKeystore::new(
-            crate::beacon::keystore::DbSeeds::new(storage.clone(), clock.clone()),
-        ));
+        let software = Arc::new(SoftwareKeystore::new(crate::beacon::keystore::DbSeeds::new(
+            storage.clone(),
+            clock.clone(),
+        )));
+        let keystore: Arc<dyn Keystore> = software.clone();
         let identity = Arc::new(NodeIdentity::load_or_create(keystore).map_err(KernelError::Identity)?);
         let beacon =
             Arc::new(Beacon::new(identity.clone(), BeaconConfig::from_config(&config, listen), public_port));
@@ -88,6 +95,20 @@ impl Kernel {
             beacon.clone(),
             TimeSettings::from_config(&config),
         ));
+        let addresses = match listen.is_unspecified() {
+            true => fazt_hal::discovery::mdns::lan_addresses(),
+            false => vec![listen],
+        };
+        let lan_names = crate::net::tls::LanNames::new(&beacon.name(), config.domain(), &addresses);
+        let tls = Arc::new(crate::net::tls::Tls::new(
+            &config,
+            storage.clone(),
+            clock.clone(),
+            software,
+            &identity.id,
+            lan_names,
+        )?);
+        beacon.set_ca_fingerprint(tls.lan_ca.as_ref().map(|ca| ca.fingerprint.clone()));
         storage.set_max_bytes(config.get_u64("storage.max_db_bytes"))?;
         let blobs = BlobCache::new(config.get_u64("cache.max_bytes"), config.get_u64("cache.max_file_bytes"));
         let workers = match config.get_u64("runtime.workers") {
@@ -115,6 +136,7 @@ impl Kernel {
             identity,
             beacon,
             timekeeper,
+            tls,
         })
     }
 

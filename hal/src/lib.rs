@@ -12,8 +12,8 @@
 //!   memory budgets.
 //! - [`discovery`]: finding and announcing services on the LAN (mDNS / DNS-SD), with an
 //!   in-memory LAN for tests.
-//! - [`keystore`]: named Ed25519 key pairs that sign (the node identity); software
-//!   backends now, a TPM later.
+//! - [`keystore`]: named Ed25519 (node identity) and ECDSA P-256 (LAN CA) key pairs
+//!   that sign; software backends now, a TPM later.
 //! - [`time`]: the board's wall clock (system clock, or one shifted by a fixed offset
 //!   for tests) and its battery-backed RTC, which the kernel clock corrects.
 //!

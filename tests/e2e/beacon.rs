@@ -318,7 +318,8 @@ fn three_nodes_find_each_other_then_leave_by_goodbye_and_by_kill9() {
     // Two nodes ask for the same name: exactly one must move (RFC 6762 §9).
     let a = start(&lab, 1, &with("twin", &[]));
     let mut b = start(&lab, 2, &with("twin", &[]));
-    let mut c = start(&lab, 3, &with("third", &[("beacon.interfaces", "eth0")]));
+    // The third one has HTTPS with a LAN CA: its TXT record carries the CA fingerprint.
+    let mut c = start(&lab, 3, &with("third", &[("beacon.interfaces", "eth0"), ("https.mode", "lan")]));
     let took = wait_for("every node to see the other two", Duration::from_secs(20), || {
         [&a, &b, &c].iter().all(|n| n.peer_names().len() == 2)
     });
@@ -346,6 +347,13 @@ fn three_nodes_find_each_other_then_leave_by_goodbye_and_by_kill9() {
         !seen_a.to_string().contains("172.31.77.1"),
         "a container bridge address was announced: {seen_a}"
     );
+    let c_ca = c.beacon()["node"]["ca_fingerprint"].as_str().expect("c announces its LAN CA").to_string();
+    assert_eq!(c_ca.len(), 64);
+    let seen_c =
+        a.beacon()["peers"].as_array().unwrap().iter().find(|p| p["id"] == c.id.as_str()).cloned().unwrap();
+    assert_eq!(seen_c["ca_fingerprint"], c_ca.as_str(), "{seen_c}");
+    assert_eq!(seen_c["verified"], true);
+    assert!(seen_a["ca_fingerprint"].is_null(), "{seen_a}");
 
     // A clean stop sends goodbyes: the others drop it well before the 4 s expiry.
     c.stop();

@@ -4,12 +4,14 @@
 //! One module per feature; `support` holds the node harness and a raw HTTP client (raw,
 //! so tests can send what a real client never would).
 
+mod acme;
 mod admin_ui;
 mod api;
 mod beacon;
 mod chirp;
 mod deploy;
 mod hostile;
+mod https;
 mod lifecycle;
 mod mnemonic;
 mod serverless;

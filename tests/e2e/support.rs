@@ -23,6 +23,12 @@ pub struct Node {
     pub stdout: String,
     /// `--clock-offset-ms` for the next spawn.
     clock_offset_ms: Option<i64>,
+    /// Extra arguments for `server start` (e.g. `--https-port 0`).
+    pub extra_args: Vec<String>,
+    /// Where the node's log (stderr) goes, when not to the test's stderr.
+    pub log: Option<PathBuf>,
+    /// The HTTP port to ask for (0: any free one).
+    pub port: u16,
 }
 
 impl Node {
@@ -37,6 +43,9 @@ impl Node {
             token: String::new(),
             stdout: String::new(),
             clock_offset_ms: None,
+            extra_args: Vec::new(),
+            log: None,
+            port: 0,
         };
         node.spawn();
         node.token = node
@@ -82,6 +91,9 @@ impl Node {
             token,
             stdout: String::new(),
             clock_offset_ms,
+            extra_args: Vec::new(),
+            log: None,
+            port: 0,
         };
         node.spawn();
         node
@@ -108,14 +120,20 @@ impl Node {
     /// Starts the process on the existing data folder and waits until it listens.
     pub fn spawn(&mut self) {
         let mut child = Command::new(fazt_bin())
-            .args(["server", "start", "--listen", "127.0.0.1", "--port", "0", "--data"])
+            .args(["server", "start", "--listen", "127.0.0.1", "--port", &self.port.to_string(), "--data"])
             .arg(self.data())
             .arg("--config")
             .arg(self.client_config())
             .args(self.clock_offset_ms.map(|ms| format!("--clock-offset-ms={ms}")))
+            .args(&self.extra_args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(match &self.log {
+                Some(path) => {
+                    Stdio::from(std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap())
+                }
+                None => Stdio::inherit(),
+            })
             .spawn()
             .expect("start fazt");
         let stdout = child.stdout.take().unwrap();

@@ -41,13 +41,17 @@ impl SeedStore for DbSeeds {
     }
 
     fn save(&self, name: &str, seed: &[u8; 32]) -> Result<(), Error> {
+        self.save_for(name, "ed25519", seed)
+    }
+
+    fn save_for(&self, name: &str, algorithm: &str, seed: &[u8; 32]) -> Result<(), Error> {
         let now = self.clock.now_millis();
         self.storage
             .write_blocking(|conn| {
                 // OR IGNORE: never replace an existing identity.
                 conn.execute(
-                    "INSERT OR IGNORE INTO node_keys(name, algorithm, seed, created_at) VALUES (?1, 'ed25519', ?2, ?3)",
-                    rusqlite::params![name, seed.as_slice(), now],
+                    "INSERT OR IGNORE INTO node_keys(name, algorithm, seed, created_at) VALUES (?1, ?2, ?3, ?4)",
+                    rusqlite::params![name, algorithm, seed.as_slice(), now],
                 )?;
                 Ok::<_, crate::storage::StorageError>(())
             })

@@ -179,6 +179,7 @@ pub struct Beacon {
     subscribers: Mutex<Vec<async_channel::Sender<PeerEvent>>>,
     /// Unsigned TXT entries other subsystems add (the time server's port).
     extra_txt: Mutex<Vec<(String, String)>>,
+    ca_fingerprint: Mutex<Option<String>>,
 }
 
 impl Beacon {
@@ -202,6 +203,7 @@ impl Beacon {
             inner: Mutex::new(inner),
             subscribers: Mutex::default(),
             extra_txt: Mutex::default(),
+            ca_fingerprint: Mutex::default(),
         }
     }
 
@@ -217,6 +219,17 @@ impl Beacon {
 
     pub(crate) fn extra_txt(&self) -> Vec<(String, String)> {
         self.extra_txt.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Announces the SHA-256 of the node's LAN CA certificate (TXT `ca`), so other fazt
+    /// nodes can pin it; set before [`Beacon::start`].
+    pub fn set_ca_fingerprint(&self, fingerprint: Option<String>) {
+        *self.ca_fingerprint.lock().unwrap_or_else(|e| e.into_inner()) = fingerprint;
+    }
+
+    /// The LAN CA fingerprint announced, if any.
+    pub fn ca_fingerprint(&self) -> Option<String> {
+        self.ca_fingerprint.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -285,6 +298,7 @@ impl Beacon {
                 "version": crate::VERSION,
                 "services": SERVICES,
                 "public_key": identity::encode_key(&self.identity.public_key),
+                "ca_fingerprint": self.ca_fingerprint(),
             },
             "settings": {
                 "interfaces": match &self.config.interfaces {

@@ -203,6 +203,7 @@ mod tests {
             version: None,
             services: vec![],
             public_key: None,
+            ca_fingerprint: None,
             verified: false,
             ntp_port: None,
         }

@@ -24,29 +24,53 @@ const MAX_ADDRESSES: usize = 8;
 const MAX_FULLNAME: usize = 255;
 
 /// The bytes a node signs: every TXT field that says who it is and where to reach it,
-/// one per line, so that no field can be shifted into another.
-fn signed_message(id: &str, name: &str, port: u16, version: &str, services: &str) -> Vec<u8> {
-    format!("{SIGNED_TAG}\n{id}\n{name}\n{port}\n{version}\n{services}").into_bytes()
+/// one per line, so that no field can be shifted into another. The LAN CA fingerprint
+/// is appended only when announced, so records without one keep their old layout.
+fn signed_message(
+    id: &str,
+    name: &str,
+    port: u16,
+    version: &str,
+    services: &str,
+    ca: Option<&str>,
+) -> Vec<u8> {
+    let mut message = format!("{SIGNED_TAG}\n{id}\n{name}\n{port}\n{version}\n{services}");
+    if let Some(ca) = ca {
+        message.push_str("\nca:");
+        message.push_str(ca);
+    }
+    message.into_bytes()
 }
 
-/// Our TXT record: id, name, version, services, public key and signature.
+/// True for a SHA-256 fingerprint as announced: 64 lowercase hex digits.
+fn is_fingerprint(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Our TXT record: id, name, version, services, the LAN CA fingerprint (when the node
+/// has a LAN CA, so other fazt nodes can pin it), public key and signature.
 pub fn own_txt(
     identity: &NodeIdentity,
     name: &str,
     port: u16,
     services: &[&str],
+    ca: Option<&str>,
 ) -> Result<Vec<(String, String)>, keystore::Error> {
     let services = services.join(",");
     let version = crate::VERSION;
-    let sig = identity.sign(&signed_message(&identity.id, name, port, version, &services))?;
-    Ok(vec![
+    let sig = identity.sign(&signed_message(&identity.id, name, port, version, &services, ca))?;
+    let mut txt = vec![
         ("id".into(), identity.id.clone()),
         ("name".into(), name.into()),
         ("version".into(), version.into()),
         ("services".into(), services),
         ("pk".into(), identity::encode_key(&identity.public_key)),
         ("sig".into(), identity::encode_signature(&sig)),
-    ])
+    ];
+    if let Some(ca) = ca {
+        txt.push(("ca".into(), ca.to_string()));
+    }
+    Ok(txt)
 }
 
 /// A node heard on the LAN, checked.
@@ -70,6 +94,8 @@ pub struct NodeRecord {
     pub services: Vec<String>,
     /// Its public key (base64url), when it sent one.
     pub public_key: Option<String>,
+    /// SHA-256 of its LAN CA certificate (hex), when it has one; signed with the rest.
+    pub ca_fingerprint: Option<String>,
     /// True when the record is signed by the key whose id it claims.
     pub verified: bool,
     /// The UDP port of its time server, when it runs one.
@@ -135,12 +161,22 @@ pub fn parse(service: &Service) -> Result<NodeRecord, Rejected> {
     if !services.iter().all(|s| s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')) {
         return Err(Rejected::Malformed("services"));
     }
+    let ca = txt("ca");
+    if ca.is_some_and(|c| !is_fingerprint(c)) {
+        return Err(Rejected::Malformed("ca"));
+    }
     let verified = match (txt("pk"), txt("sig")) {
         (Some(pk), Some(sig)) => {
             let key = identity::decode_key(pk).ok_or(Rejected::BadSignature)?;
             let sig = identity::decode_signature(sig).ok_or(Rejected::BadSignature)?;
-            let message =
-                signed_message(id.unwrap_or(""), name, service.port, version.unwrap_or(""), services_text);
+            let message = signed_message(
+                id.unwrap_or(""),
+                name,
+                service.port,
+                version.unwrap_or(""),
+                services_text,
+                ca,
+            );
             if id != Some(identity::id_for(&key).as_str()) || !keystore::verify(&key, &message, &sig) {
                 return Err(Rejected::BadSignature);
             }
@@ -158,6 +194,7 @@ pub fn parse(service: &Service) -> Result<NodeRecord, Rejected> {
         version: version.map(str::to_string),
         services,
         public_key: txt("pk").filter(|_| verified).map(str::to_string),
+        ca_fingerprint: ca.map(str::to_string),
         verified,
         ntp_port: txt("ntp").and_then(|p| p.parse::<u16>().ok()).filter(|&p| p != 0),
     })
@@ -187,12 +224,12 @@ mod tests {
     #[test]
     fn own_record_verifies() {
         let me = identity();
-        let record = parse(&service(own_txt(&me, "pi", 8080, &["web"]).unwrap())).unwrap();
+        let record = parse(&service(own_txt(&me, "pi", 8080, &["web"], None).unwrap())).unwrap();
         assert!(record.verified);
         assert_eq!(record.id.as_deref(), Some(me.id.as_str()));
         assert_eq!(record.services, vec!["web"]);
         assert_eq!(record.ntp_port, None);
-        let mut with_ntp = service(own_txt(&me, "pi", 8080, &["web"]).unwrap());
+        let mut with_ntp = service(own_txt(&me, "pi", 8080, &["web"], None).unwrap());
         with_ntp.txt.insert("ntp".into(), "123".into());
         assert_eq!(parse(&with_ntp).unwrap().ntp_port, Some(123));
         with_ntp.txt.insert("ntp".into(), "99999".into());
@@ -202,7 +239,7 @@ mod tests {
     #[test]
     fn tampered_records_are_refused() {
         let me = identity();
-        let txt = own_txt(&me, "pi", 8080, &["web"]).unwrap();
+        let txt = own_txt(&me, "pi", 8080, &["web"], None).unwrap();
         let mut moved = service(txt.clone());
         moved.port = 9090;
         assert_eq!(parse(&moved), Err(Rejected::BadSignature));
@@ -213,6 +250,25 @@ mod tests {
         let mut stolen_id = service(txt);
         stolen_id.txt.insert("pk".into(), identity::encode_key(&other.public_key));
         assert_eq!(parse(&stolen_id), Err(Rejected::BadSignature));
+    }
+
+    #[test]
+    fn the_ca_fingerprint_is_signed() {
+        let me = identity();
+        let fp = "ab".repeat(32);
+        let txt = own_txt(&me, "pi", 8080, &["web"], Some(&fp)).unwrap();
+        let record = parse(&service(txt.clone())).unwrap();
+        assert!(record.verified);
+        assert_eq!(record.ca_fingerprint.as_deref(), Some(fp.as_str()));
+        let mut swapped = service(txt.clone());
+        swapped.txt.insert("ca".into(), "cd".repeat(32));
+        assert_eq!(parse(&swapped), Err(Rejected::BadSignature));
+        let mut dropped = service(txt.clone());
+        dropped.txt.remove("ca");
+        assert_eq!(parse(&dropped), Err(Rejected::BadSignature));
+        let mut junk = service(txt);
+        junk.txt.insert("ca".into(), "<not hex>".into());
+        assert_eq!(parse(&junk), Err(Rejected::Malformed("ca")));
     }
 
     #[test]

@@ -118,7 +118,8 @@ impl Beacon {
     /// Announces (or re-announces) our service and host name.
     fn announce(&self, discovery: &dyn Discovery) -> Result<(), fazt_hal::discovery::Error> {
         let name = self.name();
-        let mut txt = record::own_txt(&self.identity, &name, self.port, super::SERVICES)
+        let ca = self.ca_fingerprint();
+        let mut txt = record::own_txt(&self.identity, &name, self.port, super::SERVICES, ca.as_deref())
             .map_err(|e| fazt_hal::discovery::Error::Backend(format!("signing the announcement: {e}")))?;
         txt.extend(self.extra_txt());
         let announcement = Announcement {

@@ -47,17 +47,44 @@ impl Client {
             (None, None) => unreachable!("config loaded when server is missing"),
         };
         let token = args.token.clone().or_else(|| saved.and_then(|c| c.ok()).map(|c| c.token));
-        Ok(Self::new(&server, token))
+        let mut client = Self::new(&server, token);
+        if let Some(path) = &args.ca_file {
+            let tls = crate::net::tls::client_config_trusting(path).map_err(|e| anyhow!("--ca-file: {e}"))?;
+            client.agent = Self::builder(resolve).tls_config(tls).build();
+        }
+        Ok(client)
     }
 
     /// A client for `server` with an optional token.
     pub fn new(server: &str, token: Option<String>) -> Self {
-        let agent = ureq::AgentBuilder::new()
-            .resolver(resolve)
+        Self::with_resolver(server, token, resolve)
+    }
+
+    /// A client for the node on this machine: whatever the host name in `server`, it
+    /// connects to loopback (no DNS look-up for the node's public name).
+    pub fn local(server: &str) -> Self {
+        Self::with_resolver(server, None, |netloc: &str| {
+            let port: u16 = netloc
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.parse().ok())
+                .ok_or_else(|| std::io::Error::other("missing port"))?;
+            Ok(vec![
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+                SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port),
+            ])
+        })
+    }
+
+    fn with_resolver(server: &str, token: Option<String>, resolver: impl ureq::Resolver + 'static) -> Self {
+        let agent = Self::builder(resolver).build();
+        Client { agent, server: server.trim_end_matches('/').to_string(), token }
+    }
+
+    fn builder(resolver: impl ureq::Resolver + 'static) -> ureq::AgentBuilder {
+        ureq::AgentBuilder::new()
+            .resolver(resolver)
             .timeout_connect(Duration::from_secs(10))
             .timeout_read(Duration::from_secs(600))
-            .build();
-        Client { agent, server: server.trim_end_matches('/').to_string(), token }
     }
 
     fn request(&self, method: &str, path: &str) -> ureq::Request {
@@ -71,6 +98,14 @@ impl Client {
     /// GET a JSON document.
     pub fn get_json(&self, path: &str) -> anyhow::Result<serde_json::Value> {
         self.finish(self.request("GET", path).call())
+    }
+
+    /// GET a text document (e.g. a PEM file).
+    pub fn get_text(&self, path: &str) -> anyhow::Result<String> {
+        match self.request("GET", path).call() {
+            Ok(resp) => resp.into_string().context("reading the node's answer"),
+            Err(err) => self.finish(Err(err)).map(|v| v.to_string()),
+        }
     }
 
     /// POST a JSON document.

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod backup;
 pub mod beacon;
+pub mod cert;
 pub mod chirp;
 pub mod client;
 pub mod client_config;
@@ -48,6 +49,9 @@ pub struct ClientArgs {
     /// API token, overriding the config.
     #[arg(long, env = "FAZT_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
+    /// Trust only this CA (PEM) for an https:// node, e.g. its LAN CA from `fazt cert ca`.
+    #[arg(long, env = "FAZT_CA_FILE", global = true)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Top-level commands.
@@ -77,6 +81,8 @@ pub enum Command {
     Config(config::ConfigArgs),
     /// The node's clock: its source (NTP, peers, RTC), error and time server.
     Time(time::TimeArgs),
+    /// HTTPS certificates: add your own, list, remove; download the LAN CA.
+    Cert(cert::CertArgs),
 }
 
 /// Runs the parsed command.
@@ -94,6 +100,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Beacon(args) => beacon::run(args),
         Command::Config(args) => config::run(args),
         Command::Time(args) => time::run(args),
+        Command::Cert(args) => cert::run(args),
     }
 }
 

@@ -29,6 +29,10 @@ enum ServerCommand {
         /// HTTP port.
         #[arg(long)]
         port: Option<u16>,
+        /// Serve HTTPS with certificates from Let's Encrypt (ACME) for --domain: listen
+        /// on 443 and 80, and redirect HTTP to HTTPS.
+        #[arg(long)]
+        https: bool,
         /// Admin password (default: generated and printed once).
         #[arg(long, env = "FAZT_PASSWORD", hide_env_values = true)]
         password: Option<String>,
@@ -43,6 +47,9 @@ enum ServerCommand {
         /// Port for this run (default: the stored `port`; 0 picks a free one).
         #[arg(long)]
         port: Option<u16>,
+        /// HTTPS port for this run (default: the stored `https.port`; 0 picks a free one).
+        #[arg(long)]
+        https_port: Option<u16>,
         /// Where to save the CLI config on first start (default: the usual client config).
         #[arg(long, env = "FAZT_CONFIG")]
         config: Option<PathBuf>,
@@ -81,14 +88,19 @@ enum ServerCommand {
 /// Runs `fazt server …`.
 pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     match args.command {
-        ServerCommand::Init { data, domain, port, password } => init(data.data, domain, port, password),
-        ServerCommand::Start { data, listen, port, config, clock_offset_ms } => node::run(StartOptions {
-            data: data.data,
-            listen,
-            port,
-            client_config: Some(config.unwrap_or_else(super::client_config::default_path)),
-            clock_offset_ms,
-        }),
+        ServerCommand::Init { data, domain, port, https, password } => {
+            init(data.data, domain, port, https, password)
+        }
+        ServerCommand::Start { data, listen, port, https_port, config, clock_offset_ms } => {
+            node::run(StartOptions {
+                data: data.data,
+                listen,
+                port,
+                https_port,
+                client_config: Some(config.unwrap_or_else(super::client_config::default_path)),
+                clock_offset_ms,
+            })
+        }
         ServerCommand::Status { data } => status(data.data),
         ServerCommand::SetCredentials { data, username, password } => {
             let storage = Storage::open_existing(&data.data)?;
@@ -111,10 +123,16 @@ fn init(
     data: PathBuf,
     domain: Option<String>,
     port: Option<u16>,
+    https: bool,
     password: Option<String>,
 ) -> anyhow::Result<()> {
     // Validate everything before creating the file, so a typo leaves nothing behind.
     let domain = domain.map(|d| config::validate("domain", &d)).transpose()?;
+    if https && !domain.as_deref().is_some_and(|d| d.contains('.') && !d.ends_with(".localhost")) {
+        bail!(
+            "--https needs a public --domain such as example.com (on a LAN, use `fazt config set https.mode lan` instead)"
+        );
+    }
     if let Some(p) = &password {
         crate::security::password::check_length(p)?;
     }
@@ -129,6 +147,11 @@ fn init(
     if let Some(domain) = domain {
         config::set(&storage, "domain", &domain)?;
     }
+    if https {
+        config::set(&storage, "https.mode", "acme")?;
+        config::set(&storage, "https.redirect", "true")?;
+        config::set(&storage, "port", "80")?;
+    }
     if let Some(port) = port {
         config::set(&storage, "port", &port.to_string())?;
     }
@@ -138,6 +161,13 @@ fn init(
     crate::apps::system::seed(&storage, clock.now_millis())?;
     let config = NodeConfig::load(&storage)?;
     println!("created {} (domain {}, port {})", data.display(), config.domain(), config.get("port"));
+    if https {
+        println!(
+            "HTTPS: certificates from {} on port {} (see docs/https.md)",
+            config.get("acme.directory_url"),
+            config.get("https.port")
+        );
+    }
     if generated {
         println!("admin password: {}  (shown only now)", first.password);
     }
@@ -156,11 +186,8 @@ fn status(data: PathBuf) -> anyhow::Result<()> {
     let running = crate::proc::lock::DataLock::acquire(&data).is_err();
     let port = config.get("port");
     let url = format!("http://admin.{}:{port}", config.domain());
-    let answering = if running {
-        super::http::Client::new(&url, None).get_json("/api/system/health").is_ok()
-    } else {
-        false
-    };
+    let answering =
+        if running { super::http::Client::local(&url).get_json("/api/system/health").is_ok() } else { false };
     println!(
         "node:    {}",
         match (running, answering) {
@@ -169,9 +196,50 @@ fn status(data: PathBuf) -> anyhow::Result<()> {
             _ => "not running".into(),
         }
     );
+    print_https(&storage, &config)?;
     println!("config:");
     for key in config::KEYS {
         println!("  {:<26} {:<12} {}", key.name, config.get(key.name), key.help);
+    }
+    Ok(())
+}
+
+/// The HTTPS part of `server status`: mode, certificates, and the last ACME error
+/// (rate limits included), read from the data file.
+fn print_https(storage: &Storage, config: &NodeConfig) -> anyhow::Result<()> {
+    let mode = config.get("https.mode");
+    println!("https:   {mode}");
+    if mode == "off" {
+        return Ok(());
+    }
+    let (certs, acme) = storage.read_blocking(|c| {
+        let certs = crate::net::tls::store::list(c)?;
+        let acme = config::get_state(c, crate::net::tls::acme::STATUS_ROW)?;
+        Ok::<_, crate::storage::StorageError>((certs, acme))
+    })?;
+    for cert in certs {
+        println!(
+            "  cert   {:<30} {:<6} until {}",
+            cert.name,
+            cert.source.as_str(),
+            crate::time::rfc3339(cert.not_after)
+        );
+    }
+    if let Some(status) = acme.and_then(|j| serde_json::from_str::<crate::net::tls::acme::Status>(&j).ok()) {
+        println!("  acme   {}", status.directory);
+        if let (Some(name), Some(at)) = (&status.last_issued, &status.last_issued_at) {
+            println!("  acme   last issued: {name} at {at}");
+        }
+        if let Some(err) = &status.last_error {
+            println!(
+                "  acme   last error ({} in a row{}): {err}",
+                status.failures,
+                if status.rate_limited { ", rate-limited by the CA" } else { "" }
+            );
+            if let Some(next) = &status.next_attempt_at {
+                println!("  acme   next attempt at {next}");
+            }
+        }
     }
     Ok(())
 }

@@ -12,11 +12,11 @@ use std::net::TcpStream;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-/// A TCP connection usable by hyper.
+/// A TCP connection (or a TLS stream over one) usable by hyper.
 #[derive(Debug)]
-pub struct SmolIo(pub Async<TcpStream>);
+pub struct SmolIo<S = Async<TcpStream>>(pub S);
 
-impl hyper::rt::Read for SmolIo {
+impl<S: AsyncRead + Unpin> hyper::rt::Read for SmolIo<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -41,7 +41,7 @@ impl hyper::rt::Read for SmolIo {
     }
 }
 
-impl hyper::rt::Write for SmolIo {
+impl<S: AsyncWrite + Unpin> hyper::rt::Write for SmolIo<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.0).poll_write(cx, buf)
     }

@@ -9,6 +9,7 @@
 //! - [`cache`]: current sites and hot file bodies in memory.
 //! - [`api`]: the admin JSON API on `admin.<domain>/api/`.
 //! - [`response`]: response helpers and the JSON error shape.
+//! - [`tls`]: HTTPS (rustls), certificates by SNI, the LAN CA.
 
 pub mod api;
 pub mod cache;
@@ -18,3 +19,4 @@ pub mod response;
 pub mod server;
 pub mod serverless;
 pub mod static_files;
+pub mod tls;

@@ -1,6 +1,7 @@
 //! The HTTP server: an accept loop on smol, each connection served by hyper (HTTP/1.1
-//! with keep-alive, or h2c by prior knowledge) through a small socket adapter ([`super::io`]);
-//! `smol-hyper` supplies the executor and timer glue.
+//! with keep-alive, or h2c by prior knowledge; over TLS, h2 or HTTP/1.1 by ALPN) through
+//! a small socket adapter ([`super::io`]); `smol-hyper` supplies the executor and timer
+//! glue.
 
 use super::host::{route, Route};
 use super::response::{ApiError, Resp};
@@ -24,15 +25,18 @@ use std::time::Duration;
 /// A client has this long to send a request's headers (slowloris protection).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Serves HTTP on `listener` until `shutdown` completes.
+/// Serves HTTP on `listener` until `shutdown` completes; HTTPS when `tls` is given.
 ///
 /// Connections are spawned on `executor`, which the caller runs on as many threads as it
 /// likes. When the connection limit is reached, accepting pauses: new clients wait in
-/// the kernel's backlog instead of costing memory here.
+/// the kernel's backlog instead of costing memory here. A TLS handshake that fails or
+/// takes longer than [`HANDSHAKE_TIMEOUT`](super::tls::HANDSHAKE_TIMEOUT) ends its
+/// connection with a (braked) log line; the listener keeps serving.
 pub async fn serve(
     executor: Arc<Executor<'static>>,
     listener: Async<TcpListener>,
     kernel: Arc<Kernel>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let max = kernel.config.get_u64("http.max_connections").clamp(1, 1 << 20) as usize;
@@ -57,13 +61,45 @@ pub async fn serve(
             let _ = stream.get_ref().set_nodelay(true);
             let kernel = kernel.clone();
             let builder = builder.clone();
+            let tls = tls.clone();
             executor
                 .spawn(async move {
+                    let secure = tls.is_some();
+                    let k = kernel.clone();
                     let service = service_fn(move |req| {
-                        let kernel = kernel.clone();
-                        async move { Ok::<_, Infallible>(handle(kernel, peer, req).await) }
+                        let kernel = k.clone();
+                        async move { Ok::<_, Infallible>(handle(kernel, peer, req, secure).await) }
                     });
-                    if let Err(err) = builder.serve_connection(super::io::SmolIo(stream), service).await {
+                    let result = match tls {
+                        None => builder.serve_connection(super::io::SmolIo(stream), service).await,
+                        Some(config) => {
+                            let accept = futures_rustls::TlsAcceptor::from(config).accept(stream);
+                            let timeout = async {
+                                async_io::Timer::after(super::tls::HANDSHAKE_TIMEOUT).await;
+                                Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake timed out"))
+                            };
+                            match future::or(accept, timeout).await {
+                                // An ACME TLS-ALPN-01 validation only needs the handshake.
+                                Ok(stream)
+                                    if stream.get_ref().1.alpn_protocol()
+                                        == Some(super::tls::resolver::ACME_TLS_ALPN) =>
+                                {
+                                    Ok(())
+                                }
+                                Ok(stream) => {
+                                    builder.serve_connection(super::io::SmolIo(stream), service).await
+                                }
+                                Err(err) => {
+                                    kernel
+                                        .tls
+                                        .handshake_errors
+                                        .warn(&format!("TLS handshake from {peer} failed: {err}"));
+                                    Ok(())
+                                }
+                            }
+                        }
+                    };
+                    if let Err(err) = result {
                         tracing::debug!(error = %err, %peer, "connection ended with an error");
                     }
                     drop(permit);
@@ -93,8 +129,24 @@ pub async fn load_site(kernel: &Arc<Kernel>, app: &str) -> Result<Option<Arc<Sit
     }))
 }
 
-/// Answers one request.
-async fn handle(kernel: Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>) -> Resp {
+/// Answers one request; `secure` when it came over TLS.
+async fn handle(kernel: Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>, secure: bool) -> Resp {
+    if !secure {
+        if let Some(resp) = super::tls::redirect::intercept(&kernel, &req) {
+            return resp;
+        }
+    }
+    let mut resp = route_request(kernel.clone(), peer, req).await;
+    if secure {
+        if let Some(hsts) = &kernel.tls.hsts {
+            resp.headers_mut().insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+        }
+    }
+    resp
+}
+
+/// Routes a request to the admin API, a serverless backend or static files.
+async fn route_request(kernel: Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>) -> Resp {
     // HTTP/2 carries the host in the authority; HTTP/1.1 in the Host header.
     let host =
         req.uri().authority().map(|a| a.as_str().to_string()).or_else(|| {

@@ -25,6 +25,8 @@ pub struct StartOptions {
     pub listen: Option<IpAddr>,
     /// Port instead of the stored `port` (0: any free port).
     pub port: Option<u16>,
+    /// HTTPS port instead of the stored `https.port` (0: any free port).
+    pub https_port: Option<u16>,
     /// Where to save a client config on first start (none: do not).
     pub client_config: Option<PathBuf>,
     /// A simulated board clock this far off (milliseconds), with no RTC.
@@ -94,6 +96,17 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
     let bound = listener.get_ref().local_addr()?;
     let kernel = Arc::new(Kernel::new(storage, clock, Box::new(LinuxBoard), ip, bound.port())?);
     kernel.timekeeper.record_boot(floor);
+    let https = match kernel.tls.server_config() {
+        Some(config) => {
+            let port = opts.https_port.unwrap_or(kernel.tls.port());
+            let listener = Async::<TcpListener>::bind(SocketAddr::new(ip, port)).with_context(|| {
+                format!("cannot listen for HTTPS on {ip}:{port} (in use, or below 1024 without root? try --https-port)")
+            })?;
+            kernel.tls.set_port(listener.get_ref().local_addr()?.port());
+            Some((listener, config))
+        }
+        None => None,
+    };
 
     // A port given for this run only (say `--port 0`) would not be right after a restart,
     // so the client config is saved only for the stored port.
@@ -132,10 +145,32 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
     let time = kernel.timekeeper.start(&executor, ip);
     let beacon = kernel.beacon.start(&executor, kernel.storage.clone(), kernel.clock.clone());
     executor.spawn(sweep_expired_kv(kernel.clone())).detach();
+    if let Some((listener, config)) = https {
+        let serve = crate::net::server::serve(
+            executor.clone(),
+            listener,
+            kernel.clone(),
+            Some(config),
+            std::future::pending(),
+        );
+        executor
+            .spawn(async move {
+                if let Err(err) = serve.await {
+                    tracing::error!(error = %err, "the HTTPS listener stopped");
+                }
+            })
+            .detach();
+        executor.spawn(kernel.tls.clone().maintain()).detach();
+        if let Some(manager) = kernel.tls.acme.clone() {
+            let domain = kernel.config.domain().to_string();
+            executor.spawn(crate::net::tls::acme::run(kernel.tls.clone(), manager, domain)).detach();
+        }
+    }
     let result = smol::block_on(executor.run(crate::net::server::serve(
         executor.clone(),
         listener,
         kernel.clone(),
+        None,
         shutdown,
     )));
     // Goodbyes before exit, so peers drop this node at once instead of at expiry.
@@ -196,6 +231,22 @@ fn announce(kernel: &Kernel, bound: SocketAddr, first: Option<&Bootstrap>, clien
             kernel.identity.id
         ),
         false => println!("  beacon:    off  (node {})", kernel.identity.id),
+    }
+    if kernel.tls.server_config().is_some() {
+        let tls = &kernel.tls;
+        let host = format!("admin.{}", kernel.config.domain());
+        let url = match tls.port() {
+            443 => format!("https://{host}/"),
+            port => format!("https://{host}:{port}/"),
+        };
+        println!("  https:     {url}  (certificates: {}, port {})", tls.mode.as_str(), tls.port());
+        if let Some(ca) = &tls.lan_ca {
+            println!(
+                "  LAN CA:    sha256 {}  (trust it: {}api/tls/ca.pem)",
+                ca.fingerprint,
+                kernel.app_url("admin")
+            );
+        }
     }
     let Some(first) = first else { return };
     println!();

@@ -146,6 +146,38 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     CREATE INDEX beacon_nodes_last_seen ON beacon_nodes(last_seen);
     "#,
     ),
+    // Version 4 is the timekeeper's (built on its own branch); the runner applies both.
+    (
+        5,
+        "https: certificates, the LAN CA certificate and ACME accounts",
+        r#"
+    -- Certificates the node serves, one row per name it was added or obtained for.
+    -- In data.db so that a backup carries them (the LAN CA key is in node_keys).
+    CREATE TABLE tls_certs (
+        name       TEXT PRIMARY KEY,   -- e.g. blog.example.com, or *.example.com
+        source     TEXT NOT NULL,      -- custom, acme or lan
+        names      TEXT NOT NULL,      -- JSON array: every DNS name and IP it covers
+        chain_pem  TEXT NOT NULL,      -- leaf first, then intermediates
+        key_pem    TEXT NOT NULL,      -- PKCS#8, SEC1 or PKCS#1 private key
+        not_before INTEGER NOT NULL,
+        not_after  INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    -- The node's own certificate authority for the LAN (its key: node_keys 'lan-ca-p256').
+    CREATE TABLE lan_ca (
+        id         INTEGER PRIMARY KEY CHECK (id = 1),
+        cert_pem   TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    -- ACME accounts by directory URL; credentials hold the account key (JSON).
+    CREATE TABLE acme_accounts (
+        directory   TEXT PRIMARY KEY,
+        credentials TEXT NOT NULL,
+        created_at  INTEGER NOT NULL
+    );
+    "#,
+    ),
 ];
 
 /// The highest version this binary knows.

@@ -499,9 +499,25 @@ function renderHealth(h) {
   $('#health').replaceChildren(...items);
 }
 
+function renderHttps(t) {
+  const modes = { off: 'HTTPS is off (https.mode off).', lan: 'HTTPS with the node\'s own LAN CA', acme: 'HTTPS with certificates from an ACME CA' };
+  $('#https-mode').textContent = (modes[t.mode] || t.mode) + (t.port ? ` on port ${t.port}.` : '');
+  $('#https-ca').hidden = !t.lan_ca;
+  if (t.lan_ca) $('#https-ca-fingerprint').textContent = t.lan_ca.fingerprint_sha256;
+  const certs = t.certs || [];
+  $('#https-certs').hidden = !certs.length;
+  $('#https-certs tbody').replaceChildren(...certs.map((c) => el('tr', { dataset: { cert: c.name } },
+    el('td', {}, c.name), el('td', {}, c.source), el('td', {}, (c.names || []).join(', ')), el('td', {}, timeEl(c.not_after)))));
+  const err = t.acme && t.acme.last_error;
+  $('#https-acme-error').hidden = !err;
+  if (err) $('#https-acme-error').textContent = `ACME: ${err}` + (t.acme.next_attempt_at ? ` (next attempt ${t.acme.next_attempt_at})` : '');
+}
+
 async function renderSystem(my) {
-  const [health, config] = await Promise.allSettled([api('GET', '/api/system/health'), api('GET', '/api/system/config')]);
+  const [health, config, https] = await Promise.allSettled([api('GET', '/api/system/health'), api('GET', '/api/system/config'), api('GET', '/api/tls')]);
   if (my !== seq) return;
+  if (https.status === 'fulfilled') renderHttps(https.value);
+  else $('#https-mode').textContent = `HTTPS status unavailable: ${https.reason.message}`;
   if (health.status === 'fulfilled') renderHealth(health.value);
   else $('#health').replaceChildren(el('p', { class: 'alert alert-error' }, `Health unavailable: ${health.reason.message}`));
   const tbody = $('#config-table tbody');

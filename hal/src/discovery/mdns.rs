@@ -296,3 +296,9 @@ impl Drop for MdnsDiscovery {
         let _ = self.shutdown();
     }
 }
+
+/// The machine's own IP addresses on its interfaces (loopback included), for the names
+/// a LAN certificate covers; empty when the list cannot be read.
+pub fn lan_addresses() -> Vec<std::net::IpAddr> {
+    if_addrs::get_if_addrs().map(|list| list.into_iter().map(|i| i.ip()).collect()).unwrap_or_default()
+}

@@ -20,7 +20,10 @@
 //! assert_eq!(keys.public_key("node").unwrap(), public, "created once, then kept");
 //! ```
 
+pub mod ecdsa;
 pub mod file;
+
+pub use ecdsa::{EcdsaKeystore, EcdsaPublicKey};
 
 use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
 use std::collections::HashMap;
@@ -129,6 +132,13 @@ pub trait SeedStore: Send + Sync + fmt::Debug {
 
     /// Stores a new seed for `name`.
     fn save(&self, name: &str, seed: &[u8; 32]) -> Result<(), Error>;
+
+    /// Stores a new seed for `name` that is the secret of an `algorithm` key
+    /// (`"ed25519"` or `"p256"`); stores that record the algorithm override this.
+    fn save_for(&self, name: &str, algorithm: &str, seed: &[u8; 32]) -> Result<(), Error> {
+        let _ = algorithm;
+        self.save(name, seed)
+    }
 }
 
 /// Seeds in memory (tests).
@@ -165,12 +175,14 @@ pub struct SoftwareKeystore<S> {
     // Loaded keys, so signing does not read the store each time. `SigningKey` wipes
     // its secret when dropped.
     loaded: Mutex<HashMap<String, SigningKey>>,
+    // Loaded P-256 keys (see `ecdsa`); also wiped on drop.
+    loaded_p256: Mutex<HashMap<String, p256::ecdsa::SigningKey>>,
 }
 
 impl<S: SeedStore> SoftwareKeystore<S> {
     /// A keystore over `seeds`.
     pub fn new(seeds: S) -> Self {
-        SoftwareKeystore { seeds, loaded: Mutex::default() }
+        SoftwareKeystore { seeds, loaded: Mutex::default(), loaded_p256: Mutex::default() }
     }
 
     fn with_key<T>(&self, name: &str, f: impl FnOnce(&SigningKey) -> T) -> Result<T, Error> {

@@ -135,6 +135,8 @@ pub async fn deploy(kernel: &Arc<Kernel>, req: Request<Incoming>) -> Result<Resp
         .await
         .inspect_err(|e| tracing::warn!(app = %name, error = %e, "deploy refused"))?;
     kernel.sites.invalidate(&name);
+    // A new app's name gets its certificate now rather than at its first handshake.
+    kernel.tls.want(&format!("{name}.{}", kernel.config.domain()));
     tracing::info!(app = %name, files = report.files, new = report.new_blobs, bytes = report.size_bytes, "deployed");
     let mut json = serde_json::to_value(&report).unwrap_or_default();
     json["url"] = kernel.app_url(&name).into();

@@ -12,6 +12,7 @@ mod beacon;
 mod deploy;
 mod system;
 mod time;
+mod tls;
 mod tokens;
 
 use super::response::{ApiError, Resp};
@@ -59,6 +60,7 @@ async fn dispatch(kernel: &Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>
         (&Method::GET, ["system", "health"]) if !auth::has_credentials(&req) => {
             return Ok(system::liveness(kernel));
         }
+        (&Method::GET, ["tls", "ca.pem"]) => return tls::ca_pem(kernel),
         _ => {}
     }
     let principal = auth::authenticate(kernel, &req).await?;
@@ -91,6 +93,10 @@ async fn dispatch(kernel: &Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>
         (&Method::GET, ["system", "beacon"]) => beacon::status(kernel).await,
         (&Method::GET, ["system", "time"]) => time::status(kernel).await,
         (&Method::POST, ["system", "time", "sync"]) => time::sync(kernel).await,
+        (&Method::GET, ["tls"]) => tls::status(kernel).await,
+        (&Method::GET, ["tls", "certs"]) => tls::list(kernel).await,
+        (&Method::POST, ["tls", "certs"]) => tls::add(kernel, req).await,
+        (&Method::DELETE, ["tls", "certs", name]) => tls::remove(kernel, name).await,
         _ => Err(ApiError::not_found(format!("no API endpoint {path}"))),
     }
 }
@@ -117,6 +123,9 @@ fn allowed_methods(segments: &[&str]) -> &'static [Method] {
         ["apps", _, "limits"] => GET_PUT,
         ["tokens"] => GET_POST,
         ["tokens", _] => DELETE,
+        ["tls"] | ["tls", "ca.pem"] => GET,
+        ["tls", "certs"] => GET_POST,
+        ["tls", "certs", _] => DELETE,
         _ => &[],
     }
 }
