@@ -322,7 +322,13 @@ impl Timekeeper {
                     }
                     _ => format!("cannot listen on UDP {addr}: {err}"),
                 };
-                tracing::warn!("{why}; the node runs without a time server");
+                // An unprivileged node on a laptop cannot have port 123, and that is fine:
+                // say so quietly; anything else is worth a warning.
+                if err.kind() == std::io::ErrorKind::PermissionDenied {
+                    tracing::info!("{why}; the node runs without a time server");
+                } else {
+                    tracing::warn!("{why}; the node runs without a time server");
+                }
                 self.state().server = Err(why);
                 None
             }
