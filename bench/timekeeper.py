@@ -137,13 +137,19 @@ def chrony_conf(lab, name, lines):
     return path
 
 
+def start_chrony_server(lab):
+    """chrony as the LAN's time server on host 1 (local stratum 8, hands off the clock);
+    returns once host 3 gets answers from it."""
+    conf = chrony_conf(lab, "server.conf", ["local stratum 8", "allow 10.77.0.0/24", "port 123"])
+    lab.spawn(1, "chronyd", "-d", "-x", "-f", conf)
+    while lab.ntpdig(3, "10.77.0.1") is None:
+        time.sleep(0.2)
+
+
 def scenario_chrony():
     lab = Lab(3)
     try:
-        conf = chrony_conf(lab, "server.conf", ["local stratum 8", "allow 10.77.0.0/24", "port 123"])
-        lab.spawn(1, "chronyd", "-d", "-x", "-f", conf)
-        while lab.ntpdig(3, "10.77.0.1") is None:
-            time.sleep(0.2)
+        start_chrony_server(lab)
         # chrony as a client: how wrong does it find the (true) host clock?
         errs = []
         for _ in range(5):
@@ -167,10 +173,7 @@ def scenario_peer_with_reference():
     the node under test, 3 h off, uses peers only."""
     lab = Lab(3)
     try:
-        conf = chrony_conf(lab, "server.conf", ["local stratum 8", "allow 10.77.0.0/24", "port 123"])
-        lab.spawn(1, "chronyd", "-d", "-x", "-f", conf)
-        while lab.ntpdig(3, "10.77.0.1") is None:
-            time.sleep(0.2)
+        start_chrony_server(lab)
         lab.node(2, 0, {"time.ntp_servers": "10.77.0.1"})
         time.sleep(8)
         started = time.monotonic()

@@ -110,13 +110,7 @@ pub fn decide(inputs: &Inputs) -> Option<Decision> {
     // 1. NTP servers.
     let ntp: Vec<usize> = (0..inputs.ntp.len()).filter(|&i| usable(&inputs.ntp[i])).collect();
     if let Some(v) = consensus::select(&ntp.iter().map(|&i| candidate(&inputs.ntp[i])).collect::<Vec<_>>()) {
-        let mut best_stratum = 15;
-        for (k, &i) in ntp.iter().enumerate() {
-            decision.ntp_included[i] = v.included[k];
-            if v.included[k] {
-                best_stratum = best_stratum.min(inputs.ntp[i].sample.stratum);
-            }
-        }
+        let best_stratum = mark_included(&mut decision.ntp_included, &ntp, &v.included, inputs.ntp);
         decision.source = SourceKind::Ntp;
         decision.estimate = v.offset;
         decision.error = v.error;
@@ -150,13 +144,7 @@ pub fn decide(inputs: &Inputs) -> Option<Decision> {
         candidates.push(Candidate { offset: inputs.current, distance: inputs.own_distance });
     }
     let v = consensus::select(&candidates)?;
-    let mut best_stratum = 15;
-    for (k, &i) in voters.iter().enumerate() {
-        decision.peers_included[i] = v.included[k];
-        if v.included[k] {
-            best_stratum = best_stratum.min(inputs.peers[i].sample.stratum);
-        }
-    }
+    let best_stratum = mark_included(&mut decision.peers_included, &voters, &v.included, inputs.peers);
     decision.source = SourceKind::Peers;
     decision.estimate = v.offset;
     decision.error = if with_self {
@@ -179,6 +167,19 @@ pub fn decide(inputs: &Inputs) -> Option<Decision> {
     // by one per round as the nodes take their time from each other.
     decision.stratum = if with_self { inputs.local_stratum } else { (best_stratum + 1).min(15) };
     Some(decision)
+}
+
+/// Copies a verdict's `included` (one per voter, `voters` indexing `measured`) into
+/// `flags` (one per measured source); returns the best stratum among those included.
+fn mark_included(flags: &mut [bool], voters: &[usize], included: &[bool], measured: &[Measured]) -> u8 {
+    let mut best_stratum = 15;
+    for (&i, &counted) in voters.iter().zip(included) {
+        flags[i] = counted;
+        if counted {
+            best_stratum = best_stratum.min(measured[i].sample.stratum);
+        }
+    }
+    best_stratum
 }
 
 #[cfg(test)]

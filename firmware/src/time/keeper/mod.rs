@@ -182,7 +182,6 @@ pub struct Timekeeper {
     server_counters: Arc<ServerCounters>,
     client_counters: Arc<ClientCounters>,
     poll_lock: async_lock::Mutex<()>,
-    wake: (async_channel::Sender<()>, async_channel::Receiver<()>),
     executor: OnceLock<Arc<smol::Executor<'static>>>,
     fingerprint: [u8; 4],
 }
@@ -239,7 +238,6 @@ impl Timekeeper {
             server_counters: Arc::default(),
             client_counters: Arc::default(),
             poll_lock: async_lock::Mutex::new(()),
-            wake: async_channel::bounded(1),
             executor: OnceLock::new(),
             fingerprint,
         }
@@ -336,7 +334,7 @@ impl Timekeeper {
     }
 
     /// Polls at start, then every poll interval, and at once (with a burst) when a new
-    /// peer appears or a sync is asked for.
+    /// peer appears (`fazt time sync` polls directly, through [`Timekeeper::sync`]).
     async fn poll_loop(self: Arc<Self>) {
         let events = self.beacon.subscribe();
         let mut burst = BURST;
@@ -346,10 +344,6 @@ impl Timekeeper {
             let tick = async {
                 Timer::after(self.settings.poll_interval).await;
                 false
-            };
-            let woken = async {
-                let _ = self.wake.1.recv().await;
-                true
             };
             let found = async {
                 loop {
@@ -364,7 +358,7 @@ impl Timekeeper {
                 while events.try_recv().is_ok() {}
                 true
             };
-            if futures_lite::future::or(tick, futures_lite::future::or(woken, found)).await {
+            if futures_lite::future::or(tick, found).await {
                 burst = BURST;
             }
         }
@@ -473,7 +467,7 @@ impl Timekeeper {
 
     fn update_and_decide(&self, results: Vec<PollResult>) {
         let now = self.clock.board_nanos();
-        let max_age = (self.settings.poll_interval.as_nanos() as i64).saturating_mul(HISTORY as i64);
+        let max_age = self.max_sample_age();
         let names: BTreeMap<String, String> = self
             .beacon
             .peers()
@@ -668,6 +662,11 @@ impl Timekeeper {
         };
     }
 
+    /// How long a sample counts: the last [`HISTORY`] polls.
+    fn max_sample_age(&self) -> i64 {
+        (self.settings.poll_interval.as_nanos() as i64).saturating_mul(HISTORY as i64)
+    }
+
     /// Saves the current time every `time.persist_interval_secs`.
     async fn persist_loop(self: Arc<Self>) {
         loop {
@@ -698,17 +697,12 @@ impl Timekeeper {
         }
     }
 
-    /// Asks the polling loop for a round now (without waiting for it).
-    pub fn wake(&self) {
-        let _ = self.wake.0.try_send(());
-    }
-
     /// Everything `fazt time status` shows.
     pub fn status(&self) -> Value {
         let now_ms = self.clock.now_millis();
         let board = self.clock.board_nanos();
         let (correction, remaining) = self.clock.correction();
-        let max_age = (self.settings.poll_interval.as_nanos() as i64).saturating_mul(HISTORY as i64);
+        let max_age = self.max_sample_age();
         let state = self.state();
         let age = board.saturating_sub(state.last_sync_board).max(0);
         let error = match state.last_sync {
