@@ -196,6 +196,24 @@ pub const KEYS: &[Key] = &[
         help: "seconds between saves of the current time, the floor after a reboot without a clock",
     },
     Key {
+        name: "keys.backend",
+        default: "auto",
+        kind: Kind::Choice(&["auto", "software", "tpm"]),
+        help: "where node secrets live: tpm (a TPM 2.0 holds and seals them), software (sealed with machine.key beside data.db), auto (the TPM when there is one)",
+    },
+    Key {
+        name: "keys.tpm_tcti",
+        default: "device:/dev/tpmrm0",
+        kind: Kind::Text,
+        help: "how to reach the TPM: device:/dev/tpmrm0, or swtpm:host=H,port=P for a software TPM",
+    },
+    Key {
+        name: "keys.tpm_fallback",
+        default: "false",
+        kind: Kind::Bool,
+        help: "with keys.backend tpm: run on the software backend when the TPM is absent (only while no key is held by a TPM yet)",
+    },
+    Key {
         name: "https.mode",
         default: "off",
         kind: Kind::Choice(&["off", "lan", "acme"]),

@@ -9,7 +9,6 @@ use crate::storage::Storage;
 use crate::time::keeper::TimeSettings;
 use crate::time::{Clock, Timekeeper};
 use fazt_hal::board::Board;
-use fazt_hal::keystore::{Keystore, SoftwareKeystore};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,6 +19,9 @@ pub enum KernelError {
     /// Reading configuration failed.
     #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),
+    /// The keystore (software or TPM) could not be opened.
+    #[error("cannot open the node's keys: {0}")]
+    Keys(#[from] crate::keys::KeysError),
     /// The node identity key could not be loaded or created.
     #[error("cannot load the node identity: {0}")]
     Identity(fazt_hal::keystore::Error),
@@ -53,6 +55,8 @@ pub struct Kernel {
     pub started: Instant,
     /// The port clients reach us on (for the URLs we print and return).
     pub public_port: u16,
+    /// The keystores (software or TPM) and the sealer of secrets in `data.db`.
+    pub keys: crate::keys::Keys,
     /// Who this node is (key pair in the keystore, id derived from it).
     pub identity: Arc<NodeIdentity>,
     /// LAN announcement and the peer list.
@@ -80,12 +84,13 @@ impl Kernel {
         public_port: u16,
     ) -> Result<Self, KernelError> {
         let config = NodeConfig::load(&storage)?;
-        let software = Arc::new(SoftwareKeystore::new(crate::beacon::keystore::DbSeeds::new(
-            storage.clone(),
-            clock.clone(),
-        )));
-        let keystore: Arc<dyn Keystore> = software.clone();
-        let identity = Arc::new(NodeIdentity::load_or_create(keystore).map_err(KernelError::Identity)?);
+        let keys = crate::keys::Keys::open(
+            &storage,
+            &clock,
+            &crate::keys::KeySettings::from_config(&config, storage.path()),
+        )?;
+        let identity =
+            Arc::new(NodeIdentity::load_or_create(keys.identity.clone()).map_err(KernelError::Identity)?);
         let beacon =
             Arc::new(Beacon::new(identity.clone(), BeaconConfig::from_config(&config, listen), public_port));
         let timekeeper = Arc::new(Timekeeper::new(
@@ -104,7 +109,8 @@ impl Kernel {
             &config,
             storage.clone(),
             clock.clone(),
-            software,
+            keys.ecdsa.clone(),
+            keys.sealer.clone(),
             &identity.id,
             lan_names,
         )?);
@@ -123,6 +129,7 @@ impl Kernel {
         )
         .map_err(KernelError::Workers)?;
         Ok(Kernel {
+            keys,
             storage,
             clock,
             config,

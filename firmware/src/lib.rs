@@ -32,6 +32,7 @@ pub mod config;
 pub mod fs;
 pub mod ids;
 pub mod kernel;
+pub mod keys;
 pub mod mnemonic;
 pub mod net;
 pub mod proc;

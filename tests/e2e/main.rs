@@ -12,6 +12,7 @@ mod chirp;
 mod deploy;
 mod hostile;
 mod https;
+mod keys;
 mod lifecycle;
 mod mnemonic;
 mod serverless;

@@ -61,6 +61,15 @@ impl Node {
     /// Starts a node whose data file was made with `server init` and then given
     /// `settings` (config keys), with a board clock `clock_offset_ms` off.
     pub fn start_with(settings: &[(&str, &str)], clock_offset_ms: Option<i64>) -> Node {
+        let mut node = Node::init_with(settings);
+        node.clock_offset_ms = clock_offset_ms;
+        node.spawn();
+        node
+    }
+
+    /// A node whose data file was made with `server init` and then given `settings`
+    /// (config keys); not started yet.
+    pub fn init_with(settings: &[(&str, &str)]) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data.db");
         let init = Command::new(fazt_bin())
@@ -83,20 +92,18 @@ impl Node {
                 .unwrap();
             assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         }
-        let mut node = Node {
+        Node {
             dir,
             child: None,
             addr: "127.0.0.1:0".parse().unwrap(),
             password: Some("harness-password-1".into()),
             token,
             stdout: String::new(),
-            clock_offset_ms,
+            clock_offset_ms: None,
             extra_args: Vec::new(),
             log: None,
             port: 0,
-        };
-        node.spawn();
-        node
+        }
     }
 
     /// Sets `--clock-offset-ms` for the next [`Node::spawn`].

@@ -5,7 +5,6 @@
 //!
 //! # Layout
 //! - [`identity`]: the node key pair and the id derived from it.
-//! - [`keystore`]: the default home of the node key, `data.db`.
 //! - [`name`]: the node's name, a DNS label.
 //! - [`record`]: the signed TXT record and the checks on records heard from the LAN.
 //! - [`peers`]: the bounded peer table and its liveness bookkeeping.
@@ -20,7 +19,6 @@
 //! table changed.
 
 pub mod identity;
-pub mod keystore;
 pub mod name;
 pub mod peers;
 pub mod record;

@@ -2,8 +2,9 @@
 
 use super::http::Client;
 use super::{ClientArgs, DataArg};
-use crate::beacon::{identity, keystore, name, scan};
+use crate::beacon::{identity, name, scan};
 use crate::config::{self, NodeConfig};
+use crate::keys::store as keystore;
 use crate::storage::Storage;
 use anyhow::bail;
 use clap::{Args, Subcommand};

@@ -16,6 +16,24 @@ enum Command {
         #[command(subcommand)]
         command: AudioCommand,
     },
+    /// The TPM 2.0 that can hold the node's keys.
+    Tpm {
+        #[command(subcommand)]
+        command: TpmCommand,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum TpmCommand {
+    /// Whether a TPM is there, what it is, and which of the node's keys it holds.
+    Status {
+        /// How to reach the TPM (default: keys.tpm_tcti of the node, else
+        /// device:/dev/tpmrm0).
+        #[arg(long)]
+        tcti: Option<String>,
+        #[command(flatten)]
+        data: super::DataArg,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -27,6 +45,7 @@ enum AudioCommand {
 /// Runs `fazt hal`.
 pub fn run(args: HalArgs) -> anyhow::Result<()> {
     match args.command {
+        Command::Tpm { command: TpmCommand::Status { tcti, data } } => tpm_status(tcti, &data.data),
         Command::Audio { command: AudioCommand::List } => {
             let devices = audio::devices()?;
             if devices.is_empty() {
@@ -43,5 +62,62 @@ pub fn run(args: HalArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+fn tpm_status(tcti: Option<String>, data: &std::path::Path) -> anyhow::Result<()> {
+    let storage = data.exists().then(|| crate::storage::Storage::open_readonly(data)).transpose()?;
+    let configured = match &storage {
+        Some(s) => Some(crate::config::NodeConfig::load(s)?),
+        None => None,
+    };
+    let tcti = tcti.unwrap_or_else(|| match &configured {
+        Some(c) => c.get("keys.tpm_tcti").to_string(),
+        None => "device:/dev/tpmrm0".to_string(),
+    });
+    if let Some(config) = &configured {
+        println!("keys.backend:  {}", config.get("keys.backend"));
+    }
+    println!("tcti:          {tcti}");
+    tpm_probe(&tcti)?;
+    if let Some(storage) = &storage {
+        let held: Vec<_> = crate::keys::list::list(storage)?
+            .into_iter()
+            .filter(|e| e.held.contains("TPM") && !e.name.contains('@'))
+            .collect();
+        if held.is_empty() {
+            println!("held:          none (the node keeps its keys in software)");
+        }
+        for e in held {
+            let what = match e.kind {
+                "key" => format!("{} ({})", e.name, e.algorithm),
+                kind => format!("{kind} {}", e.name),
+            };
+            println!("held:          {what}: {}", e.held);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(feature = "tpm")]
+fn tpm_probe(tcti: &str) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let tpm = fazt_hal::keystore::tpm::Tpm::connect(tcti)?;
+    let info = tpm.info();
+    println!("present:       yes");
+    println!("vendor:        {}", info.vendor);
+    println!("manufacturer:  {}", info.manufacturer);
+    println!("firmware:      {}", info.firmware);
+    println!("spec revision: {}", info.revision);
+    println!("connect:       {} ms (with the storage key)", started.elapsed().as_millis());
+    Ok(())
+}
+
+#[cfg(not(feature = "tpm"))]
+fn tpm_probe(tcti: &str) -> anyhow::Result<()> {
+    let device = tcti.strip_prefix("device:").filter(|d| std::path::Path::new(d).exists());
+    match device {
+        Some(d) => anyhow::bail!("a TPM device exists at {d}, but this fazt was built without TPM support (build with --features tpm); keys are kept by the software keystore"),
+        None => anyhow::bail!("TPM support is not compiled into this fazt (build with --features tpm); keys are kept by the software keystore, sealed with machine.key"),
     }
 }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod deploy;
 pub mod hal;
 pub mod http;
+pub mod keys;
 pub mod mnemonic;
 pub mod server;
 pub mod service;
@@ -83,6 +84,9 @@ pub enum Command {
     Time(time::TimeArgs),
     /// HTTPS certificates: add your own, list, remove; download the LAN CA.
     Cert(cert::CertArgs),
+    /// The node's keys and sealed secrets: where they are held (software or TPM),
+    /// rotating them.
+    Keys(keys::KeysArgs),
 }
 
 /// Runs the parsed command.
@@ -101,6 +105,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(args) => config::run(args),
         Command::Time(args) => time::run(args),
         Command::Cert(args) => cert::run(args),
+        Command::Keys(args) => keys::run(args),
     }
 }
 

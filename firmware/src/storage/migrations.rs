@@ -178,6 +178,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     );
     "#,
     ),
+    (
+        6,
+        "keys: public keys beside sealed key material",
+        r#"
+    -- node_keys.seed now holds sealed material (see keys/): a seed encrypted with the
+    -- machine's wrapping key, or a TPM key blob. The public key is kept in the clear so
+    -- that listing keys and offline status need no secret.
+    ALTER TABLE node_keys ADD COLUMN public_key BLOB;
+    "#,
+    ),
 ];
 
 /// The highest version this binary knows.

@@ -7,8 +7,11 @@
 //! - [`file::DirSeeds`]: one file per key in a directory (mode 0600).
 //! - [`MemorySeeds`]: in memory, for tests.
 //!
-//! The kernel's default keeps the seed in `data.db` (a `SeedStore` in the firmware), so
-//! that the identity travels with a backup.
+//! The kernel's default keeps the seed in `data.db` (a `SeedStore` in the firmware),
+//! sealed by a [`Sealer`] so that a backup alone does not reveal it. With the `tpm`
+//! feature, [`tpm`] holds P-256 keys inside a TPM 2.0 (non-exportable; a [`BlobStore`]
+//! keeps the blobs only that TPM can load) and seals the wrapping key of the rest.
+//! TPM 2.0 has no Ed25519, so the node's Ed25519 seed is sealed, not held, by the TPM.
 //!
 //! # Examples
 //! ```
@@ -22,8 +25,12 @@
 
 pub mod ecdsa;
 pub mod file;
+pub mod sealer;
+#[cfg(feature = "tpm")]
+pub mod tpm;
 
 pub use ecdsa::{EcdsaKeystore, EcdsaPublicKey};
+pub use sealer::{machine_secret, AeadSealer, KeyOrigin, Sealer};
 
 use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
 use std::collections::HashMap;
@@ -40,7 +47,12 @@ pub enum ErrorKind {
     Corrupt,
     /// The name is not acceptable.
     InvalidInput,
-    /// Any other failure (no randomness, device error).
+    /// A sealed secret cannot be opened with this machine's key (moved from another
+    /// machine, or damaged).
+    SealedElsewhere,
+    /// The key device (a TPM) is absent, unreachable or refuses to work.
+    Device,
+    /// Any other failure (no randomness).
     Other,
 }
 
@@ -64,6 +76,17 @@ pub enum Error {
     /// The operating system gave no random bytes.
     #[error("no randomness for a new key: {0}")]
     Random(String),
+    /// A sealed secret does not open with this machine's key.
+    #[error("the secret '{name}' cannot be unsealed on this machine: {why}")]
+    SealedElsewhere {
+        /// The key or row name.
+        name: String,
+        /// Why (which key sealed it, which key tried).
+        why: String,
+    },
+    /// The TPM failed or is not there.
+    #[error("TPM: {0}")]
+    Device(String),
 }
 
 impl Error {
@@ -74,6 +97,8 @@ impl Error {
             Error::Corrupt(_) => ErrorKind::Corrupt,
             Error::InvalidName(_) => ErrorKind::InvalidInput,
             Error::Random(_) => ErrorKind::Other,
+            Error::SealedElsewhere { .. } => ErrorKind::SealedElsewhere,
+            Error::Device(_) => ErrorKind::Device,
         }
     }
 }
@@ -141,6 +166,19 @@ pub trait SeedStore: Send + Sync + fmt::Debug {
     }
 }
 
+/// Where key material that is not a 32-byte seed is kept (a TPM's key blobs, which
+/// only that TPM can load).
+///
+/// # Note for implementers
+/// As for [`SeedStore`]: `save` never replaces an existing entry.
+pub trait BlobStore: Send + Sync + fmt::Debug {
+    /// The stored blob of `name` and its algorithm, if any.
+    fn load_blob(&self, name: &str) -> Result<Option<(String, Vec<u8>)>, Error>;
+
+    /// Stores a new blob for `name`, made for `algorithm` (e.g. `"p256-tpm"`).
+    fn save_blob(&self, name: &str, algorithm: &str, blob: &[u8]) -> Result<(), Error>;
+}
+
 /// Seeds in memory (tests).
 #[derive(Debug, Default)]
 pub struct MemorySeeds(Mutex<HashMap<String, [u8; 32]>>);
@@ -152,6 +190,32 @@ impl SeedStore for MemorySeeds {
 
     fn save(&self, name: &str, seed: &[u8; 32]) -> Result<(), Error> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).entry(name.to_string()).or_insert(*seed);
+        Ok(())
+    }
+}
+
+impl<T: BlobStore + ?Sized> BlobStore for std::sync::Arc<T> {
+    fn load_blob(&self, name: &str) -> Result<Option<(String, Vec<u8>)>, Error> {
+        (**self).load_blob(name)
+    }
+
+    fn save_blob(&self, name: &str, algorithm: &str, blob: &[u8]) -> Result<(), Error> {
+        (**self).save_blob(name, algorithm, blob)
+    }
+}
+
+/// Blobs in memory (tests).
+#[derive(Debug, Default)]
+pub struct MemoryBlobs(Mutex<HashMap<String, (String, Vec<u8>)>>);
+
+impl BlobStore for MemoryBlobs {
+    fn load_blob(&self, name: &str) -> Result<Option<(String, Vec<u8>)>, Error> {
+        Ok(self.0.lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned())
+    }
+
+    fn save_blob(&self, name: &str, algorithm: &str, blob: &[u8]) -> Result<(), Error> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(name.to_string()).or_insert_with(|| (algorithm.to_string(), blob.to_vec()));
         Ok(())
     }
 }

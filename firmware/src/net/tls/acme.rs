@@ -357,7 +357,10 @@ async fn account(tls: &Tls, settings: &Settings) -> Result<Account, AcmeError> {
         )
     })?;
     let http = || UreqHttp::new(&settings.ca_file).map(|h| Box::new(h) as Box<dyn HttpClient>);
-    if let Some(json) = stored {
+    let label = format!("acme_accounts:{directory}");
+    if let Some(stored) = stored {
+        let json = crate::keys::sealed_text::open(tls.sealer.as_ref(), &label, &stored)
+            .map_err(super::TlsError::Keystore)?;
         let credentials: AccountCredentials = serde_json::from_str(&json)
             .map_err(|e| super::TlsError::Corrupt(format!("stored ACME account: {e}")))?;
         return Ok(Account::builder_with_http(http()?).from_credentials(credentials).await?);
@@ -368,6 +371,8 @@ async fn account(tls: &Tls, settings: &Settings) -> Result<Account, AcmeError> {
     let (account, credentials) =
         Account::builder_with_http(http()?).create(&new, settings.directory.clone(), None).await?;
     let json = serde_json::to_string(&credentials).map_err(|e| super::TlsError::Corrupt(e.to_string()))?;
+    let json = crate::keys::sealed_text::seal(tls.sealer.as_ref(), &label, &json)
+        .map_err(super::TlsError::Keystore)?;
     let now = tls.clock.now_millis();
     tls.storage.write_blocking(move |c| {
         c.execute(
@@ -441,6 +446,8 @@ async fn obtain(tls: &Arc<Tls>, settings: &Settings, name: &str) -> Result<i64, 
     }
     let (chain, key) = result?;
     let parsed = store::parse(&chain, &key).map_err(super::TlsError::Cert)?;
+    let key = crate::keys::sealed_text::seal(tls.sealer.as_ref(), &store::seal_label(name), &key)
+        .map_err(super::TlsError::Keystore)?;
     let not_after = parsed.not_after;
     let now = tls.clock.now_millis();
     let row = name.to_string();

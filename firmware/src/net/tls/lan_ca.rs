@@ -171,6 +171,7 @@ impl LanCa {
     pub fn ensure_leaf(
         &self,
         storage: &Storage,
+        sealer: &dyn fazt_hal::keystore::Sealer,
         names: &[String],
         ips: &[IpAddr],
         now: i64,
@@ -189,6 +190,8 @@ impl LanCa {
         }
         let (chain, key) = self.issue(names, ips, now)?;
         let parsed = store::parse(&chain, &key).map_err(TlsError::Cert)?;
+        let key = crate::keys::sealed_text::seal(sealer, &store::seal_label(LEAF_ROW), &key)
+            .map_err(TlsError::Keystore)?;
         storage.write_blocking(|c| {
             store::put(c, LEAF_ROW, Source::Lan, &parsed, &chain, &key, now)?;
             Ok::<_, StorageError>(())
@@ -218,11 +221,13 @@ mod tests {
         assert_eq!(ca.fingerprint, again.fingerprint);
         let names = vec!["pi.local".to_string(), "*.pi.home.arpa".to_string(), "blog.localhost".to_string()];
         let ips = vec!["127.0.0.1".parse().unwrap()];
-        let row = ca.ensure_leaf(&storage, &names, &ips, now).unwrap();
+        let sealer =
+            fazt_hal::keystore::AeadSealer::new([1; 32], fazt_hal::keystore::KeyOrigin::MachineFile, "test");
+        let row = ca.ensure_leaf(&storage, &sealer, &names, &ips, now).unwrap();
         assert!(row.names.contains(&"127.0.0.1".to_string()));
         // Same names, far from expiry: kept; different names: reissued.
-        assert_eq!(ca.ensure_leaf(&storage, &names, &ips, now).unwrap().updated_at, row.updated_at);
-        let later = ca.ensure_leaf(&storage, &names[..1], &ips, now + 1).unwrap();
+        assert_eq!(ca.ensure_leaf(&storage, &sealer, &names, &ips, now).unwrap().updated_at, row.updated_at);
+        let later = ca.ensure_leaf(&storage, &sealer, &names[..1], &ips, now + 1).unwrap();
         assert_eq!(later.updated_at, now + 1);
 
         // The chain verifies with webpki against the CA as the only root.

@@ -23,7 +23,7 @@ pub mod time;
 use crate::config::NodeConfig;
 use crate::storage::{Storage, StorageError};
 use crate::time::Clock;
-use fazt_hal::keystore::EcdsaKeystore;
+use fazt_hal::keystore::{EcdsaKeystore, Sealer};
 use resolver::{Resolver, Table};
 use rustls::ServerConfig;
 use std::net::IpAddr;
@@ -177,6 +177,8 @@ pub struct Tls {
     domain: String,
     storage: Arc<Storage>,
     clock: Arc<Clock>,
+    /// Seals the private keys and the ACME account key kept in `data.db`.
+    sealer: Arc<dyn Sealer>,
     /// `Strict-Transport-Security` for HTTPS answers, when `https.hsts_max_age` > 0.
     pub hsts: Option<http::HeaderValue>,
     /// Redirect plain HTTP to HTTPS for the node's own names (`https.redirect`).
@@ -206,6 +208,7 @@ impl Tls {
         storage: Arc<Storage>,
         clock: Arc<Clock>,
         keystore: Arc<dyn EcdsaKeystore>,
+        sealer: Arc<dyn Sealer>,
         node_id: &str,
         lan_names: LanNames,
     ) -> Result<Tls, TlsError> {
@@ -235,6 +238,7 @@ impl Tls {
             domain: config.domain().to_string(),
             storage,
             clock,
+            sealer,
             hsts,
             redirect: config.get_bool("https.redirect") && mode != Mode::Off,
             port: AtomicU16::new(config.get_u64("https.port") as u16),
@@ -302,7 +306,7 @@ impl Tls {
         let names = self.lan_names.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let (Some(ca), Some(names)) = (&self.lan_ca, names) else { return Ok(false) };
         let now = self.clock.now_millis();
-        let row = ca.ensure_leaf(&self.storage, &names.names, &names.ips, now)?;
+        let row = ca.ensure_leaf(&self.storage, self.sealer.as_ref(), &names.names, &names.ips, now)?;
         Ok(row.updated_at == now)
     }
 
@@ -321,7 +325,18 @@ impl Tls {
         let mut rows = rows;
         rows.sort_by_key(|r| order(r.source));
         for row in rows {
-            let parsed = match store::parse(&row.chain_pem, &row.key_pem) {
+            let key_pem = match crate::keys::sealed_text::open(
+                self.sealer.as_ref(),
+                &store::seal_label(&row.name),
+                &row.key_pem,
+            ) {
+                Ok(pem) => pem,
+                Err(err) => {
+                    tracing::warn!(name = row.name, error = %err, "the key of a stored certificate cannot be opened; skipped");
+                    continue;
+                }
+            };
+            let parsed = match store::parse(&row.chain_pem, &key_pem) {
                 Ok(p) => p,
                 Err(err) => {
                     tracing::warn!(name = row.name, error = %err, "stored certificate cannot be served; skipped");
@@ -358,6 +373,8 @@ impl Tls {
         store::check_for(&parsed, &name, now)?;
         let stored_name = name.clone();
         let (chain, key) = (chain_pem.to_string(), key_pem.to_string());
+        let key = crate::keys::sealed_text::seal(self.sealer.as_ref(), &store::seal_label(&name), &key)
+            .map_err(TlsError::Keystore)?;
         let row = self.storage.write_blocking(move |c| {
             store::put(c, &stored_name, Source::Custom, &parsed, &chain, &key, now)?;
             Ok::<_, StorageError>(store::get(c, &stored_name)?)

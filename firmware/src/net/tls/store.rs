@@ -191,7 +191,7 @@ pub struct Stored {
     /// The chain, PEM.
     #[serde(skip)]
     pub chain_pem: String,
-    /// The key, PEM.
+    /// The key, PEM, sealed (`sealed:…`; a value from before sealing is plain PEM).
     #[serde(skip)]
     pub key_pem: String,
     /// Validity start (Unix ms).
@@ -230,7 +230,13 @@ pub fn get(conn: &Connection, name: &str) -> rusqlite::Result<Option<Stored>> {
     conn.query_row(&format!("SELECT {COLUMNS} FROM tls_certs WHERE name = ?1"), [name], row).optional()
 }
 
-/// Writes (or replaces) the certificate for `name`.
+/// The label the sealed key of certificate `name` is bound to.
+pub fn seal_label(name: &str) -> String {
+    format!("tls_certs:{name}")
+}
+
+/// Writes (or replaces) the certificate for `name`; `key_pem` is stored as given
+/// (sealed by the caller, see [`crate::keys::sealed_text`]).
 pub fn put(
     conn: &Connection,
     name: &str,

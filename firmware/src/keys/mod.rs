@@ -1,0 +1,268 @@
+//! The node's keys and sealed secrets, and which backend holds them.
+//!
+//! Opened once at start ([`Keys::open`]) and handed to the rest of the program as HAL
+//! traits: the node identity signs through a [`Keystore`], the LAN CA through an
+//! [`EcdsaKeystore`], and secrets kept in `data.db` (key seeds, the ACME account key,
+//! certificate keys) are sealed through a [`Sealer`]. Nothing else knows whether a TPM
+//! is there.
+//!
+//! - **software** (the default without a TPM): seeds and secrets are sealed with a key
+//!   derived from `machine.key`, a file beside `data.db` (mode 0600). A stolen backup
+//!   of `data.db` reveals nothing; someone who reads the whole disk does.
+//! - **tpm** (cargo feature `tpm`): the LAN CA's P-256 key is made inside the TPM and
+//!   never leaves it; a random wrapping key is sealed by the TPM and seals the rest
+//!   (TPM 2.0 has no Ed25519, so the identity seed is sealed, not held, by the TPM).
+//!   The disk alone reveals nothing; the database opens only on this machine.
+//!
+//! A database moved to another machine (or whose `machine.key` was lost) cannot open
+//! what was sealed: [`sweep`] sets those keys aside (renamed `name@orphaned-…`),
+//! deletes the secrets that can be made again, and says in the log what is regenerated.
+
+pub mod list;
+pub mod rotate;
+pub mod sealed_text;
+pub mod store;
+pub mod sweep;
+mod tpm;
+
+use crate::config::NodeConfig;
+use crate::storage::{Storage, StorageError};
+use crate::time::Clock;
+use fazt_hal::keystore::{
+    machine_secret, AeadSealer, EcdsaKeystore, EcdsaPublicKey, Error, KeyOrigin, Keystore, Sealer,
+    SoftwareKeystore,
+};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use store::DbKeyStore;
+pub use tpm::Tpm;
+
+/// The `node_keys` row of the TPM-sealed wrapping key.
+pub const MACHINE_KEY_ROW: &str = "machine-key";
+/// Its algorithm column.
+pub const TPM_SEALED: &str = "tpm-sealed";
+/// The algorithm column of a P-256 key held in a TPM.
+pub const P256_TPM: &str = "p256-tpm";
+
+/// Which keystore backend the configuration asks for (`keys.backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The TPM when there is one (its device exists), the software keystore otherwise.
+    Auto,
+    /// Never a TPM.
+    Software,
+    /// A TPM, or an error (unless `keys.tpm_fallback`).
+    Tpm,
+}
+
+/// How the keys are opened.
+#[derive(Debug, Clone)]
+pub struct KeySettings {
+    /// `keys.backend`.
+    pub backend: Backend,
+    /// `keys.tpm_tcti`.
+    pub tcti: String,
+    /// `keys.tpm_fallback`.
+    pub fallback: bool,
+    /// The machine secret file of the software backend.
+    pub machine_key: PathBuf,
+}
+
+impl KeySettings {
+    /// The settings of the node whose database is `data`.
+    pub fn from_config(config: &NodeConfig, data: &Path) -> Self {
+        KeySettings {
+            backend: match config.get("keys.backend") {
+                "software" => Backend::Software,
+                "tpm" => Backend::Tpm,
+                _ => Backend::Auto,
+            },
+            tcti: config.get("keys.tpm_tcti").to_string(),
+            fallback: config.get_bool("keys.tpm_fallback"),
+            machine_key: machine_key_path(data),
+        }
+    }
+}
+
+/// Where the machine secret of the node whose database is `data` lives: `machine.key`
+/// in the same directory (outside the database, so a backup does not carry it).
+pub fn machine_key_path(data: &Path) -> PathBuf {
+    let dir = data.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    dir.join("machine.key")
+}
+
+/// Why the keys could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum KeysError {
+    /// A TPM was asked for and this build has none.
+    #[error("keys.backend is tpm, but this fazt was built without TPM support (build it with --features tpm, or run `fazt config set keys.backend software`)")]
+    NotCompiled,
+    /// A TPM was asked for and is not usable.
+    #[error("keys.backend is tpm and the TPM is not usable: {0} (check keys.tpm_tcti, or set keys.tpm_fallback true to run on the software keystore)")]
+    TpmUnavailable(Error),
+    /// Keys are held by a TPM that is not available now.
+    #[error("this node's keys ({held}) are held by a TPM, which is not available: {why}. Fix the TPM (or keys.tpm_tcti); to give the node new keys instead, run `fazt keys reset`")]
+    TpmHeld {
+        /// The keys held there.
+        held: String,
+        /// Why the TPM is not available.
+        why: String,
+    },
+    /// A keystore operation failed.
+    #[error(transparent)]
+    Keystore(#[from] Error),
+    /// The database failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl From<rusqlite::Error> for KeysError {
+    fn from(err: rusqlite::Error) -> Self {
+        KeysError::Storage(err.into())
+    }
+}
+
+/// Where the keys are held, for status output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    /// Sealed with a machine secret file.
+    Software {
+        /// The file.
+        machine_key: PathBuf,
+    },
+    /// In and sealed by a TPM.
+    Tpm {
+        /// Its vendor string.
+        vendor: String,
+        /// How it is reached.
+        tcti: String,
+    },
+}
+
+impl Holder {
+    /// A one-line description.
+    pub fn describe(&self) -> String {
+        match self {
+            Holder::Software { machine_key } => format!("software (sealed with {})", machine_key.display()),
+            Holder::Tpm { vendor, tcti } => format!("TPM 2.0 '{vendor}' at {tcti}"),
+        }
+    }
+}
+
+/// The node's keystores, opened.
+#[derive(Debug)]
+pub struct Keys {
+    /// Ed25519 keys: the node identity.
+    pub identity: Arc<dyn Keystore>,
+    /// P-256 keys: the LAN CA.
+    pub ecdsa: Arc<dyn EcdsaKeystore>,
+    /// Seals secrets kept in `data.db`.
+    pub sealer: Arc<dyn Sealer>,
+    /// Where they are held.
+    pub holder: Holder,
+    /// What the start-up sweep did.
+    pub report: sweep::Report,
+    /// The TPM, when the keys are held by one.
+    pub tpm: Option<Arc<Tpm>>,
+}
+
+impl Keys {
+    /// Opens the keys of the node in `storage`: connects the TPM if configured, makes
+    /// the wrapping key on first use, seals what older versions stored in the clear and
+    /// sets aside what cannot be opened here (see the module docs).
+    pub fn open(
+        storage: &Arc<Storage>,
+        clock: &Arc<Clock>,
+        settings: &KeySettings,
+    ) -> Result<Keys, KeysError> {
+        rotate::finish_interrupted(storage, &settings.machine_key)?;
+        let held = tpm_held(storage)?;
+        let tpm = tpm::connect(settings, &held)?;
+        let file_sealer = |path: &Path| -> Result<Arc<AeadSealer>, Error> {
+            let (secret, created) = machine_secret(path)?;
+            if created {
+                tracing::info!(path = %path.display(), "created the machine secret that seals this node's keys (keep it out of backups)");
+            }
+            Ok(Arc::new(AeadSealer::new(secret, KeyOrigin::MachineFile, &path.display().to_string())))
+        };
+        let (sealer, previous, holder): (Arc<dyn Sealer>, Option<Arc<AeadSealer>>, Holder) = match &tpm {
+            Some(t) => {
+                // Rows sealed before the TPM was used open with the file key, if it is
+                // still there; the sweep seals them again under the TPM's key.
+                let previous = match settings.machine_key.exists() {
+                    true => Some(file_sealer(&settings.machine_key)?),
+                    false => None,
+                };
+                (tpm::wrapping_sealer(storage, clock, t)?, previous, tpm::holder(t))
+            }
+            None => (
+                file_sealer(&settings.machine_key)?,
+                None,
+                Holder::Software { machine_key: settings.machine_key.clone() },
+            ),
+        };
+        let report = sweep::run(
+            storage,
+            clock,
+            sealer.as_ref(),
+            previous.as_deref().map(|s| s as &dyn Sealer),
+            tpm.as_deref(),
+        )?;
+        for line in &report.regenerated {
+            tracing::warn!("{line}");
+        }
+        if report.sealed > 0 {
+            tracing::info!(count = report.sealed, "sealed secrets that an older version kept in the clear");
+        }
+        let db = DbKeyStore::new(storage.clone(), clock.clone(), sealer.clone());
+        let software = Arc::new(SoftwareKeystore::new(db.clone()));
+        let ecdsa: Arc<dyn EcdsaKeystore> = match &tpm {
+            Some(t) => Arc::new(Routed {
+                software: software.clone(),
+                tpm: tpm::keystore(t.clone(), db),
+                storage: storage.clone(),
+            }),
+            None => software.clone(),
+        };
+        Ok(Keys { identity: software, ecdsa, sealer, holder, report, tpm })
+    }
+}
+
+/// The names of keys held or sealed by a TPM.
+pub fn tpm_held(storage: &Storage) -> Result<Vec<String>, StorageError> {
+    storage.read_blocking(|c| {
+        let mut stmt = c.prepare(
+            "SELECT name FROM node_keys WHERE algorithm IN ('tpm-sealed', 'p256-tpm') AND name NOT LIKE '%@%' ORDER BY name",
+        )?;
+        let names = stmt.query_map([], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+        Ok(names)
+    })
+}
+
+/// P-256 keys in TPM mode: a key made before the TPM was used stays in software (sealed
+/// by the TPM's key) until it is rotated; new keys are made inside the TPM.
+#[derive(Debug)]
+struct Routed {
+    software: Arc<SoftwareKeystore<DbKeyStore>>,
+    tpm: Arc<dyn EcdsaKeystore>,
+    storage: Arc<Storage>,
+}
+
+impl Routed {
+    fn pick(&self, name: &str) -> Result<&dyn EcdsaKeystore, Error> {
+        match store::raw_row(&self.storage, name)? {
+            Some((algorithm, _)) if algorithm == "p256" => Ok(self.software.as_ref()),
+            _ => Ok(self.tpm.as_ref()),
+        }
+    }
+}
+
+impl EcdsaKeystore for Routed {
+    fn ecdsa_public_key(&self, name: &str) -> Result<EcdsaPublicKey, Error> {
+        self.pick(name)?.ecdsa_public_key(name)
+    }
+
+    fn ecdsa_sign(&self, name: &str, message: &[u8]) -> Result<Vec<u8>, Error> {
+        self.pick(name)?.ecdsa_sign(name, message)
+    }
+}

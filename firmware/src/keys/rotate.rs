@@ -1,0 +1,232 @@
+//! `fazt keys rotate`: replacing a key, with the node stopped.
+//!
+//! - `machine`: a new wrapping key; every sealed secret is opened with the old one and
+//!   sealed with the new one in one transaction. With the software backend the new
+//!   secret is written to `machine.key.new` first and renamed over `machine.key` after
+//!   the commit; [`finish_interrupted`] completes or undoes a rotation that a crash cut
+//!   between the two.
+//! - `lan-ca`, `node`: the key is set aside; the next start makes a new one (in the TPM
+//!   when there is one), with a new CA certificate or a new node id.
+//! - `acme`: the stored ACME accounts are forgotten; the next order registers anew.
+
+use super::{sealed_text, store, sweep, KeySettings, Keys, KeysError, MACHINE_KEY_ROW, P256_TPM, TPM_SEALED};
+use crate::storage::{Storage, StorageError};
+use crate::time::Clock;
+use fazt_hal::keystore::{machine_secret, AeadSealer, Error, KeyOrigin, Sealer};
+use rusqlite::{params, Connection};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What to rotate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Target {
+    /// The wrapping key that seals every secret.
+    Machine,
+    /// The LAN certificate authority's key (and so its certificate).
+    LanCa,
+    /// The node identity key (and so the node id).
+    Node,
+    /// The ACME account keys.
+    Acme,
+}
+
+fn pending_path(machine_key: &Path) -> PathBuf {
+    let mut name = machine_key.as_os_str().to_owned();
+    name.push(".new");
+    PathBuf::from(name)
+}
+
+/// Rotates `target` for the node in `storage` (which must be stopped); returns what
+/// was done, for the user.
+pub fn rotate(
+    storage: &Arc<Storage>,
+    clock: &Arc<Clock>,
+    settings: &KeySettings,
+    target: Target,
+) -> Result<String, KeysError> {
+    match target {
+        Target::LanCa => {
+            sweep::orphan(storage, clock, crate::net::tls::lan_ca::CA_KEY_NAME)?;
+            storage.write_blocking(|c| {
+                c.execute("DELETE FROM lan_ca", [])?;
+                c.execute("DELETE FROM tls_certs WHERE source = 'lan'", [])?;
+                Ok::<_, StorageError>(())
+            })?;
+            Ok("the LAN CA key was set aside; the next start makes a new CA (clients must download and trust its certificate again)".into())
+        }
+        Target::Node => {
+            sweep::orphan(storage, clock, crate::beacon::identity::KEY_NAME)?;
+            Ok("the node identity key was set aside; the next start makes a new identity with a new node id"
+                .into())
+        }
+        Target::Acme => {
+            let n = storage
+                .write_blocking(|c| Ok::<_, StorageError>(c.execute("DELETE FROM acme_accounts", [])?))?;
+            Ok(format!("{n} ACME account(s) forgotten; the next certificate order registers a new account"))
+        }
+        Target::Machine => rotate_machine(storage, clock, settings),
+    }
+}
+
+fn rotate_machine(
+    storage: &Arc<Storage>,
+    clock: &Arc<Clock>,
+    settings: &KeySettings,
+) -> Result<String, KeysError> {
+    let keys = Keys::open(storage, clock, settings)?;
+    let old = keys.sealer.clone();
+    // ThreadRng is a CSPRNG seeded from the OS.
+    let fresh: [u8; 32] = rand::random();
+    match old.origin() {
+        KeyOrigin::MachineFile => {
+            let pending = pending_path(&settings.machine_key);
+            let _ = std::fs::remove_file(&pending);
+            let (secret, _) = machine_secret(&pending)?;
+            let new =
+                AeadSealer::new(secret, KeyOrigin::MachineFile, &settings.machine_key.display().to_string());
+            let count = storage.write_blocking(|c| {
+                let tx = c.transaction()?;
+                let n = reseal_all(&tx, old.as_ref(), &new)?;
+                tx.commit()?;
+                Ok::<_, KeysError>(n)
+            })?;
+            std::fs::rename(&pending, &settings.machine_key).map_err(|e| Error::Storage {
+                what: format!("renaming {}", pending.display()),
+                err: Box::new(e),
+            })?;
+            sync_dir(&settings.machine_key);
+            Ok(format!("{count} secret(s) sealed again under a new {}", settings.machine_key.display()))
+        }
+        KeyOrigin::Tpm => {
+            let blob = seal_in_tpm(&keys, &fresh)?;
+            let new = AeadSealer::new(fresh, KeyOrigin::Tpm, &old.describe());
+            let count = storage.write_blocking(|c| {
+                let tx = c.transaction()?;
+                let n = reseal_all(&tx, old.as_ref(), &new)?;
+                tx.execute(
+                    "UPDATE node_keys SET seed = ?2 WHERE name = ?1 AND algorithm = ?3",
+                    params![MACHINE_KEY_ROW, blob, TPM_SEALED],
+                )?;
+                tx.commit()?;
+                Ok::<_, KeysError>(n)
+            })?;
+            Ok(format!("{count} secret(s) sealed again under a new wrapping key sealed by the TPM"))
+        }
+    }
+}
+
+#[cfg(feature = "tpm")]
+fn seal_in_tpm(keys: &Keys, key: &[u8; 32]) -> Result<Vec<u8>, KeysError> {
+    let tpm = keys.tpm.as_ref().ok_or_else(|| Error::Device("the keys are not held by a TPM".into()))?;
+    Ok(tpm.seal(key)?)
+}
+
+#[cfg(not(feature = "tpm"))]
+fn seal_in_tpm(_: &Keys, _: &[u8; 32]) -> Result<Vec<u8>, KeysError> {
+    Err(KeysError::NotCompiled)
+}
+
+/// Opens every sealed secret with `old` and seals it with `new`; returns how many.
+fn reseal_all(tx: &Connection, old: &dyn Sealer, new: &dyn Sealer) -> Result<usize, KeysError> {
+    let mut count = 0;
+    let rows: Vec<(String, Vec<u8>)> = tx
+        .prepare("SELECT name, seed FROM node_keys WHERE name NOT LIKE '%@%' AND algorithm NOT IN (?1, ?2)")?
+        .query_map([P256_TPM, TPM_SEALED], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (name, material) in rows {
+        let label = store::seal_label(&name);
+        let plain = match material.len() {
+            32 => material,
+            _ => old.unseal(&label, &material)?,
+        };
+        tx.execute(
+            "UPDATE node_keys SET seed = ?2 WHERE name = ?1",
+            params![name, new.seal(&label, &plain)?],
+        )?;
+        count += 1;
+    }
+    for (table, key, column) in
+        [("acme_accounts", "directory", "credentials"), ("tls_certs", "name", "key_pem")]
+    {
+        let rows: Vec<(String, String)> = tx
+            .prepare(&format!("SELECT {key}, {column} FROM {table}"))?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        for (id, stored) in rows {
+            let label = format!("{table}:{id}");
+            let plain = sealed_text::open(old, &label, &stored)?;
+            let sealed = sealed_text::seal(new, &label, &plain)?;
+            tx.execute(&format!("UPDATE {table} SET {column} = ?2 WHERE {key} = ?1"), params![id, sealed])?;
+            count += 1;
+        }
+    }
+    Ok(count)
+}
+
+fn sync_dir(path: &Path) {
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+}
+
+/// Completes a machine-key rotation that a crash interrupted: if `machine.key.new`
+/// exists and the database's secrets open with it, the commit happened and the file is
+/// renamed into place; otherwise the rotation never committed and the file is removed.
+pub fn finish_interrupted(storage: &Storage, machine_key: &Path) -> Result<(), KeysError> {
+    let pending = pending_path(machine_key);
+    if !pending.exists() {
+        return Ok(());
+    }
+    let (secret, _) = machine_secret(&pending)?;
+    let new = AeadSealer::new(secret, KeyOrigin::MachineFile, &pending.display().to_string());
+    let sample: Option<(String, Vec<u8>)> = storage.read_blocking(|c| {
+        use rusqlite::OptionalExtension;
+        Ok::<_, StorageError>(
+            c.query_row(
+                "SELECT name, seed FROM node_keys WHERE name NOT LIKE '%@%' AND length(seed) > 32 AND algorithm NOT IN (?1, ?2) LIMIT 1",
+                [P256_TPM, TPM_SEALED],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?,
+        )
+    })?;
+    let committed = sample.is_some_and(|(name, blob)| new.unseal(&store::seal_label(&name), &blob).is_ok());
+    if committed {
+        std::fs::rename(&pending, machine_key).map_err(|e| Error::Storage {
+            what: format!("renaming {}", pending.display()),
+            err: Box::new(e),
+        })?;
+        tracing::warn!("completed a machine key rotation that was interrupted");
+    } else {
+        let _ = std::fs::remove_file(&pending);
+    }
+    sync_dir(machine_key);
+    Ok(())
+}
+
+/// Sets every key aside and forgets every secret sealed with them (ACME accounts,
+/// stored certificates, the LAN CA certificate); the next start makes new ones.
+/// Returns what was done, for the user.
+pub fn reset(storage: &Storage, clock: &Clock) -> Result<Vec<String>, KeysError> {
+    let suffix = format!("@orphaned-{}", clock.now_millis());
+    storage.write_blocking(|c| {
+        let tx = c.transaction()?;
+        let keys = tx.execute("UPDATE node_keys SET name = name || ?1 WHERE name NOT LIKE '%@%'", [&suffix])?;
+        let accounts = tx.execute("DELETE FROM acme_accounts", [])?;
+        let custom: Vec<String> = tx
+            .prepare("SELECT name FROM tls_certs WHERE source = 'custom' ORDER BY name")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let certs = tx.execute("DELETE FROM tls_certs", [])?;
+        tx.execute("DELETE FROM lan_ca", [])?;
+        tx.commit()?;
+        let mut out = vec![
+            format!("{keys} key(s) set aside; the next start makes a new node identity (a new node id) and a new LAN CA"),
+            format!("{accounts} ACME account(s) and {certs} certificate(s) forgotten; ACME certificates are obtained again"),
+        ];
+        out.extend(custom.iter().map(|n| format!("custom certificate for {n} removed: add it again with `fazt cert add`")));
+        Ok(out)
+    })
+}

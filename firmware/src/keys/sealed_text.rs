@@ -1,0 +1,61 @@
+//! Secrets kept in text columns (an ACME account's JSON, a certificate's private key
+//! PEM), sealed: `sealed:` followed by the base64 of the sealed blob.
+//!
+//! A value without the prefix was written before sealing existed; it is read as is,
+//! and the start-up sweep ([`super::sweep`]) seals it.
+
+use base64::Engine as _;
+use fazt_hal::keystore::{Error, KeyOrigin, Sealer};
+
+/// The prefix that marks a sealed text value.
+pub const PREFIX: &str = "sealed:";
+
+/// Seals `text` under `label` (the row it is stored in).
+pub fn seal(sealer: &dyn Sealer, label: &str, text: &str) -> Result<String, Error> {
+    Ok(encode(&sealer.seal(label, text.as_bytes())?))
+}
+
+/// The text form of a sealed blob.
+pub fn encode(blob: &[u8]) -> String {
+    format!("{PREFIX}{}", base64::engine::general_purpose::STANDARD_NO_PAD.encode(blob))
+}
+
+/// The sealed blob inside a stored value, or `None` for a plain (older) value.
+pub fn blob_of(stored: &str) -> Option<Result<Vec<u8>, ()>> {
+    let encoded = stored.strip_prefix(PREFIX)?;
+    Some(base64::engine::general_purpose::STANDARD_NO_PAD.decode(encoded).map_err(|_| ()))
+}
+
+/// Which key sealed a stored value (`None` for a plain value).
+pub fn origin_of(stored: &str) -> Option<KeyOrigin> {
+    KeyOrigin::of(&blob_of(stored)?.ok()?)
+}
+
+/// Opens a stored value: unseals it, or returns an older plain value as it is.
+pub fn open(sealer: &dyn Sealer, label: &str, stored: &str) -> Result<String, Error> {
+    let Some(blob) = blob_of(stored) else { return Ok(stored.to_string()) };
+    let blob = blob.map_err(|()| Error::Corrupt(label.to_string()))?;
+    let plain = sealer.unseal(label, &blob)?;
+    String::from_utf8(plain).map_err(|_| Error::Corrupt(label.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fazt_hal::keystore::{AeadSealer, ErrorKind};
+
+    #[test]
+    fn round_trip_plain_values_and_damage() {
+        let sealer = AeadSealer::new([5; 32], KeyOrigin::MachineFile, "test");
+        let stored = seal(&sealer, "acme:x", "{\"key\":\"secret\"}").unwrap();
+        assert!(stored.starts_with(PREFIX) && !stored.contains("secret"));
+        assert_eq!(open(&sealer, "acme:x", &stored).unwrap(), "{\"key\":\"secret\"}");
+        assert_eq!(origin_of(&stored), Some(KeyOrigin::MachineFile));
+        assert_eq!(open(&sealer, "acme:x", "-----BEGIN KEY").unwrap(), "-----BEGIN KEY");
+        assert_eq!(origin_of("plain"), None);
+        assert_eq!(open(&sealer, "acme:x", "sealed:!!").unwrap_err().kind(), ErrorKind::Corrupt);
+        assert!(open(&sealer, "acme:y", &stored).is_err(), "bound to its row");
+        let other = AeadSealer::new([6; 32], KeyOrigin::MachineFile, "other");
+        assert_eq!(open(&other, "acme:x", &stored).unwrap_err().kind(), ErrorKind::SealedElsewhere);
+    }
+}

@@ -1,0 +1,155 @@
+//! The TPM backend against a real software TPM: Debian's `swtpm`, started here on
+//! loopback ports (install it with `tests/setup-tpm`). Built only with `--features tpm`.
+#![cfg(feature = "tpm")]
+
+use fazt_hal::keystore::tpm::{Tpm, TpmKeystore, P256_TPM};
+use fazt_hal::keystore::{BlobStore, EcdsaKeystore, ErrorKind, MemoryBlobs};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A running swtpm; killed on drop.
+struct Swtpm {
+    child: Child,
+    port: u16,
+}
+
+impl Swtpm {
+    fn start(state: &Path) -> Swtpm {
+        // Two consecutive free ports: the TPM and its control channel.
+        let port = loop {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let p = l.local_addr().unwrap().port();
+            if p < 65000 && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+                break p;
+            }
+        };
+        Swtpm::start_on(state, port)
+    }
+
+    fn start_on(state: &Path, port: u16) -> Swtpm {
+        let child = Command::new("swtpm")
+            .args(["socket", "--tpm2", "--tpmstate"])
+            .arg(format!("dir={}", state.display()))
+            .args(["--server", &format!("type=tcp,port={port},bindaddr=127.0.0.1")])
+            .args(["--ctrl", &format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1)])
+            .args(["--flags", "not-need-init,startup-clear"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("swtpm is not installed: run tests/setup-tpm");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "swtpm did not start listening on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Swtpm { child, port }
+    }
+
+    fn tcti(&self) -> String {
+        format!("swtpm:host=127.0.0.1,port={}", self.port)
+    }
+}
+
+impl Drop for Swtpm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn keys_are_made_in_the_tpm_and_signatures_verify_outside_it() {
+    let state = tempfile::tempdir().unwrap();
+    let swtpm = Swtpm::start(state.path());
+    let tpm = Arc::new(Tpm::connect(&swtpm.tcti()).unwrap());
+    assert_eq!(tpm.info().manufacturer, "IBM", "swtpm reports IBM: {:?}", tpm.info());
+    let blobs = MemoryBlobs::default();
+    let keys = TpmKeystore::new(tpm.clone(), blobs);
+    let public = keys.ecdsa_public_key("lan-ca-p256").unwrap();
+    assert_eq!(public.0.len(), 65);
+    assert_eq!(keys.ecdsa_public_key("lan-ca-p256").unwrap(), public, "created once");
+    for message in [&b""[..], b"x", &[0xAA; 5000]] {
+        let der = keys.ecdsa_sign("lan-ca-p256", message).unwrap();
+        assert!(public.verify(message, &der), "the p256 crate accepts the TPM's signature");
+        assert!(!public.verify(b"another message", &der));
+    }
+    let other = keys.ecdsa_public_key("other").unwrap();
+    assert_ne!(other, public);
+}
+
+#[test]
+fn keys_and_sealed_secrets_survive_a_tpm_and_node_restart() {
+    let state = tempfile::tempdir().unwrap();
+    let blobs = Arc::new(MemoryBlobs::default());
+    let (public, sealed, port) = {
+        let swtpm = Swtpm::start(state.path());
+        let tpm = Arc::new(Tpm::connect(&swtpm.tcti()).unwrap());
+        let keys = TpmKeystore::new(tpm.clone(), blobs.clone());
+        (keys.ecdsa_public_key("ca").unwrap(), tpm.seal(&[9u8; 32]).unwrap(), swtpm.port)
+    };
+    // A new swtpm process on the same state: a power cycle of the machine.
+    let swtpm = Swtpm::start_on(state.path(), port);
+    let tpm = Arc::new(Tpm::connect(&swtpm.tcti()).unwrap());
+    assert_eq!(tpm.unseal("wrapping-key", &sealed).unwrap(), vec![9u8; 32]);
+    let keys = TpmKeystore::new(tpm, blobs.clone());
+    assert_eq!(keys.ecdsa_public_key("ca").unwrap(), public);
+    let der = keys.ecdsa_sign("ca", b"after restart").unwrap();
+    assert!(public.verify(b"after restart", &der));
+    assert_eq!(blobs.load_blob("ca").unwrap().unwrap().0, P256_TPM);
+}
+
+#[test]
+fn blobs_from_another_tpm_are_refused_as_sealed_elsewhere() {
+    let (a_state, b_state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (Swtpm::start(a_state.path()), Swtpm::start(b_state.path()));
+    let tpm_a = Tpm::connect(&a.tcti()).unwrap();
+    let tpm_b = Arc::new(Tpm::connect(&b.tcti()).unwrap());
+    let sealed = tpm_a.seal(b"secret").unwrap();
+    let err = tpm_b.unseal("wrapping-key", &sealed).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::SealedElsewhere, "{err}");
+    assert!(err.to_string().contains("another TPM"), "{err}");
+    let (key_blob, _) = tpm_a.create_p256().unwrap();
+    let err = tpm_b.sign_p256("ca", &key_blob, b"m").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::SealedElsewhere, "{err}");
+    // Damaged blobs are reported as damaged, whatever the damage.
+    for cut in [0, 3, 4, 10, key_blob.len() - 1] {
+        let err = tpm_a.sign_p256("ca", &key_blob[..cut], b"m").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Corrupt, "cut at {cut}: {err}");
+    }
+    let mut flipped = key_blob.clone();
+    let last = flipped.len() - 5;
+    flipped[last] ^= 1;
+    assert!(tpm_a.sign_p256("ca", &flipped, b"m").is_err());
+}
+
+#[test]
+fn an_absent_tpm_or_a_bad_tcti_is_a_clear_error() {
+    let free = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let err = Tpm::connect(&format!("swtpm:host=127.0.0.1,port={free}")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Device);
+    assert!(err.to_string().contains("cannot reach the TPM"), "{err}");
+    let err = Tpm::connect("device:/nonexistent/tpmrm0").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Device);
+    for bad in ["", "carrier-pigeon", "swtpm:host=127.0.0.1,port=notaport"] {
+        let err = Tpm::connect(bad).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Device, "{bad:?}: {err}");
+    }
+}
+
+#[test]
+fn an_owner_password_on_the_tpm_is_a_clear_error() {
+    let state = tempfile::tempdir().unwrap();
+    let swtpm = Swtpm::start(state.path());
+    let status = Command::new("tpm2_changeauth")
+        .args(["-c", "owner", "s3cret"])
+        .env("TPM2TOOLS_TCTI", swtpm.tcti())
+        .status()
+        .expect("tpm2-tools is not installed: run tests/setup-tpm");
+    assert!(status.success());
+    let err = Tpm::connect(&swtpm.tcti()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Device);
+    assert!(err.to_string().contains("owner password"), "{err}");
+}

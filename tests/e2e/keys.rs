@@ -1,0 +1,467 @@
+//! Keys and sealed secrets: the software keystore (machine.key beside data.db), a
+//! database moved to another machine, rotation, and, with `--features tpm`, a real
+//! software TPM (Debian's `swtpm`, started here on loopback; `tests/setup-tpm`).
+
+use crate::https::{curl, https_node, https_port, log};
+use crate::support::{fazt_bin, Node};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The node id the node printed at start.
+fn node_id(node: &Node) -> String {
+    node.stdout
+        .lines()
+        .find_map(|l| l.split("(node ").nth(1))
+        .map(|rest| rest.trim_end_matches(')').to_string())
+        .unwrap_or_else(|| panic!("no node id in:\n{}", node.stdout))
+}
+
+/// The LAN CA certificate, downloaded through the CLI.
+fn lan_ca(node: &Node, file: &str) -> (PathBuf, String) {
+    let path = node.dir.path().join(file);
+    node.cli_ok(&["cert", "ca", "-o", path.to_str().unwrap()]);
+    let pem = std::fs::read_to_string(&path).unwrap();
+    (path, pem)
+}
+
+/// `https://localhost/` through curl, verified against `ca`.
+fn verified_get(node: &Node, ca: &Path) -> Output {
+    let port = https_port(node);
+    curl(&["--cacert", ca.to_str().unwrap(), &format!("https://localhost:{port}/")], port, "localhost")
+}
+
+/// Every `(name, algorithm, material)` row of node_keys.
+fn key_rows(data: &Path) -> Vec<(String, String, Vec<u8>)> {
+    let conn = rusqlite::Connection::open(data).unwrap();
+    let mut stmt = conn.prepare("SELECT name, algorithm, seed FROM node_keys ORDER BY name").unwrap();
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
+/// Puts a copy of `from`'s database (a backup) in place of `to`'s; both stopped.
+fn copy_db(from: &Node, to: &Node) {
+    let backup = from.dir.path().join(format!("copy-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&backup);
+    from.cli_ok(&["backup", "create", backup.to_str().unwrap()]);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", to.data().display()));
+    }
+    std::fs::copy(&backup, to.data()).unwrap();
+}
+
+/// Runs `fazt <args>` on `data` with no node running.
+fn offline(data: &Path, args: &[&str]) -> Output {
+    Command::new(fazt_bin()).args(args).env("FAZT_DATA", data).output().unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Starts a node on an existing data file and returns its output if it fails to start.
+fn start_fails(data: &Path) -> String {
+    let out = Command::new(fazt_bin())
+        .args(["server", "start", "--listen", "127.0.0.1", "--port", "0", "--data"])
+        .arg(data)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the node started:\n{}", String::from_utf8_lossy(&out.stdout));
+    stderr(&out)
+}
+
+#[test]
+fn keys_software_secrets_are_sealed_with_the_machine_key_and_never_stored_in_the_clear() {
+    let mut node = https_node(&[("https.mode", "lan")]);
+    let id = node_id(&node);
+    let (ca, ca_pem) = lan_ca(&node, "ca.pem");
+    assert!(verified_get(&node, &ca).status.success(), "{}", log(&node));
+    node.stop();
+
+    let key = node.dir.path().join("machine.key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::read(&key).unwrap().len(), 32);
+    for (name, _, material) in key_rows(&node.data()) {
+        assert_eq!(material.len(), 1 + 12 + 32 + 16, "{name} is a sealed seed");
+        assert_eq!(material[0], 0xF1, "{name} is sealed by the machine file");
+    }
+    // A backup file holds no private key in the clear.
+    let backup = node.dir.path().join("backup.db");
+    node.cli_ok(&["backup", "create", backup.to_str().unwrap()]);
+    let bytes = std::fs::read(&backup).unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(!text.contains("PRIVATE KEY"), "a PEM private key is in the backup");
+    let listed = node.cli_ok(&["keys", "list"]);
+    assert!(listed.contains("node (ed25519)") && listed.contains("sealed with machine.key"), "{listed}");
+    assert!(listed.contains("certificate-key lan"), "{listed}");
+    assert!(!listed.contains("in the clear"), "{listed}");
+
+    // Restart: same identity, same CA, secrets open.
+    node.spawn();
+    assert_eq!(node_id(&node), id);
+    assert_eq!(lan_ca(&node, "ca2.pem").1, ca_pem);
+    assert!(verified_get(&node, &ca).status.success());
+}
+
+#[test]
+fn keys_a_database_moved_without_its_machine_key_gets_new_keys_and_says_so() {
+    let mut node = https_node(&[("https.mode", "lan")]);
+    let id = node_id(&node);
+    let (_, ca_pem) = lan_ca(&node, "ca.pem");
+    node.stop();
+
+    // With its machine key, the copy is the same node.
+    let mut same = https_node(&[("https.mode", "lan")]);
+    same.stop();
+    copy_db(&node, &same);
+    std::fs::copy(node.dir.path().join("machine.key"), same.dir.path().join("machine.key")).unwrap();
+    same.spawn();
+    assert_eq!(node_id(&same), id);
+    same.stop();
+
+    // Without it, the keys cannot be opened: new identity, new CA, the node serves.
+    let mut moved = https_node(&[("https.mode", "lan")]);
+    moved.stop();
+    copy_db(&node, &moved);
+    moved.spawn();
+    assert_ne!(node_id(&moved), id, "a new identity");
+    let (ca, new_pem) = lan_ca(&moved, "ca.pem");
+    assert_ne!(new_pem, ca_pem, "a new LAN CA");
+    assert!(verified_get(&moved, &ca).status.success(), "{}", log(&moved));
+    let text = log(&moved);
+    assert!(text.contains("a new identity (a new node id) is created"), "{text}");
+    assert!(text.contains("a new LAN CA is created"), "{text}");
+    let listed = moved.cli_ok(&["keys", "list"]);
+    assert!(listed.contains("node@orphaned-") && listed.contains("set aside"), "{listed}");
+}
+
+#[test]
+fn keys_sealed_in_the_clear_by_an_older_version_are_sealed_at_start() {
+    let mut node = Node::start();
+    let id = node_id(&node);
+    node.stop();
+    // What an older fazt stored: the plain 32-byte seed, no public key column value.
+    let seed: [u8; 32] = [7; 32];
+    {
+        let conn = rusqlite::Connection::open(node.data()).unwrap();
+        conn.execute("UPDATE node_keys SET seed = ?1, public_key = NULL WHERE name = 'node'", [&seed[..]])
+            .unwrap();
+    }
+    let offline_status = offline(&node.data(), &["beacon", "status"]);
+    let before = String::from_utf8_lossy(&offline_status.stdout).into_owned();
+    node.spawn();
+    let old_seed_id = node_id(&node);
+    assert_ne!(old_seed_id, id, "the identity is now the one of the stored seed");
+    assert!(before.contains(&old_seed_id), "offline status derives the id from a plain seed: {before}");
+    node.stop();
+    let rows = key_rows(&node.data());
+    let (_, _, material) = rows.iter().find(|r| r.0 == "node").unwrap();
+    assert_eq!(material[0], 0xF1, "sealed at start");
+    node.spawn();
+    assert_eq!(node_id(&node), old_seed_id, "and still the same identity");
+}
+
+#[test]
+fn keys_rotate_machine_keeps_every_secret_and_rotate_node_asks_first() {
+    let mut node = https_node(&[("https.mode", "lan")]);
+    let id = node_id(&node);
+    let (ca, ca_pem) = lan_ca(&node, "ca.pem");
+    // Rotating needs the node stopped.
+    let busy = node.cli(&["keys", "rotate", "machine"]);
+    assert!(!busy.status.success() && stderr(&busy).contains("stopped"), "{}", stderr(&busy));
+    node.stop();
+    let old_key = std::fs::read(node.dir.path().join("machine.key")).unwrap();
+    let out = node.cli_ok(&["keys", "rotate", "machine"]);
+    assert!(out.contains("sealed again"), "{out}");
+    assert_ne!(std::fs::read(node.dir.path().join("machine.key")).unwrap(), old_key);
+    assert!(!node.dir.path().join("machine.key.new").exists());
+    node.spawn();
+    assert_eq!(node_id(&node), id);
+    assert_eq!(lan_ca(&node, "ca2.pem").1, ca_pem);
+    assert!(verified_get(&node, &ca).status.success(), "{}", log(&node));
+    node.stop();
+
+    // The node key: refused without --yes (nothing changes), then a new id.
+    let refused = node.cli(&["keys", "rotate", "node"]);
+    assert!(!refused.status.success() && stderr(&refused).contains("--yes"));
+    node.spawn();
+    assert_eq!(node_id(&node), id);
+    node.stop();
+    node.cli_ok(&["keys", "rotate", "node", "--yes"]);
+    node.cli_ok(&["keys", "rotate", "lan-ca"]);
+    node.spawn();
+    assert_ne!(node_id(&node), id);
+    let (new_ca, new_pem) = lan_ca(&node, "ca3.pem");
+    assert_ne!(new_pem, ca_pem);
+    assert!(verified_get(&node, &new_ca).status.success());
+    assert!(!verified_get(&node, &ca).status.success(), "the old CA no longer verifies the node");
+}
+
+#[test]
+fn keys_an_interrupted_machine_key_rotation_is_finished_or_undone() {
+    let mut node = Node::start();
+    let id = node_id(&node);
+    node.stop();
+    // A crash before the commit: machine.key.new exists, the rows are under the old key.
+    let pending = node.dir.path().join("machine.key.new");
+    std::fs::write(&pending, [9u8; 32]).unwrap();
+    node.spawn();
+    assert_eq!(node_id(&node), id);
+    assert!(!pending.exists(), "an uncommitted rotation is undone");
+}
+
+#[test]
+fn keys_hostile_settings_and_damaged_secrets_give_clear_errors_and_change_nothing() {
+    let mut node = Node::start();
+    node.stop();
+    let data = node.data();
+    let before = key_rows(&data);
+
+    // A damaged machine key: the node refuses to start and leaves the file alone.
+    let key = node.dir.path().join("machine.key");
+    let good = std::fs::read(&key).unwrap();
+    std::fs::write(&key, b"short").unwrap();
+    let err = start_fails(&data);
+    assert!(err.contains("machine.key") && err.contains("damaged"), "{err}");
+    assert_eq!(std::fs::read(&key).unwrap(), b"short");
+    assert_eq!(key_rows(&data), before);
+    std::fs::write(&key, &good).unwrap();
+
+    for (k, v) in [("keys.backend", "hsm"), ("keys.tpm_fallback", "maybe"), ("keys.tpm_tcti", "a\nb")] {
+        let out = offline(&data, &["config", "set", k, v]);
+        assert!(!out.status.success(), "{k}={v:?} was accepted");
+    }
+    for bad in [
+        &["keys", "rotate", "everything"][..],
+        &["keys", "reset"],
+        &["keys", "list", "--data", "/nonexistent/data.db"],
+    ] {
+        let out = offline(&data, bad);
+        assert!(!out.status.success(), "{bad:?}");
+    }
+    assert_eq!(key_rows(&data), before);
+    node.spawn();
+}
+
+#[cfg(not(feature = "tpm"))]
+#[test]
+fn keys_a_build_without_tpm_support_says_so() {
+    let mut node = Node::start();
+    node.stop();
+    let data = node.data();
+    let out = offline(&data, &["hal", "tpm", "status"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("not compiled") || stderr(&out).contains("without TPM support"),
+        "{}",
+        stderr(&out)
+    );
+    offline(&data, &["config", "set", "keys.backend", "tpm"]);
+    let err = start_fails(&data);
+    assert!(err.contains("without TPM support"), "{err}");
+    // Allowed to fall back: the node runs on the software keystore.
+    assert!(offline(&data, &["config", "set", "keys.tpm_fallback", "true"]).status.success());
+    node.spawn();
+    // A database whose keys a TPM holds cannot be opened by this build.
+    node.stop();
+    {
+        let conn = rusqlite::Connection::open(&data).unwrap();
+        conn.execute("UPDATE node_keys SET algorithm = 'p256-tpm' WHERE name = 'node'", []).unwrap();
+    }
+    let err = start_fails(&data);
+    assert!(err.contains("held by a TPM") && err.contains("fazt keys reset"), "{err}");
+}
+
+#[cfg(feature = "tpm")]
+mod tpm {
+    //! Against a real software TPM: Debian's swtpm on loopback ports.
+    use super::*;
+    use std::net::{TcpListener, TcpStream};
+    use std::process::{Child, Stdio};
+    use std::time::{Duration, Instant};
+
+    /// A running swtpm; killed on drop.
+    pub struct Swtpm {
+        child: Child,
+        pub port: u16,
+    }
+
+    impl Swtpm {
+        pub fn start(state: &Path) -> Swtpm {
+            let port = loop {
+                let p = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+                if p < 65000 && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+                    break p;
+                }
+            };
+            Swtpm::start_on(state, port)
+        }
+
+        pub fn start_on(state: &Path, port: u16) -> Swtpm {
+            std::fs::create_dir_all(state).unwrap();
+            let child = Command::new("swtpm")
+                .args(["socket", "--tpm2", "--tpmstate"])
+                .arg(format!("dir={}", state.display()))
+                .args(["--server", &format!("type=tcp,port={port},bindaddr=127.0.0.1")])
+                .args(["--ctrl", &format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1)])
+                .args(["--flags", "not-need-init,startup-clear"])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("swtpm is not installed: run tests/setup-tpm");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(Instant::now() < deadline, "swtpm did not listen on {port}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Swtpm { child, port }
+        }
+
+        pub fn tcti(&self) -> String {
+            format!("swtpm:host=127.0.0.1,port={}", self.port)
+        }
+
+        pub fn stop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    impl Drop for Swtpm {
+        fn drop(&mut self) {
+            self.stop();
+        }
+    }
+
+    /// A node whose keys are in `swtpm` from its first start, serving HTTPS (LAN CA).
+    fn tpm_node(swtpm: &Swtpm) -> Node {
+        let tcti = swtpm.tcti();
+        let mut node =
+            Node::init_with(&[("https.mode", "lan"), ("keys.backend", "tpm"), ("keys.tpm_tcti", &tcti)]);
+        node.extra_args = vec!["--https-port".into(), "0".into()];
+        node.log = Some(node.dir.path().join("node.log"));
+        node.spawn();
+        node
+    }
+
+    #[test]
+    fn keys_tpm_holds_the_ca_key_and_seals_the_rest_across_restarts() {
+        let state = tempfile::tempdir().unwrap();
+        let mut swtpm = Swtpm::start(state.path());
+        let mut node = tpm_node(&swtpm);
+        let id = node_id(&node);
+        let (ca, ca_pem) = lan_ca(&node, "ca.pem");
+        // The LAN certificate was signed inside the TPM; curl checks it outside.
+        assert!(verified_get(&node, &ca).status.success(), "{}", log(&node));
+        node.stop();
+        let rows = key_rows(&node.data());
+        let algorithm = |n: &str| rows.iter().find(|r| r.0 == n).map(|r| r.1.clone()).unwrap();
+        assert_eq!(algorithm("lan-ca-p256"), "p256-tpm");
+        assert_eq!(algorithm("machine-key"), "tpm-sealed");
+        let node_row = rows.iter().find(|r| r.0 == "node").unwrap();
+        assert_eq!(node_row.2[0], 0xF2, "the identity seed is sealed under the TPM's wrapping key");
+        assert!(!node.dir.path().join("machine.key").exists(), "no machine secret file in TPM mode");
+        let status = offline(&node.data(), &["hal", "tpm", "status"]);
+        let text = String::from_utf8_lossy(&status.stdout);
+        assert!(status.status.success(), "{}", stderr(&status));
+        assert!(
+            text.contains("manufacturer:  IBM") && text.contains("held:          lan-ca-p256 (p256-tpm)"),
+            "{text}"
+        );
+
+        // A power cycle of the TPM and a restart of the node: the same keys.
+        let port = swtpm.port;
+        swtpm.stop();
+        let err = start_fails(&node.data());
+        assert!(err.contains("held by a TPM") && err.contains("not available"), "{err}");
+        let _swtpm = Swtpm::start_on(state.path(), port);
+        node.spawn();
+        assert_eq!(node_id(&node), id);
+        assert_eq!(lan_ca(&node, "ca2.pem").1, ca_pem);
+        assert!(verified_get(&node, &ca).status.success());
+    }
+
+    #[test]
+    fn keys_tpm_a_database_moved_to_another_tpm_gets_new_keys_and_says_so() {
+        let (a_state, b_state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = Swtpm::start(a_state.path());
+        let b = Swtpm::start(b_state.path());
+        let mut node = tpm_node(&a);
+        let id = node_id(&node);
+        let (_, ca_pem) = lan_ca(&node, "ca.pem");
+        node.stop();
+        let mut moved = tpm_node(&b);
+        moved.stop();
+        copy_db(&node, &moved);
+        offline(&moved.data(), &["config", "set", "keys.tpm_tcti", &b.tcti()]);
+        moved.spawn();
+        assert_ne!(node_id(&moved), id);
+        let (ca, new_pem) = lan_ca(&moved, "ca.pem");
+        assert_ne!(new_pem, ca_pem);
+        assert!(verified_get(&moved, &ca).status.success(), "{}", log(&moved));
+        let text = log(&moved);
+        assert!(text.contains("sealed by another TPM") && text.contains("a new identity"), "{text}");
+    }
+
+    #[test]
+    fn keys_tpm_software_keys_move_under_the_tpm_and_the_ca_moves_in_on_rotation() {
+        let state = tempfile::tempdir().unwrap();
+        let swtpm = Swtpm::start(state.path());
+        let mut node = https_node(&[("https.mode", "lan"), ("keys.backend", "software")]);
+        let id = node_id(&node);
+        let (_, ca_pem) = lan_ca(&node, "ca.pem");
+        node.stop();
+        node.cli_ok(&["config", "set", "keys.backend", "tpm"]);
+        node.cli_ok(&["config", "set", "keys.tpm_tcti", &swtpm.tcti()]);
+        node.spawn();
+        assert_eq!(node_id(&node), id, "the identity survives the move under the TPM");
+        assert_eq!(lan_ca(&node, "ca2.pem").1, ca_pem, "the CA key stays (sealed by the TPM) until rotated");
+        node.stop();
+        for (name, algorithm, material) in key_rows(&node.data()) {
+            if algorithm == "ed25519" || algorithm == "p256" {
+                assert_eq!(material[0], 0xF2, "{name} is now sealed under the TPM's key");
+            }
+        }
+        node.cli_ok(&["keys", "rotate", "lan-ca"]);
+        node.cli_ok(&["keys", "rotate", "machine"]);
+        node.spawn();
+        let (ca, new_pem) = lan_ca(&node, "ca3.pem");
+        assert_ne!(new_pem, ca_pem);
+        assert!(verified_get(&node, &ca).status.success(), "{}", log(&node));
+        assert_eq!(node_id(&node), id);
+        let listed = node.cli_ok(&["keys", "list"]);
+        assert!(listed.contains("lan-ca-p256 (p256-tpm)"), "{listed}");
+    }
+
+    #[test]
+    fn keys_tpm_absent_or_locked_gives_a_clear_error_and_fallback_keeps_the_node_running() {
+        let free = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut node = Node::start();
+        node.stop();
+        let data = node.data();
+        let before = key_rows(&data);
+        offline(&data, &["config", "set", "keys.backend", "tpm"]);
+        offline(&data, &["config", "set", "keys.tpm_tcti", &format!("swtpm:host=127.0.0.1,port={free}")]);
+        let err = start_fails(&data);
+        assert!(err.contains("cannot reach the TPM"), "{err}");
+        assert_eq!(key_rows(&data), before, "nothing changed");
+        // An owner password on the TPM: refused with a clear error.
+        let state = tempfile::tempdir().unwrap();
+        let swtpm = Swtpm::start(state.path());
+        let status = Command::new("tpm2_changeauth")
+            .args(["-c", "owner", "s3cret"])
+            .env("TPM2TOOLS_TCTI", swtpm.tcti())
+            .status()
+            .expect("tpm2-tools (tests/setup-tpm)");
+        assert!(status.success());
+        offline(&data, &["config", "set", "keys.tpm_tcti", &swtpm.tcti()]);
+        let err = start_fails(&data);
+        assert!(err.contains("owner password"), "{err}");
+        assert_eq!(key_rows(&data), before, "nothing changed");
+        // With the fallback allowed, the node runs on its software keys.
+        offline(&data, &["config", "set", "keys.tpm_fallback", "true"]);
+        let id = node_id(&node);
+        node.spawn();
+        assert_eq!(node_id(&node), id);
+    }
+}
