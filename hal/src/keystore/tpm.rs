@@ -32,6 +32,7 @@ use tss_esapi::handles::KeyHandle;
 use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
 use tss_esapi::interface_types::ecc::EccCurve;
 use tss_esapi::interface_types::resource_handles::Hierarchy;
+use tss_esapi::interface_types::session_handles::AuthSession;
 use tss_esapi::structures::{
     Digest, EccPoint, EccScheme, HashScheme, KeyedHashScheme, Private, Public, PublicBuilder,
     PublicEccParametersBuilder, PublicKeyedHashParameters, SensitiveData, Signature, SignatureScheme,
@@ -67,6 +68,9 @@ pub struct TpmInfo {
 struct Session {
     ctx: Context,
     storage_key: KeyHandle,
+    // The signing key loaded last and its blob: a TPM has few object slots, so one
+    // stays loaded (the LAN CA's, in practice) and signing needs no load.
+    loaded: Option<(Vec<u8>, KeyHandle)>,
 }
 unsafe impl Send for Session {}
 
@@ -143,7 +147,7 @@ impl Tpm {
             flush_transient_objects(&mut ctx);
         }
         let storage_key = ctx
-            .execute_with_nullauth_session(|c| c.create_primary(Hierarchy::Owner, storage_key_template(), None, None, None, None))
+            .execute_with_session(Some(AuthSession::Password), |c| c.create_primary(Hierarchy::Owner, storage_key_template(), None, None, None, None))
             .map_err(|e| {
                 device(
                     "creating the storage key under the owner hierarchy failed (an owner password set on the TPM, or the TPM is in lockout or failure mode)",
@@ -151,7 +155,11 @@ impl Tpm {
                 )
             })?
             .key_handle;
-        Ok(Tpm { session: Mutex::new(Session { ctx, storage_key }), info, tcti: tcti.to_string() })
+        Ok(Tpm {
+            session: Mutex::new(Session { ctx, storage_key, loaded: None }),
+            info,
+            tcti: tcti.to_string(),
+        })
     }
 
     /// What the TPM says about itself.
@@ -175,7 +183,7 @@ impl Tpm {
         let created = self.with_session(|s| {
             let parent = s.storage_key;
             s.ctx
-                .execute_with_nullauth_session(|c| {
+                .execute_with_session(Some(AuthSession::Password), |c| {
                     c.create(parent, signing_key_template(), None, None, None, None)
                 })
                 .map_err(|e| device("creating a P-256 key", e))
@@ -197,16 +205,27 @@ impl Tpm {
         let digest =
             Digest::try_from(sha2::Sha256::digest(message).to_vec()).map_err(|e| device("digest", e))?;
         let signature = self.with_session(|s| {
-            let key = load(s, name, private, public)?;
+            let key = match &s.loaded {
+                Some((loaded, handle)) if loaded.as_slice() == blob => *handle,
+                _ => {
+                    if let Some((_, old)) = s.loaded.take() {
+                        let _ = s.ctx.flush_context(old.into());
+                    }
+                    let handle = load(s, name, private, public)?;
+                    s.loaded = Some((blob.to_vec(), handle));
+                    handle
+                }
+            };
             let validation = TPMT_TK_HASHCHECK {
                 tag: TPM2_ST_HASHCHECK,
                 hierarchy: TPM2_RH_NULL,
                 digest: Default::default(),
             };
             let signed = validation.try_into().and_then(|ticket| {
-                s.ctx.execute_with_nullauth_session(|c| c.sign(key, digest, SignatureScheme::Null, ticket))
+                s.ctx.execute_with_session(Some(AuthSession::Password), |c| {
+                    c.sign(key, digest, SignatureScheme::Null, ticket)
+                })
             });
-            let _ = s.ctx.flush_context(key.into());
             signed.map_err(|e| device(&format!("signing with '{name}'"), e))
         })?;
         let Signature::EcDsa(ecc) = signature else {
@@ -234,7 +253,7 @@ impl Tpm {
         let created = self.with_session(|s| {
             let parent = s.storage_key;
             s.ctx
-                .execute_with_nullauth_session(|c| {
+                .execute_with_session(Some(AuthSession::Password), |c| {
                     c.create(parent, sealed_object_template(), None, Some(sensitive), None, None)
                 })
                 .map_err(|e| device("sealing", e))
@@ -247,7 +266,7 @@ impl Tpm {
         let (public, private) = decode_blob(name, blob)?;
         self.with_session(|s| {
             let object = load(s, name, private, public)?;
-            let data = s.ctx.execute_with_nullauth_session(|c| c.unseal(object.into()));
+            let data = s.ctx.execute_with_session(Some(AuthSession::Password), |c| c.unseal(object.into()));
             let _ = s.ctx.flush_context(object.into());
             Ok(data.map_err(|e| device(&format!("unsealing '{name}'"), e))?.value().to_vec())
         })
@@ -259,6 +278,9 @@ impl Drop for Tpm {
         // A TPM has only a few object slots, and without a resource manager an object
         // outlives the connection that loaded it.
         let session = self.session.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, handle)) = session.loaded.take() {
+            let _ = session.ctx.flush_context(handle.into());
+        }
         let key = session.storage_key;
         let _ = session.ctx.flush_context(key.into());
     }
@@ -288,7 +310,7 @@ fn flush_transient_objects(ctx: &mut Context) {
 /// error, so the caller can tell "moved to another machine" from "TPM broken".
 fn load(s: &mut Session, name: &str, private: Private, public: Public) -> Result<KeyHandle, Error> {
     let parent = s.storage_key;
-    s.ctx.execute_with_nullauth_session(|c| c.load(parent, private, public)).map_err(|e| {
+    s.ctx.execute_with_session(Some(AuthSession::Password), |c| c.load(parent, private, public)).map_err(|e| {
         let text = e.to_string();
         if text.contains("integrity") || text.contains("Integrity") {
             Error::SealedElsewhere {
