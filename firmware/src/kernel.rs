@@ -126,6 +126,7 @@ impl Kernel {
             storage.clone(),
             clock.clone(),
             Some(timekeeper.clone()),
+            keys.sealer.clone(),
         )
         .map_err(KernelError::Workers)?;
         Ok(Kernel {

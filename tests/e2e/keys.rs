@@ -30,6 +30,19 @@ fn verified_get(node: &Node, ca: &Path) -> Output {
     curl(&["--cacert", ca.to_str().unwrap(), &format!("https://localhost:{port}/")], port, "localhost")
 }
 
+const ENV_APP: &str = "module.exports = async () => ({ json: { token: fazt.app.env.TOKEN ?? null } })";
+
+/// Deploys an app that returns its `TOKEN` variable, and sets it.
+fn app_with_secret(node: &Node, value: &str) {
+    assert_eq!(node.deploy_files("vault", &[("api/main.js", ENV_APP.as_bytes())]).status, 200);
+    node.cli_ok(&["app", "env", "set", "vault", &format!("TOKEN={value}")]);
+}
+
+/// The `TOKEN` the app sees.
+fn app_secret(node: &Node) -> serde_json::Value {
+    node.get("vault.localhost", "/api/x").json()["token"].clone()
+}
+
 /// Every `(name, algorithm, material)` row of node_keys.
 fn key_rows(data: &Path) -> Vec<(String, String, Vec<u8>)> {
     let conn = rusqlite::Connection::open(data).unwrap();
@@ -76,6 +89,8 @@ fn keys_software_secrets_are_sealed_with_the_machine_key_and_never_stored_in_the
     let id = node_id(&node);
     let (ca, ca_pem) = lan_ca(&node, "ca.pem");
     assert!(verified_get(&node, &ca).status.success(), "{}", log(&node));
+    app_with_secret(&node, "s3cr3t-api-key");
+    assert_eq!(app_secret(&node), "s3cr3t-api-key");
     node.stop();
 
     let key = node.dir.path().join("machine.key");
@@ -92,9 +107,10 @@ fn keys_software_secrets_are_sealed_with_the_machine_key_and_never_stored_in_the
     let bytes = std::fs::read(&backup).unwrap();
     let text = String::from_utf8_lossy(&bytes);
     assert!(!text.contains("PRIVATE KEY"), "a PEM private key is in the backup");
+    assert!(!text.contains("s3cr3t-api-key"), "an app secret is in the backup");
     let listed = node.cli_ok(&["keys", "list"]);
     assert!(listed.contains("node (ed25519)") && listed.contains("sealed with machine.key"), "{listed}");
-    assert!(listed.contains("certificate-key lan"), "{listed}");
+    assert!(listed.contains("certificate-key lan") && listed.contains("app-env "), "{listed}");
     assert!(!listed.contains("in the clear"), "{listed}");
 
     // Restart: same identity, same CA, secrets open.
@@ -102,6 +118,7 @@ fn keys_software_secrets_are_sealed_with_the_machine_key_and_never_stored_in_the
     assert_eq!(node_id(&node), id);
     assert_eq!(lan_ca(&node, "ca2.pem").1, ca_pem);
     assert!(verified_get(&node, &ca).status.success());
+    assert_eq!(app_secret(&node), "s3cr3t-api-key");
 }
 
 #[test]
@@ -109,6 +126,7 @@ fn keys_a_database_moved_without_its_machine_key_gets_new_keys_and_says_so() {
     let mut node = https_node(&[("https.mode", "lan")]);
     let id = node_id(&node);
     let (_, ca_pem) = lan_ca(&node, "ca.pem");
+    app_with_secret(&node, "moved-secret");
     node.stop();
 
     // With its machine key, the copy is the same node.
@@ -118,6 +136,7 @@ fn keys_a_database_moved_without_its_machine_key_gets_new_keys_and_says_so() {
     std::fs::copy(node.dir.path().join("machine.key"), same.dir.path().join("machine.key")).unwrap();
     same.spawn();
     assert_eq!(node_id(&same), id);
+    assert_eq!(app_secret(&same), "moved-secret");
     same.stop();
 
     // Without it, the keys cannot be opened: new identity, new CA, the node serves.
@@ -132,6 +151,8 @@ fn keys_a_database_moved_without_its_machine_key_gets_new_keys_and_says_so() {
     let text = log(&moved);
     assert!(text.contains("a new identity (a new node id) is created"), "{text}");
     assert!(text.contains("a new LAN CA is created"), "{text}");
+    assert!(text.contains("environment variable TOKEN of app"), "{text}");
+    assert_eq!(app_secret(&moved), serde_json::Value::Null, "the unreadable value is gone, not garbage");
     let listed = moved.cli_ok(&["keys", "list"]);
     assert!(listed.contains("node@orphaned-") && listed.contains("set aside"), "{listed}");
 }

@@ -62,18 +62,12 @@ pub fn list(storage: &Storage) -> Result<Vec<Entry>, StorageError> {
             let fingerprint = public.map(|p| hex::encode(&Sha256::digest(&p)[..8]));
             out.push(Entry { kind: "key", name, algorithm, held, fingerprint, created_at: Some(created_at) });
         }
-        for (kind, table, key, column) in [
-            ("acme-account", "acme_accounts", "directory", "credentials"),
-            ("certificate-key", "tls_certs", "name", "key_pem"),
-        ] {
-            let mut stmt = c.prepare(&format!("SELECT {key}, {column} FROM {table} ORDER BY {key}"))?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-            for row in rows {
-                let (name, stored) = row?;
+        for secret in sealed_text::TEXT_SECRETS {
+            for (name, stored, _) in secret.rows(c)? {
                 let plain = !stored.starts_with(sealed_text::PREFIX);
                 let held = held_by_origin(sealed_text::origin_of(&stored), plain);
                 out.push(Entry {
-                    kind,
+                    kind: secret.kind,
                     name,
                     algorithm: String::new(),
                     held,

@@ -145,18 +145,11 @@ fn reseal_all(tx: &Connection, old: &dyn Sealer, new: &dyn Sealer) -> Result<usi
         )?;
         count += 1;
     }
-    for (table, key, column) in
-        [("acme_accounts", "directory", "credentials"), ("tls_certs", "name", "key_pem")]
-    {
-        let rows: Vec<(String, String)> = tx
-            .prepare(&format!("SELECT {key}, {column} FROM {table}"))?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
-        for (id, stored) in rows {
-            let label = format!("{table}:{id}");
+    for secret in sealed_text::TEXT_SECRETS {
+        for (id, stored, _) in secret.rows(tx)? {
+            let label = secret.label(&id);
             let plain = sealed_text::open(old, &label, &stored)?;
-            let sealed = sealed_text::seal(new, &label, &plain)?;
-            tx.execute(&format!("UPDATE {table} SET {column} = ?2 WHERE {key} = ?1"), params![id, sealed])?;
+            secret.update(tx, &id, &sealed_text::seal(new, &label, &plain)?)?;
             count += 1;
         }
     }
@@ -207,7 +200,8 @@ pub fn finish_interrupted(storage: &Storage, machine_key: &Path) -> Result<(), K
 }
 
 /// Sets every key aside and forgets every secret sealed with them (ACME accounts,
-/// stored certificates, the LAN CA certificate); the next start makes new ones.
+/// stored certificates, the LAN CA certificate, app environment values); the next
+/// start makes new keys.
 /// Returns what was done, for the user.
 pub fn reset(storage: &Storage, clock: &Clock) -> Result<Vec<String>, KeysError> {
     let suffix = format!("@orphaned-{}", clock.now_millis());
@@ -215,6 +209,7 @@ pub fn reset(storage: &Storage, clock: &Clock) -> Result<Vec<String>, KeysError>
         let tx = c.transaction()?;
         let keys = tx.execute("UPDATE node_keys SET name = name || ?1 WHERE name NOT LIKE '%@%'", [&suffix])?;
         let accounts = tx.execute("DELETE FROM acme_accounts", [])?;
+        let vars = tx.execute("DELETE FROM app_env", [])?;
         let custom: Vec<String> = tx
             .prepare("SELECT name FROM tls_certs WHERE source = 'custom' ORDER BY name")?
             .query_map([], |r| r.get(0))?
@@ -227,6 +222,9 @@ pub fn reset(storage: &Storage, clock: &Clock) -> Result<Vec<String>, KeysError>
             format!("{accounts} ACME account(s) and {certs} certificate(s) forgotten; ACME certificates are obtained again"),
         ];
         out.extend(custom.iter().map(|n| format!("custom certificate for {n} removed: add it again with `fazt cert add`")));
+        if vars > 0 {
+            out.push(format!("{vars} app environment variable(s) removed: set them again with `fazt app env set`"));
+        }
         Ok(out)
     })
 }

@@ -7,6 +7,54 @@
 use base64::Engine as _;
 use fazt_hal::keystore::{Error, KeyOrigin, Sealer};
 
+/// A text column that holds sealed secrets; a value's label is `<table>:<id>`.
+#[derive(Debug, Clone, Copy)]
+pub struct TextSecret {
+    /// What it is, for listings: "acme-account", "certificate-key", "app-env".
+    pub kind: &'static str,
+    /// The table.
+    pub table: &'static str,
+    /// The SQL expression that names a row (its label after `<table>:`).
+    pub id: &'static str,
+    /// The column.
+    pub column: &'static str,
+}
+
+/// Every text column that holds sealed secrets.
+pub const TEXT_SECRETS: &[TextSecret] = &[
+    TextSecret { kind: "acme-account", table: "acme_accounts", id: "directory", column: "credentials" },
+    TextSecret { kind: "certificate-key", table: "tls_certs", id: "name", column: "key_pem" },
+    TextSecret { kind: "app-env", table: "app_env", id: "app_id || '/' || key", column: "value" },
+];
+
+impl TextSecret {
+    /// The label of the row named `id`.
+    pub fn label(&self, id: &str) -> String {
+        format!("{}:{id}", self.table)
+    }
+
+    /// Every `(id, stored value, source)` of the column (`source` is tls_certs' own
+    /// column, empty elsewhere).
+    pub fn rows(&self, conn: &rusqlite::Connection) -> rusqlite::Result<Vec<(String, String, String)>> {
+        let source = if self.table == "tls_certs" { "source" } else { "''" };
+        let sql = format!("SELECT {}, {}, {source} FROM {} ORDER BY 1", self.id, self.column, self.table);
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect();
+        rows
+    }
+
+    /// Replaces the stored value of row `id`.
+    pub fn update(&self, conn: &rusqlite::Connection, id: &str, stored: &str) -> rusqlite::Result<usize> {
+        let sql = format!("UPDATE {} SET {} = ?2 WHERE {} = ?1", self.table, self.column, self.id);
+        conn.execute(&sql, rusqlite::params![id, stored])
+    }
+
+    /// Deletes row `id`.
+    pub fn delete(&self, conn: &rusqlite::Connection, id: &str) -> rusqlite::Result<usize> {
+        conn.execute(&format!("DELETE FROM {} WHERE {} = ?1", self.table, self.id), [id])
+    }
+}
+
 /// The prefix that marks a sealed text value.
 pub const PREFIX: &str = "sealed:";
 

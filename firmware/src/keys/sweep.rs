@@ -130,27 +130,9 @@ pub fn run(
             }
         }
     }
-    sweep_text(
-        storage,
-        &mut report,
-        sealer,
-        previous,
-        "acme_accounts",
-        "directory",
-        "credentials",
-        |dir, _| {
-            format!("the ACME account for {dir} could not be opened here; a new account is registered at the next certificate order")
-        },
-    )?;
-    sweep_text(storage, &mut report, sealer, previous, "tls_certs", "name", "key_pem", |name, source| {
-        match source {
-        "custom" => format!(
-            "the key of the custom certificate for {name} could not be opened here and was removed; add it again with `fazt cert add`"
-        ),
-        "acme" => format!("the key of the certificate for {name} could not be opened here; it is obtained again from the CA"),
-        _ => format!("the key of the LAN certificate ({name}) could not be opened here; it is issued again"),
+    for secret in sealed_text::TEXT_SECRETS {
+        sweep_text(storage, &mut report, sealer, previous, secret)?;
     }
-    })?;
     Ok(report)
 }
 
@@ -167,28 +149,37 @@ fn lost_key_sentence(name: &str) -> String {
     }
 }
 
+/// A sentence saying what a lost secret of `kind` means.
+fn lost_text_sentence(kind: &str, id: &str, source: &str) -> String {
+    match (kind, source) {
+        ("acme-account", _) => format!(
+            "the ACME account for {id} could not be opened here; a new account is registered at the next certificate order"
+        ),
+        ("certificate-key", "custom") => format!(
+            "the key of the custom certificate for {id} could not be opened here and was removed; add it again with `fazt cert add`"
+        ),
+        ("certificate-key", "acme") => {
+            format!("the key of the certificate for {id} could not be opened here; it is obtained again from the CA")
+        }
+        ("certificate-key", _) => format!("the key of the LAN certificate ({id}) could not be opened here; it is issued again"),
+        (_, _) => {
+            let (app, name) = id.split_once('/').unwrap_or((id, ""));
+            format!("the environment variable {name} of app {app} could not be opened here and was removed; set it again with `fazt app env set`")
+        }
+    }
+}
+
 /// Seals the secrets of one text column; deletes the rows that cannot be opened here.
-#[allow(clippy::too_many_arguments)]
 fn sweep_text(
     storage: &Arc<Storage>,
     report: &mut Report,
     sealer: &dyn Sealer,
     previous: Option<&dyn Sealer>,
-    table: &str,
-    key: &str,
-    column: &str,
-    sentence: impl Fn(&str, &str) -> String,
+    secret: &sealed_text::TextSecret,
 ) -> Result<(), KeysError> {
-    // `source` only exists in tls_certs; elsewhere select an empty string.
-    let source = if table == "tls_certs" { "source" } else { "''" };
-    let rows: Vec<(String, String, String)> = storage.read_blocking(|c| {
-        let mut stmt = c.prepare(&format!("SELECT {key}, {column}, {source} FROM {table}"))?;
-        let rows =
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<Vec<_>, _>>()?;
-        Ok::<_, StorageError>(rows)
-    })?;
+    let rows = storage.read_blocking(|c| Ok::<_, StorageError>(secret.rows(c)?))?;
     for (id, stored, source) in rows {
-        let label = format!("{table}:{id}");
+        let label = secret.label(&id);
         let verdict = match sealed_text::blob_of(&stored) {
             None => Verdict::Replace(sealed_text::seal(sealer, &label, &stored)?.into_bytes()),
             Some(Err(())) => Verdict::Keep,
@@ -201,21 +192,12 @@ fn sweep_text(
             Verdict::Keep => {}
             Verdict::Replace(text) => {
                 let text = String::from_utf8(text).expect("sealed text is ASCII");
-                storage.write_blocking(|c| {
-                    c.execute(
-                        &format!("UPDATE {table} SET {column} = ?2 WHERE {key} = ?1"),
-                        params![id, text],
-                    )?;
-                    Ok::<_, StorageError>(())
-                })?;
+                storage.write_blocking(|c| Ok::<_, StorageError>(secret.update(c, &id, &text)?))?;
                 report.sealed += 1;
             }
             Verdict::Lost => {
-                storage.write_blocking(|c| {
-                    c.execute(&format!("DELETE FROM {table} WHERE {key} = ?1"), [&id])?;
-                    Ok::<_, StorageError>(())
-                })?;
-                report.regenerated.push(sentence(&id, &source));
+                storage.write_blocking(|c| Ok::<_, StorageError>(secret.delete(c, &id)?))?;
+                report.regenerated.push(lost_text_sentence(secret.kind, &id, &source));
             }
         }
     }

@@ -124,6 +124,7 @@ impl JsRuntime {
         storage: Arc<Storage>,
         clock: Arc<Clock>,
         timekeeper: Option<Arc<crate::time::Timekeeper>>,
+        sealer: Arc<dyn fazt_hal::keystore::Sealer>,
     ) -> std::io::Result<Self> {
         let workers = workers.max(2);
         let (tx, rx) = async_channel::unbounded::<Job>();
@@ -135,6 +136,7 @@ impl JsRuntime {
                 clock: clock.clone(),
                 timekeeper: timekeeper.clone(),
                 config_generation: config_generation.clone(),
+                sealer: sealer.clone(),
             };
             std::thread::Builder::new().name(format!("fazt-js-{i}")).spawn(move || worker::run(rx, ctx))?;
         }

@@ -22,6 +22,8 @@ pub struct WorkerContext {
     pub timekeeper: Option<Arc<crate::time::Timekeeper>>,
     /// Bumped when env or limits change.
     pub config_generation: Arc<AtomicU64>,
+    /// Opens the apps' sealed environment values.
+    pub sealer: Arc<dyn fazt_hal::keystore::Sealer>,
 }
 
 /// The worker loop; returns when the queue closes.
@@ -61,7 +63,10 @@ fn handle(
         let (vars, limits) = host
             .storage
             .read_blocking(|c| {
-                Ok::<_, crate::syscall::SyscallError>((env::list(c, app_id)?, limits::get(c, app_id)?))
+                Ok::<_, crate::syscall::SyscallError>((
+                    env::list(c, ctx.sealer.as_ref(), app_id)?,
+                    limits::get(c, app_id)?,
+                ))
             })
             .map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
         let built = Instance::new(host, job.site.clone(), job.entry, vars, limits, generation);

@@ -1,6 +1,11 @@
 //! Per-app environment variables (`fazt.app.env`), never the host's environment.
+//!
+//! Values are often secrets (API keys), so they are stored sealed (see
+//! [`crate::keys::sealed_text`]), each bound to its app and name.
 
 use super::SyscallError;
+use crate::keys::sealed_text;
+use fazt_hal::keystore::Sealer;
 use rusqlite::{params, Connection};
 use std::collections::BTreeMap;
 
@@ -22,8 +27,23 @@ pub fn check_name(name: &str) -> Result<(), SyscallError> {
     Ok(())
 }
 
+/// The label a value is sealed under: its app and name.
+pub fn seal_label(app_id: &str, name: &str) -> String {
+    format!("app_env:{app_id}/{name}")
+}
+
+fn sealing(err: fazt_hal::keystore::Error) -> SyscallError {
+    SyscallError::Invalid(format!("app environment: {err}"))
+}
+
 /// Sets a variable.
-pub fn set(conn: &Connection, app_id: &str, name: &str, value: &str) -> Result<(), SyscallError> {
+pub fn set(
+    conn: &Connection,
+    sealer: &dyn Sealer,
+    app_id: &str,
+    name: &str,
+    value: &str,
+) -> Result<(), SyscallError> {
     check_name(name)?;
     if value.len() > MAX_VALUE_BYTES {
         return Err(SyscallError::Invalid(format!("values are at most {MAX_VALUE_BYTES} bytes")));
@@ -39,7 +59,7 @@ pub fn set(conn: &Connection, app_id: &str, name: &str, value: &str) -> Result<(
     conn.execute(
         "INSERT INTO app_env(app_id, key, value) VALUES (?1, ?2, ?3)
          ON CONFLICT(app_id, key) DO UPDATE SET value = excluded.value",
-        params![app_id, name, value],
+        params![app_id, name, sealed_text::seal(sealer, &seal_label(app_id, name), value).map_err(sealing)?],
     )?;
     Ok(())
 }
@@ -51,10 +71,19 @@ pub fn unset(conn: &Connection, app_id: &str, name: &str) -> Result<bool, Syscal
 }
 
 /// Every variable of an app.
-pub fn list(conn: &Connection, app_id: &str) -> Result<BTreeMap<String, String>, SyscallError> {
-    let rows = conn
+pub fn list(
+    conn: &Connection,
+    sealer: &dyn Sealer,
+    app_id: &str,
+) -> Result<BTreeMap<String, String>, SyscallError> {
+    let rows: Vec<(String, String)> = conn
         .prepare_cached("SELECT key, value FROM app_env WHERE app_id = ?1")?
         .query_map([app_id], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
-    Ok(rows)
+    rows.into_iter()
+        .map(|(name, stored)| {
+            let value = sealed_text::open(sealer, &seal_label(app_id, &name), &stored).map_err(sealing)?;
+            Ok((name, value))
+        })
+        .collect()
 }

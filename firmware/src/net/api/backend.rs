@@ -111,7 +111,8 @@ pub async fn invoke(kernel: &Arc<Kernel>, id: &str, req: Request<Incoming>) -> R
 /// `GET /api/apps/{id}/env`.
 pub async fn env_list(kernel: &Arc<Kernel>, id: &str) -> Result<Resp, ApiError> {
     let app = super::apps::find(kernel, id).await?;
-    let vars = kernel.storage.read(move |c| env::list(c, &app.id)).await?;
+    let sealer = kernel.keys.sealer.clone();
+    let vars = kernel.storage.read(move |c| env::list(c, sealer.as_ref(), &app.id)).await?;
     Ok(ok(serde_json::json!({ "env": vars })))
 }
 
@@ -130,7 +131,8 @@ pub async fn env_set(
     let app = super::apps::find(kernel, id).await?;
     let body: EnvValue = read_json(req).await?;
     let name = decode(name);
-    kernel.storage.write(move |c| env::set(c, &app.id, &name, &body.value)).await?;
+    let sealer = kernel.keys.sealer.clone();
+    kernel.storage.write(move |c| env::set(c, sealer.as_ref(), &app.id, &name, &body.value)).await?;
     kernel.runtime.config_generation.fetch_add(1, Ordering::AcqRel);
     Ok(ok(serde_json::json!({})))
 }
