@@ -73,6 +73,18 @@ fn key_pair(keystore: &Arc<dyn EcdsaKeystore>) -> Result<KeyPair, TlsError> {
         .map_err(TlsError::Rcgen)
 }
 
+/// Whether the certificate in `pem` is for the public key `public` (SEC1 bytes).
+fn certifies(pem: &str, public: &[u8]) -> bool {
+    let Ok(der) = rustls_pki_types::pem::PemObject::from_pem_slice(pem.as_bytes())
+        .map(|d: rustls_pki_types::CertificateDer<'static>| d.to_vec())
+    else {
+        return false;
+    };
+    x509_parser::parse_x509_certificate(&der)
+        .map(|(_, cert)| cert.public_key().subject_public_key.data.as_ref() == public)
+        .unwrap_or(false)
+}
+
 fn datetime(millis: i64) -> time::OffsetDateTime {
     time::OffsetDateTime::from_unix_timestamp(millis.div_euclid(1000))
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
@@ -98,6 +110,22 @@ impl LanCa {
             )
         })?;
         let key = key_pair(&keystore)?;
+        // A certificate made for another key (the key was set aside and remade, and a
+        // crash came between) would sign nothing that verifies: make a new one.
+        let stored = match stored {
+            Some(pem) if !certifies(&pem, key.public_key_raw()) => {
+                tracing::warn!(
+                    "the stored LAN CA certificate is not for the CA key; making a new CA certificate"
+                );
+                storage.write_blocking(|c| {
+                    c.execute("DELETE FROM lan_ca", [])?;
+                    c.execute("DELETE FROM tls_certs WHERE source = 'lan'", [])?;
+                    Ok::<_, StorageError>(())
+                })?;
+                None
+            }
+            other => other,
+        };
         let cert_pem = match stored {
             Some(pem) => pem,
             None => {
@@ -209,6 +237,20 @@ pub const LEAF_ROW: &str = "lan";
 mod tests {
     use super::*;
     use fazt_hal::keystore::{MemorySeeds, SoftwareKeystore};
+
+    #[test]
+    fn a_stored_ca_certificate_for_another_key_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(&dir.path().join("data.db")).unwrap();
+        let now = 1_795_755_000_000;
+        let first: Arc<dyn EcdsaKeystore> = Arc::new(SoftwareKeystore::new(MemorySeeds::default()));
+        let old = LanCa::load_or_create(&storage, first, "node_1", now).unwrap();
+        let second: Arc<dyn EcdsaKeystore> = Arc::new(SoftwareKeystore::new(MemorySeeds::default()));
+        let new = LanCa::load_or_create(&storage, second.clone(), "node_1", now).unwrap();
+        assert_ne!(old.fingerprint, new.fingerprint);
+        assert!(certifies(&new.cert_pem, &second.ecdsa_public_key(CA_KEY_NAME).unwrap().0));
+        assert!(!certifies("not a pem", &[4; 65]));
+    }
 
     #[test]
     fn issued_certificates_chain_to_the_ca_and_the_ca_is_kept() {
