@@ -4,61 +4,13 @@
 
 use fazt_hal::keystore::tpm::{Tpm, TpmKeystore, P256_TPM};
 use fazt_hal::keystore::{BlobStore, EcdsaKeystore, ErrorKind, MemoryBlobs};
-use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+#[path = "support/swtpm.rs"]
+mod swtpm;
+
+use std::net::TcpListener;
+use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-/// A running swtpm; killed on drop.
-struct Swtpm {
-    child: Child,
-    port: u16,
-}
-
-impl Swtpm {
-    fn start(state: &Path) -> Swtpm {
-        // Two consecutive free ports: the TPM and its control channel.
-        let port = loop {
-            let l = TcpListener::bind("127.0.0.1:0").unwrap();
-            let p = l.local_addr().unwrap().port();
-            if p < 65000 && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
-                break p;
-            }
-        };
-        Swtpm::start_on(state, port)
-    }
-
-    fn start_on(state: &Path, port: u16) -> Swtpm {
-        let child = Command::new("swtpm")
-            .args(["socket", "--tpm2", "--tpmstate"])
-            .arg(format!("dir={}", state.display()))
-            .args(["--server", &format!("type=tcp,port={port},bindaddr=127.0.0.1")])
-            .args(["--ctrl", &format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1)])
-            .args(["--flags", "not-need-init,startup-clear"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("swtpm is not installed: run tests/setup-tpm");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "swtpm did not start listening on {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Swtpm { child, port }
-    }
-
-    fn tcti(&self) -> String {
-        format!("swtpm:host=127.0.0.1,port={}", self.port)
-    }
-}
-
-impl Drop for Swtpm {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use swtpm::Swtpm;
 
 #[test]
 fn keys_are_made_in_the_tpm_and_signatures_verify_outside_it() {

@@ -97,8 +97,10 @@ fn keys_software_secrets_are_sealed_with_the_machine_key_and_never_stored_in_the
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
     assert_eq!(std::fs::read(&key).unwrap().len(), 32);
-    for (name, _, material) in key_rows(&node.data()) {
-        assert_eq!(material.len(), 1 + 12 + 32 + 16, "{name} is a sealed seed");
+    for (name, algorithm, material) in key_rows(&node.data()) {
+        if algorithm != "canary" {
+            assert_eq!(material.len(), 1 + 12 + 32 + 16, "{name} is a sealed seed");
+        }
         assert_eq!(material[0], 0xF1, "{name} is sealed by the machine file");
     }
     // A backup file holds no private key in the clear.
@@ -122,7 +124,7 @@ fn keys_software_secrets_are_sealed_with_the_machine_key_and_never_stored_in_the
 }
 
 #[test]
-fn keys_a_database_moved_without_its_machine_key_gets_new_keys_and_says_so() {
+fn keys_a_database_moved_without_its_machine_key_is_refused_until_reset() {
     let mut node = https_node(&[("https.mode", "lan")]);
     let id = node_id(&node);
     let (_, ca_pem) = lan_ca(&node, "ca.pem");
@@ -139,20 +141,33 @@ fn keys_a_database_moved_without_its_machine_key_gets_new_keys_and_says_so() {
     assert_eq!(app_secret(&same), "moved-secret");
     same.stop();
 
-    // Without it, the keys cannot be opened: new identity, new CA, the node serves.
+    // With another machine's key, or none, nothing opens: the node refuses to start,
+    // says what is lost and how to go on, and changes nothing.
     let mut moved = https_node(&[("https.mode", "lan")]);
     moved.stop();
     copy_db(&node, &moved);
+    let before = key_rows(&moved.data());
+    let err = start_fails(&moved.data());
+    assert!(err.contains("sealed on another machine") && err.contains("fazt keys reset --yes"), "{err}");
+    assert!(err.contains("the node identity") && err.contains("environment variable TOKEN of app"), "{err}");
+    assert_eq!(key_rows(&moved.data()), before, "nothing changed");
+    std::fs::remove_file(moved.dir.path().join("machine.key")).unwrap();
+    let err = start_fails(&moved.data());
+    assert!(err.contains("machine.key is missing") && err.contains("fazt keys reset --yes"), "{err}");
+    assert!(!moved.dir.path().join("machine.key").exists(), "no new machine key over sealed secrets");
+    assert_eq!(key_rows(&moved.data()), before, "nothing changed");
+
+    // Reset: new identity, new CA, the node serves; the lost value is gone, not garbage.
+    let refused = moved.cli(&["keys", "reset"]);
+    assert!(!refused.status.success() && stderr(&refused).contains("--yes"));
+    let out = moved.cli_ok(&["keys", "reset", "--yes"]);
+    assert!(out.contains("set aside") && out.contains("app environment variable"), "{out}");
     moved.spawn();
     assert_ne!(node_id(&moved), id, "a new identity");
     let (ca, new_pem) = lan_ca(&moved, "ca.pem");
     assert_ne!(new_pem, ca_pem, "a new LAN CA");
     assert!(verified_get(&moved, &ca).status.success(), "{}", log(&moved));
-    let text = log(&moved);
-    assert!(text.contains("a new identity (a new node id) is created"), "{text}");
-    assert!(text.contains("a new LAN CA is created"), "{text}");
-    assert!(text.contains("environment variable TOKEN of app"), "{text}");
-    assert_eq!(app_secret(&moved), serde_json::Value::Null, "the unreadable value is gone, not garbage");
+    assert_eq!(app_secret(&moved), serde_json::Value::Null);
     let listed = moved.cli_ok(&["keys", "list"]);
     assert!(listed.contains("node@orphaned-") && listed.contains("set aside"), "{listed}");
 }
@@ -233,6 +248,26 @@ fn keys_an_interrupted_machine_key_rotation_is_finished_or_undone() {
 }
 
 #[test]
+fn keys_a_machine_key_rotation_cut_after_its_commit_is_finished_at_start() {
+    let mut node = Node::start();
+    let id = node_id(&node);
+    app_with_secret(&node, "kept-through-rotation");
+    node.stop();
+    let key = node.dir.path().join("machine.key");
+    let old = std::fs::read(&key).unwrap();
+    node.cli_ok(&["keys", "rotate", "machine"]);
+    let new = std::fs::read(&key).unwrap();
+    // Put the files back as a power cut between the commit and the rename leaves them.
+    std::fs::write(&key, &old).unwrap();
+    std::fs::write(node.dir.path().join("machine.key.new"), &new).unwrap();
+    node.spawn();
+    assert_eq!(node_id(&node), id);
+    assert_eq!(app_secret(&node), "kept-through-rotation");
+    assert_eq!(std::fs::read(&key).unwrap(), new, "the rotation was finished");
+    assert!(!node.dir.path().join("machine.key.new").exists());
+}
+
+#[test]
 fn keys_hostile_settings_and_damaged_secrets_give_clear_errors_and_change_nothing() {
     let mut node = Node::start();
     node.stop();
@@ -295,64 +330,15 @@ fn keys_a_build_without_tpm_support_says_so() {
 }
 
 #[cfg(feature = "tpm")]
+#[path = "../../hal/tests/support/swtpm.rs"]
+mod swtpm;
+
+#[cfg(feature = "tpm")]
 mod tpm {
     //! Against a real software TPM: Debian's swtpm on loopback ports.
+    use super::swtpm::Swtpm;
     use super::*;
-    use std::net::{TcpListener, TcpStream};
-    use std::process::{Child, Stdio};
-    use std::time::{Duration, Instant};
-
-    /// A running swtpm; killed on drop.
-    pub struct Swtpm {
-        child: Child,
-        pub port: u16,
-    }
-
-    impl Swtpm {
-        pub fn start(state: &Path) -> Swtpm {
-            let port = loop {
-                let p = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-                if p < 65000 && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
-                    break p;
-                }
-            };
-            Swtpm::start_on(state, port)
-        }
-
-        pub fn start_on(state: &Path, port: u16) -> Swtpm {
-            std::fs::create_dir_all(state).unwrap();
-            let child = Command::new("swtpm")
-                .args(["socket", "--tpm2", "--tpmstate"])
-                .arg(format!("dir={}", state.display()))
-                .args(["--server", &format!("type=tcp,port={port},bindaddr=127.0.0.1")])
-                .args(["--ctrl", &format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1)])
-                .args(["--flags", "not-need-init,startup-clear"])
-                .stdout(Stdio::null())
-                .spawn()
-                .expect("swtpm is not installed: run tests/setup-tpm");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(Instant::now() < deadline, "swtpm did not listen on {port}");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Swtpm { child, port }
-        }
-
-        pub fn tcti(&self) -> String {
-            format!("swtpm:host=127.0.0.1,port={}", self.port)
-        }
-
-        pub fn stop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    impl Drop for Swtpm {
-        fn drop(&mut self) {
-            self.stop();
-        }
-    }
+    use std::net::TcpListener;
 
     /// A node whose keys are in `swtpm` from its first start, serving HTTPS (LAN CA).
     fn tpm_node(swtpm: &Swtpm) -> Node {
@@ -403,7 +389,7 @@ mod tpm {
     }
 
     #[test]
-    fn keys_tpm_a_database_moved_to_another_tpm_gets_new_keys_and_says_so() {
+    fn keys_tpm_a_database_moved_to_another_tpm_is_refused_until_reset() {
         let (a_state, b_state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let a = Swtpm::start(a_state.path());
         let b = Swtpm::start(b_state.path());
@@ -415,13 +401,20 @@ mod tpm {
         moved.stop();
         copy_db(&node, &moved);
         offline(&moved.data(), &["config", "set", "keys.tpm_tcti", &b.tcti()]);
+        let before = key_rows(&moved.data());
+        let err = start_fails(&moved.data());
+        assert!(err.contains("sealed by another TPM") && err.contains("lan-ca-p256"), "{err}");
+        assert!(err.contains("fazt keys reset --yes"), "{err}");
+        assert_eq!(key_rows(&moved.data()), before, "nothing changed");
+        moved.cli_ok(&["keys", "reset", "--yes"]);
         moved.spawn();
         assert_ne!(node_id(&moved), id);
         let (ca, new_pem) = lan_ca(&moved, "ca.pem");
         assert_ne!(new_pem, ca_pem);
         assert!(verified_get(&moved, &ca).status.success(), "{}", log(&moved));
-        let text = log(&moved);
-        assert!(text.contains("sealed by another TPM") && text.contains("a new identity"), "{text}");
+        // Back on its own TPM, the original database still opens.
+        node.spawn();
+        assert_eq!(node_id(&node), id);
     }
 
     #[test]

@@ -102,7 +102,7 @@ fn tpm_status(tcti: Option<String>, data: &std::path::Path) -> anyhow::Result<()
 #[cfg(feature = "tpm")]
 fn tpm_probe(tcti: &str) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    let tpm = fazt_hal::keystore::tpm::Tpm::connect(tcti)?;
+    let tpm = fazt_hal::keystore::tpm::Tpm::connect_shared(tcti)?;
     let info = tpm.info();
     println!("present:       yes");
     println!("vendor:        {}", info.vendor);

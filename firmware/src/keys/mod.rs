@@ -14,9 +14,10 @@
 //!   (TPM 2.0 has no Ed25519, so the identity seed is sealed, not held, by the TPM).
 //!   The disk alone reveals nothing; the database opens only on this machine.
 //!
-//! A database moved to another machine (or whose `machine.key` was lost) cannot open
-//! what was sealed: [`sweep`] sets those keys aside (renamed `name@orphaned-…`),
-//! deletes the secrets that can be made again, and says in the log what is regenerated.
+//! A database moved to another machine (or whose `machine.key` was lost, or whose TPM
+//! is another one) cannot open what was sealed: the node then does not start, and says
+//! what stays behind and what `fazt keys reset` would regenerate. It never throws keys
+//! away on its own: a missing file or a wrong TPM may be a mistake the user can undo.
 
 pub mod list;
 pub mod rotate;
@@ -43,6 +44,13 @@ pub const MACHINE_KEY_ROW: &str = "machine-key";
 pub const TPM_SEALED: &str = "tpm-sealed";
 /// The algorithm column of a P-256 key held in a TPM.
 pub const P256_TPM: &str = "p256-tpm";
+/// The `node_keys` row holding a known value sealed with the current wrapping key, so
+/// that which key is current can always be told (see [`rotate::finish_interrupted`]).
+pub const CANARY_ROW: &str = "machine-check";
+/// Its algorithm column.
+pub const CANARY: &str = "canary";
+/// The value it seals.
+const CANARY_VALUE: &[u8] = b"fazt machine key check";
 
 /// Which keystore backend the configuration asks for (`keys.backend`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +108,20 @@ pub enum KeysError {
     /// A TPM was asked for and is not usable.
     #[error("keys.backend is tpm and the TPM is not usable: {0} (check keys.tpm_tcti, or set keys.tpm_fallback true to run on the software keystore)")]
     TpmUnavailable(Error),
+    /// Secrets in the database were sealed elsewhere and cannot be opened here.
+    #[error("this database's secrets were sealed on another machine (or with another machine.key or TPM) and cannot be opened here: {lost}. Keys held by another machine's TPM stay behind with it. Start the node where the database came from (or put that machine's machine.key beside data.db); to keep the data and make new keys instead, stop here and run `fazt keys reset --yes`")]
+    SealedElsewhere {
+        /// What cannot be opened, and what reset does about each.
+        lost: String,
+    },
+    /// The machine key file is missing while the database holds secrets sealed with it.
+    #[error("{path} is missing, and {count} secret(s) in the database were sealed with it. Put the machine.key of this node back beside data.db (from where the database came from); to make new keys instead, run `fazt keys reset --yes`")]
+    MachineKeyMissing {
+        /// The expected file.
+        path: String,
+        /// How many secrets it sealed.
+        count: usize,
+    },
     /// Keys are held by a TPM that is not available now.
     #[error("this node's keys ({held}) are held by a TPM, which is not available: {why}. Fix the TPM (or keys.tpm_tcti); to give the node new keys instead, run `fazt keys reset`")]
     TpmHeld {
@@ -185,32 +207,44 @@ impl Keys {
             }
             Ok(Arc::new(AeadSealer::new(secret, KeyOrigin::MachineFile, &path.display().to_string())))
         };
+        let key_exists = settings.machine_key.try_exists().map_err(|e| Error::Storage {
+            what: format!("looking for {}", settings.machine_key.display()),
+            err: Box::new(e),
+        })?;
         let (sealer, previous, holder): (Arc<dyn Sealer>, Option<Arc<AeadSealer>>, Holder) = match &tpm {
             Some(t) => {
                 // Rows sealed before the TPM was used open with the file key, if it is
                 // still there; the sweep seals them again under the TPM's key.
-                let previous = match settings.machine_key.exists() {
+                let previous = match key_exists {
                     true => Some(file_sealer(&settings.machine_key)?),
                     false => None,
                 };
                 (tpm::wrapping_sealer(storage, clock, t)?, previous, tpm::holder(t))
             }
-            None => (
-                file_sealer(&settings.machine_key)?,
-                None,
-                Holder::Software { machine_key: settings.machine_key.clone() },
-            ),
+            None => {
+                // Never make a new machine key over secrets the old one sealed: that
+                // would make them unreadable for good.
+                let sealed = sealed_by(storage, KeyOrigin::MachineFile)?;
+                if !key_exists && sealed > 0 {
+                    return Err(KeysError::MachineKeyMissing {
+                        path: settings.machine_key.display().to_string(),
+                        count: sealed,
+                    });
+                }
+                (
+                    file_sealer(&settings.machine_key)?,
+                    None,
+                    Holder::Software { machine_key: settings.machine_key.clone() },
+                )
+            }
         };
         let report = sweep::run(
             storage,
-            clock,
             sealer.as_ref(),
             previous.as_deref().map(|s| s as &dyn Sealer),
             tpm.as_deref(),
         )?;
-        for line in &report.regenerated {
-            tracing::warn!("{line}");
-        }
+        ensure_canary(storage, clock, sealer.as_ref())?;
         if report.sealed > 0 {
             tracing::info!(count = report.sealed, "sealed secrets that an older version kept in the clear");
         }
@@ -226,6 +260,36 @@ impl Keys {
         };
         Ok(Keys { identity: software, ecdsa, sealer, holder, report, tpm })
     }
+}
+
+/// How many live secrets (keys and sealed text) `origin` sealed.
+fn sealed_by(storage: &Storage, origin: KeyOrigin) -> Result<usize, StorageError> {
+    let held = match origin {
+        KeyOrigin::MachineFile => "sealed with machine.key",
+        KeyOrigin::Tpm => "sealed by the TPM",
+    };
+    Ok(list::list(storage)?.iter().filter(|e| !e.name.contains('@') && e.held == held).count())
+}
+
+/// Makes the canary row if there is none: a known value sealed with the current key.
+fn ensure_canary(storage: &Storage, clock: &Clock, sealer: &dyn Sealer) -> Result<(), KeysError> {
+    let sealed = sealer.seal(&store::seal_label(CANARY_ROW), CANARY_VALUE)?;
+    let now = clock.now_millis();
+    storage.write_durable_blocking(|c| {
+        c.execute(
+            "INSERT OR IGNORE INTO node_keys(name, algorithm, seed, created_at) VALUES (?1, ?2, ?3, ?4)",
+            rusqlite::params![CANARY_ROW, CANARY, sealed, now],
+        )?;
+        Ok::<_, StorageError>(())
+    })?;
+    Ok(())
+}
+
+/// Whether `sealer` opens the canary row: `None` when there is no canary.
+pub fn opens_canary(storage: &Storage, sealer: &dyn Sealer) -> Result<Option<bool>, KeysError> {
+    Ok(store::raw_row(storage, CANARY_ROW)?.map(|(_, blob)| {
+        sealer.unseal(&store::seal_label(CANARY_ROW), &blob).is_ok_and(|v| v == CANARY_VALUE)
+    }))
 }
 
 /// The names of keys held or sealed by a TPM.

@@ -46,10 +46,16 @@ pub fn rotate(
 ) -> Result<String, KeysError> {
     match target {
         Target::LanCa => {
-            sweep::orphan(storage, clock, crate::net::tls::lan_ca::CA_KEY_NAME)?;
-            storage.write_blocking(|c| {
-                c.execute("DELETE FROM lan_ca", [])?;
-                c.execute("DELETE FROM tls_certs WHERE source = 'lan'", [])?;
+            let renamed = format!("{}@orphaned-{}", crate::net::tls::lan_ca::CA_KEY_NAME, clock.now_millis());
+            storage.write_durable_blocking(|c| {
+                let tx = c.transaction()?;
+                tx.execute(
+                    "UPDATE node_keys SET name = ?2 WHERE name = ?1",
+                    params![crate::net::tls::lan_ca::CA_KEY_NAME, renamed],
+                )?;
+                tx.execute("DELETE FROM lan_ca", [])?;
+                tx.execute("DELETE FROM tls_certs WHERE source = 'lan'", [])?;
+                tx.commit()?;
                 Ok::<_, StorageError>(())
             })?;
             Ok("the LAN CA key was set aside; the next start makes a new CA (clients must download and trust its certificate again)".into())
@@ -84,7 +90,9 @@ fn rotate_machine(
             let (secret, _) = machine_secret(&pending)?;
             let new =
                 AeadSealer::new(secret, KeyOrigin::MachineFile, &settings.machine_key.display().to_string());
-            let count = storage.write_blocking(|c| {
+            // Durable: once machine.key is replaced the old key is gone, so the rows
+            // sealed with the new one must be on disk first.
+            let count = storage.write_durable_blocking(|c| {
                 let tx = c.transaction()?;
                 let n = reseal_all(&tx, old.as_ref(), &new)?;
                 tx.commit()?;
@@ -100,13 +108,17 @@ fn rotate_machine(
         KeyOrigin::Tpm => {
             let blob = seal_in_tpm(&keys, &fresh)?;
             let new = AeadSealer::new(fresh, KeyOrigin::Tpm, &old.describe());
-            let count = storage.write_blocking(|c| {
+            let count = storage.write_durable_blocking(|c| {
                 let tx = c.transaction()?;
                 let n = reseal_all(&tx, old.as_ref(), &new)?;
-                tx.execute(
+                let updated = tx.execute(
                     "UPDATE node_keys SET seed = ?2 WHERE name = ?1 AND algorithm = ?3",
                     params![MACHINE_KEY_ROW, blob, TPM_SEALED],
                 )?;
+                if updated != 1 {
+                    // Committing would leave secrets sealed with a key stored nowhere.
+                    return Err(Error::Corrupt(MACHINE_KEY_ROW.into()).into());
+                }
                 tx.commit()?;
                 Ok::<_, KeysError>(n)
             })?;
@@ -174,18 +186,20 @@ pub fn finish_interrupted(storage: &Storage, machine_key: &Path) -> Result<(), K
     }
     let (secret, _) = machine_secret(&pending)?;
     let new = AeadSealer::new(secret, KeyOrigin::MachineFile, &pending.display().to_string());
-    let sample: Option<(String, Vec<u8>)> = storage.read_blocking(|c| {
-        use rusqlite::OptionalExtension;
-        Ok::<_, StorageError>(
-            c.query_row(
-                "SELECT name, seed FROM node_keys WHERE name NOT LIKE '%@%' AND length(seed) > 32 AND algorithm NOT IN (?1, ?2) LIMIT 1",
-                [P256_TPM, TPM_SEALED],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?,
-        )
-    })?;
-    let committed = sample.is_some_and(|(name, blob)| new.unseal(&store::seal_label(&name), &blob).is_ok());
+    // The canary is sealed again in the rotation's own transaction, so it tells
+    // exactly whether that transaction committed.
+    let committed = match super::opens_canary(storage, &new)? {
+        Some(opens) => opens,
+        None => {
+            // No canary: a database from before canaries, whose rotation (by this
+            // version) would have made one. Keep both files and say so.
+            return Err(Error::Corrupt(format!(
+                "{} (an interrupted rotation left it, and the database cannot tell whether it is current; move it away if machine.key works)",
+                pending.display()
+            ))
+            .into());
+        }
+    };
     if committed {
         std::fs::rename(&pending, machine_key).map_err(|e| Error::Storage {
             what: format!("renaming {}", pending.display()),

@@ -1,14 +1,17 @@
 //! The start-up sweep over every secret in `data.db`:
 //! - a secret an older version stored in the clear is sealed;
 //! - one sealed by the previous backend (the machine file, before a TPM was used) is
-//!   sealed again by the current one;
-//! - one that cannot be opened here (the database came from another machine, or
-//!   `machine.key` was lost) is set aside or deleted, and what will be regenerated is
-//!   reported: the node identity (a new node id), the LAN CA (clients must trust the new
-//!   one), the ACME account and certificates (obtained again), custom certificates
-//!   (must be added again).
+//!   sealed again by the current one.
 //!
-//! Damaged values are left alone: the feature that uses them reports them.
+//! It first reads and judges everything, then writes all changes in one durable
+//! transaction, so a power cut leaves either the old state or the new one.
+//!
+//! If anything cannot be opened here (the database came from another machine, or its
+//! `machine.key` or TPM is not this one), the sweep changes nothing and fails with the
+//! list of what is lost and what `fazt keys reset` would regenerate: keys are never
+//! thrown away on the node's own initiative, since a wrong TPM or a missing file may be
+//! a mistake that the user can still undo. Damaged values are left alone: the feature
+//! that uses them reports them.
 
 use super::{sealed_text, store, KeysError, Tpm, MACHINE_KEY_ROW, P256_TPM};
 use crate::storage::{Storage, StorageError};
@@ -17,17 +20,15 @@ use fazt_hal::keystore::{Error, ErrorKind, Sealer};
 use rusqlite::params;
 use std::sync::Arc;
 
-/// A `node_keys` row: name, algorithm, material, public key.
-type KeyRow = (String, String, Vec<u8>, Option<Vec<u8>>);
-
 /// What the sweep did.
 #[derive(Debug, Default, Clone)]
 pub struct Report {
     /// Secrets newly sealed or sealed again under the current key.
     pub sealed: usize,
-    /// What could not be opened here and will be regenerated, one sentence each.
-    pub regenerated: Vec<String>,
 }
+
+/// A `node_keys` row: name, algorithm, material, public key.
+type KeyRow = (String, String, Vec<u8>, Option<Vec<u8>>);
 
 /// What to do with one stored secret.
 enum Verdict {
@@ -46,11 +47,7 @@ fn judge(
     sealer: &dyn Sealer,
     previous: Option<&dyn Sealer>,
 ) -> Result<Verdict, Error> {
-    let is_plain = match plain_len {
-        Some(len) => material.len() == len,
-        None => false,
-    };
-    if is_plain {
+    if plain_len == Some(material.len()) {
         return Ok(Verdict::Replace(sealer.seal(label, material)?));
     }
     match sealer.unseal(label, material) {
@@ -65,15 +62,21 @@ fn judge(
     }
 }
 
+/// One change to write.
+enum Change {
+    Key { name: String, sealed: Vec<u8>, public: Option<Vec<u8>> },
+    Text { secret: &'static sealed_text::TextSecret, id: String, stored: String },
+}
+
 /// Runs the sweep (see the module docs).
 pub fn run(
     storage: &Arc<Storage>,
-    clock: &Arc<Clock>,
     sealer: &dyn Sealer,
     previous: Option<&dyn Sealer>,
     tpm: Option<&Tpm>,
 ) -> Result<Report, KeysError> {
-    let mut report = Report::default();
+    let mut changes = Vec::new();
+    let mut lost = Vec::new();
     let keys: Vec<KeyRow> = storage.read_blocking(|c| {
         let mut stmt = c.prepare(
             "SELECT name, algorithm, seed, public_key FROM node_keys WHERE name NOT LIKE '%@%' AND name != ?1",
@@ -87,6 +90,8 @@ pub fn run(
         let label = store::seal_label(&name);
         let verdict = if algorithm == P256_TPM {
             match tpm {
+                // A device error stops the start (`?`): a TPM that fails now must not
+                // be taken for a TPM that never made the key.
                 Some(tpm) => match super::tpm::check_key(tpm, &name, &material) {
                     Err(err) if err.kind() == ErrorKind::SealedElsewhere => Verdict::Lost,
                     Err(err) if err.kind() == ErrorKind::Device => return Err(err.into()),
@@ -108,107 +113,99 @@ pub fn run(
                     };
                     store::public_of_seed(&algorithm, &seed.try_into().ok()?)
                 });
-                storage.write_blocking(|c| {
-                    c.execute(
-                        "UPDATE node_keys SET seed = ?2, public_key = ?3 WHERE name = ?1",
-                        params![name, sealed, public],
-                    )?;
-                    Ok::<_, StorageError>(())
-                })?;
-                report.sealed += 1;
+                changes.push(Change::Key { name, sealed, public });
             }
-            Verdict::Lost => {
-                orphan(storage, clock, &name)?;
-                report.regenerated.push(lost_key_sentence(&name));
-                if name == crate::net::tls::lan_ca::CA_KEY_NAME {
-                    storage.write_blocking(|c| {
-                        c.execute("DELETE FROM lan_ca", [])?;
-                        c.execute("DELETE FROM tls_certs WHERE source = 'lan'", [])?;
-                        Ok::<_, StorageError>(())
-                    })?;
-                }
-            }
+            Verdict::Lost => lost.push(lost_key_sentence(&name)),
         }
     }
     for secret in sealed_text::TEXT_SECRETS {
-        sweep_text(storage, &mut report, sealer, previous, secret)?;
+        let rows = storage.read_blocking(|c| Ok::<_, StorageError>(secret.rows(c)?))?;
+        for (id, stored, source) in rows {
+            let label = secret.label(&id);
+            let verdict = match sealed_text::blob_of(&stored) {
+                None => Verdict::Replace(sealed_text::seal(sealer, &label, &stored)?.into_bytes()),
+                Some(Err(())) => Verdict::Keep,
+                Some(Ok(blob)) => match judge(&label, &blob, None, sealer, previous)? {
+                    Verdict::Replace(sealed) => Verdict::Replace(sealed_text::encode(&sealed).into_bytes()),
+                    other => other,
+                },
+            };
+            match verdict {
+                Verdict::Keep => {}
+                Verdict::Replace(text) => {
+                    let stored = String::from_utf8(text).expect("sealed text is ASCII");
+                    changes.push(Change::Text { secret, id, stored });
+                }
+                Verdict::Lost => lost.push(lost_text_sentence(secret.kind, &id, &source)),
+            }
+        }
+    }
+    if !lost.is_empty() {
+        return Err(KeysError::SealedElsewhere { lost: lost.join("; ") });
+    }
+    let report = Report { sealed: changes.len() };
+    if !changes.is_empty() {
+        storage.write_durable_blocking(|c| {
+            let tx = c.transaction()?;
+            for change in changes {
+                match change {
+                    Change::Key { name, sealed, public } => {
+                        tx.execute(
+                            "UPDATE node_keys SET seed = ?2, public_key = ?3 WHERE name = ?1",
+                            params![name, sealed, public],
+                        )?;
+                    }
+                    Change::Text { secret, id, stored } => {
+                        secret.update(&tx, &id, &stored)?;
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok::<_, StorageError>(())
+        })?;
     }
     Ok(report)
 }
 
-/// A sentence saying what a lost key means.
+/// What a lost key means, for the error message.
 fn lost_key_sentence(name: &str) -> String {
     match name {
         crate::beacon::identity::KEY_NAME => {
-            "the node identity key could not be opened on this machine; a new identity (a new node id) is created, and peers see a new node".into()
+            "the node identity (reset makes a new one: a new node id)".into()
         }
         crate::net::tls::lan_ca::CA_KEY_NAME => {
-            "the LAN CA key could not be opened on this machine; a new LAN CA is created, and clients must download and trust its certificate again".into()
+            "the LAN CA key (reset makes a new CA: clients must trust its certificate again)".into()
         }
-        other => format!("the key '{other}' could not be opened on this machine; a new one is created on first use"),
+        super::CANARY_ROW => "the machine key check".into(),
+        other => format!("the key '{other}' (reset makes a new one)"),
     }
 }
 
-/// A sentence saying what a lost secret of `kind` means.
+/// What a lost secret of `kind` means, for the error message.
 fn lost_text_sentence(kind: &str, id: &str, source: &str) -> String {
     match (kind, source) {
-        ("acme-account", _) => format!(
-            "the ACME account for {id} could not be opened here; a new account is registered at the next certificate order"
-        ),
-        ("certificate-key", "custom") => format!(
-            "the key of the custom certificate for {id} could not be opened here and was removed; add it again with `fazt cert add`"
-        ),
-        ("certificate-key", "acme") => {
-            format!("the key of the certificate for {id} could not be opened here; it is obtained again from the CA")
+        ("acme-account", _) => format!("the ACME account for {id} (reset registers a new one)"),
+        ("certificate-key", "custom") => {
+            format!(
+                "the key of the custom certificate for {id} (add it again with `fazt cert add` after reset)"
+            )
         }
-        ("certificate-key", _) => format!("the key of the LAN certificate ({id}) could not be opened here; it is issued again"),
+        ("certificate-key", "acme") => {
+            format!("the key of the certificate for {id} (obtained again after reset)")
+        }
+        ("certificate-key", _) => format!("the key of the LAN certificate {id} (issued again after reset)"),
         (_, _) => {
             let (app, name) = id.split_once('/').unwrap_or((id, ""));
-            format!("the environment variable {name} of app {app} could not be opened here and was removed; set it again with `fazt app env set`")
+            format!("the environment variable {name} of app {app} (set it again with `fazt app env set` after reset)")
         }
     }
-}
-
-/// Seals the secrets of one text column; deletes the rows that cannot be opened here.
-fn sweep_text(
-    storage: &Arc<Storage>,
-    report: &mut Report,
-    sealer: &dyn Sealer,
-    previous: Option<&dyn Sealer>,
-    secret: &sealed_text::TextSecret,
-) -> Result<(), KeysError> {
-    let rows = storage.read_blocking(|c| Ok::<_, StorageError>(secret.rows(c)?))?;
-    for (id, stored, source) in rows {
-        let label = secret.label(&id);
-        let verdict = match sealed_text::blob_of(&stored) {
-            None => Verdict::Replace(sealed_text::seal(sealer, &label, &stored)?.into_bytes()),
-            Some(Err(())) => Verdict::Keep,
-            Some(Ok(blob)) => match judge(&label, &blob, None, sealer, previous)? {
-                Verdict::Replace(sealed) => Verdict::Replace(sealed_text::encode(&sealed).into_bytes()),
-                other => other,
-            },
-        };
-        match verdict {
-            Verdict::Keep => {}
-            Verdict::Replace(text) => {
-                let text = String::from_utf8(text).expect("sealed text is ASCII");
-                storage.write_blocking(|c| Ok::<_, StorageError>(secret.update(c, &id, &text)?))?;
-                report.sealed += 1;
-            }
-            Verdict::Lost => {
-                storage.write_blocking(|c| Ok::<_, StorageError>(secret.delete(c, &id)?))?;
-                report.regenerated.push(lost_text_sentence(secret.kind, &id, &source));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Sets a key row aside (renamed `name@orphaned-<ms>`): it is never used again, but
 /// stays in the database in case the machine it belongs to comes back.
 pub fn orphan(storage: &Storage, clock: &Clock, name: &str) -> Result<(), StorageError> {
     let renamed = format!("{name}@orphaned-{}", clock.now_millis());
-    storage.write_blocking(|c| {
+    storage.write_durable_blocking(|c| {
         c.execute("UPDATE node_keys SET name = ?2 WHERE name = ?1", params![name, renamed])?;
         Ok(())
     })

@@ -25,6 +25,8 @@ fn held_error(held: &[String], why: String) -> KeysError {
 pub(super) fn connect(settings: &KeySettings, held: &[String]) -> Result<Option<Arc<Tpm>>, KeysError> {
     let wanted = match settings.backend {
         Backend::Software => false,
+        // Keys already held by a TPM: try it, so that the error says what is wrong.
+        Backend::Auto if !held.is_empty() => true,
         Backend::Tpm => true,
         // Only try a TPM that exists: on most laptops there is no /dev/tpmrm0.
         Backend::Auto => match settings.tcti.strip_prefix("device:") {
@@ -77,8 +79,8 @@ pub(super) fn connect(settings: &KeySettings, held: &[String]) -> Result<Option<
 }
 
 /// The sealer whose wrapping key the TPM seals, made on first use. A wrapping key that
-/// another TPM sealed (a moved database) is set aside and a new one made; the sweep
-/// then sets aside what it sealed.
+/// another TPM sealed (a moved database, a cleared TPM) is an error: nothing is made
+/// over it (see `fazt keys reset`).
 #[cfg(feature = "tpm")]
 pub(super) fn wrapping_sealer(
     storage: &Arc<Storage>,
@@ -97,10 +99,13 @@ pub(super) fn wrapping_sealer(
             match tpm.unseal(MACHINE_KEY_ROW, &blob) {
                 Ok(key) => return sealer(key),
                 Err(err) if err.kind() == ErrorKind::SealedElsewhere => {
-                    tracing::warn!(
-                        "the wrapping key in this database was sealed by another TPM; making a new one"
-                    );
-                    super::sweep::orphan(storage, clock, MACHINE_KEY_ROW)?;
+                    let held = super::tpm_held(storage)?;
+                    return Err(KeysError::SealedElsewhere {
+                        lost: format!(
+                            "the wrapping key was sealed by another TPM (or this TPM was cleared), so every sealed secret is lost here, and the keys held by that TPM ({}) stay with it",
+                            held.join(", ")
+                        ),
+                    });
                 }
                 Err(err) => return Err(err.into()),
             }

@@ -33,6 +33,7 @@ pub fn seal_label(app_id: &str, name: &str) -> String {
 }
 
 fn sealing(err: fazt_hal::keystore::Error) -> SyscallError {
+    // Only sealing on write fails here (no randomness): rare, and not the caller's fault.
     SyscallError::Invalid(format!("app environment: {err}"))
 }
 
@@ -80,10 +81,16 @@ pub fn list(
         .prepare_cached("SELECT key, value FROM app_env WHERE app_id = ?1")?
         .query_map([app_id], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
-    rows.into_iter()
-        .map(|(name, stored)| {
-            let value = sealed_text::open(sealer, &seal_label(app_id, &name), &stored).map_err(sealing)?;
-            Ok((name, value))
+    // A value that does not open (damaged) is left out with a warning, so that one bad
+    // variable does not take the whole app down.
+    Ok(rows
+        .into_iter()
+        .filter_map(|(name, stored)| match sealed_text::open(sealer, &seal_label(app_id, &name), &stored) {
+            Ok(value) => Some((name, value)),
+            Err(err) => {
+                tracing::warn!(app = app_id, variable = name, error = %err, "an environment variable cannot be opened; left out");
+                None
+            }
         })
-        .collect()
+        .collect())
 }

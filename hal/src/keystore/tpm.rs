@@ -101,8 +101,19 @@ fn property_text(word: u32) -> String {
 
 impl Tpm {
     /// Connects through `tcti` (e.g. [`DEFAULT_TCTI`], or
-    /// `swtpm:host=127.0.0.1,port=2321`) and derives the storage key.
+    /// `swtpm:host=127.0.0.1,port=2321`) and derives the storage key. Reached without a
+    /// resource manager, the TPM is first cleared of objects a killed process left.
     pub fn connect(tcti: &str) -> Result<Self, Error> {
+        Tpm::open(tcti, true)
+    }
+
+    /// Like [`Tpm::connect`], but leaves the TPM's other objects alone: for looking at a
+    /// TPM that a running node may be using (`fazt hal tpm status`).
+    pub fn connect_shared(tcti: &str) -> Result<Self, Error> {
+        Tpm::open(tcti, false)
+    }
+
+    fn open(tcti: &str, flush_leftovers: bool) -> Result<Self, Error> {
         let conf = TctiNameConf::from_str(tcti).map_err(|_| {
             Error::Device(format!(
                 "'{tcti}' is not a TCTI (use device:/dev/tpmrm0, swtpm:host=H,port=P or mssim:host=H,port=P)"
@@ -143,7 +154,7 @@ impl Tpm {
         // Without a resource manager (swtpm or mssim reached directly, not
         // /dev/tpmrm0), objects a killed process loaded stay in the TPM's few slots:
         // flush them. Such a TPM has one user at a time, so nothing else loses an object.
-        if !tcti.starts_with("device:/dev/tpmrm") && !tcti.starts_with("tabrmd") {
+        if flush_leftovers && !tcti.starts_with("device:/dev/tpmrm") && !tcti.starts_with("tabrmd") {
             flush_transient_objects(&mut ctx);
         }
         let storage_key = ctx
@@ -369,73 +380,58 @@ fn ecdsa_public(public: &Public) -> Result<EcdsaPublicKey, Error> {
     Ok(EcdsaPublicKey(sec1))
 }
 
+/// The attributes every object of the node has: bound to this TPM and its parent,
+/// usable with an empty password, exempt from dictionary-attack lockout.
+fn base_attributes() -> ObjectAttributesBuilder {
+    ObjectAttributesBuilder::new()
+        .with_fixed_tpm(true)
+        .with_fixed_parent(true)
+        .with_user_with_auth(true)
+        .with_no_da(true)
+}
+
+/// A P-256 key made inside the TPM (its private part generated there) for `parameters`.
+fn p256_template(attributes: ObjectAttributesBuilder, parameters: PublicEccParametersBuilder) -> Public {
+    PublicBuilder::new()
+        .with_public_algorithm(PublicAlgorithm::Ecc)
+        .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
+        .with_object_attributes(
+            attributes.with_sensitive_data_origin(true).build().expect("valid attributes"),
+        )
+        .with_ecc_parameters(parameters.build().expect("valid P-256 parameters"))
+        .with_ecc_unique_identifier(EccPoint::default())
+        .build()
+        .expect("a valid P-256 template")
+}
+
+/// The storage key: decrypts (wraps) its children, nothing else.
 fn storage_key_template() -> Public {
-    let attributes = ObjectAttributesBuilder::new()
-        .with_fixed_tpm(true)
-        .with_fixed_parent(true)
-        .with_sensitive_data_origin(true)
-        .with_user_with_auth(true)
-        .with_decrypt(true)
-        .with_restricted(true)
-        .with_no_da(true)
-        .build()
-        .expect("a valid attribute set");
-    PublicBuilder::new()
-        .with_public_algorithm(PublicAlgorithm::Ecc)
-        .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
-        .with_object_attributes(attributes)
-        .with_ecc_parameters(
-            PublicEccParametersBuilder::new_restricted_decryption_key(
-                SymmetricDefinitionObject::AES_128_CFB,
-                EccCurve::NistP256,
-            )
-            .build()
-            .expect("valid storage key parameters"),
-        )
-        .with_ecc_unique_identifier(EccPoint::default())
-        .build()
-        .expect("a valid storage key template")
+    p256_template(
+        base_attributes().with_decrypt(true).with_restricted(true),
+        PublicEccParametersBuilder::new_restricted_decryption_key(
+            SymmetricDefinitionObject::AES_128_CFB,
+            EccCurve::NistP256,
+        ),
+    )
 }
 
+/// A signing key: ECDSA with SHA-256, signs any digest.
 fn signing_key_template() -> Public {
-    let attributes = ObjectAttributesBuilder::new()
-        .with_fixed_tpm(true)
-        .with_fixed_parent(true)
-        .with_sensitive_data_origin(true)
-        .with_user_with_auth(true)
-        .with_sign_encrypt(true)
-        .with_no_da(true)
-        .build()
-        .expect("a valid attribute set");
-    PublicBuilder::new()
-        .with_public_algorithm(PublicAlgorithm::Ecc)
-        .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
-        .with_object_attributes(attributes)
-        .with_ecc_parameters(
-            PublicEccParametersBuilder::new_unrestricted_signing_key(
-                EccScheme::EcDsa(HashScheme::new(HashingAlgorithm::Sha256)),
-                EccCurve::NistP256,
-            )
-            .build()
-            .expect("valid signing key parameters"),
-        )
-        .with_ecc_unique_identifier(EccPoint::default())
-        .build()
-        .expect("a valid signing key template")
+    p256_template(
+        base_attributes().with_sign_encrypt(true),
+        PublicEccParametersBuilder::new_unrestricted_signing_key(
+            EccScheme::EcDsa(HashScheme::new(HashingAlgorithm::Sha256)),
+            EccCurve::NistP256,
+        ),
+    )
 }
 
+/// A sealed data object: holds bytes given at creation, returned by `Unseal`.
 fn sealed_object_template() -> Public {
-    let attributes = ObjectAttributesBuilder::new()
-        .with_fixed_tpm(true)
-        .with_fixed_parent(true)
-        .with_user_with_auth(true)
-        .with_no_da(true)
-        .build()
-        .expect("a valid attribute set");
     PublicBuilder::new()
         .with_public_algorithm(PublicAlgorithm::KeyedHash)
         .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
-        .with_object_attributes(attributes)
+        .with_object_attributes(base_attributes().build().expect("valid attributes"))
         .with_keyed_hash_parameters(PublicKeyedHashParameters::new(KeyedHashScheme::Null))
         .with_keyed_hash_unique_identifier(Default::default())
         .build()

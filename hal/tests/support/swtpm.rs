@@ -1,0 +1,65 @@
+//! A real software TPM for tests: Debian's `swtpm`, on two free loopback ports (the
+//! TPM and its control channel), killed on drop. Shared by the HAL's TPM tests and the
+//! end-to-end tests (`#[path]`); `tests/setup-tpm` installs swtpm.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running swtpm.
+pub struct Swtpm {
+    child: Child,
+    /// Its TPM port (the control channel is the next one).
+    pub port: u16,
+}
+
+impl Swtpm {
+    /// Starts one keeping its state in `state`, on free ports.
+    pub fn start(state: &Path) -> Swtpm {
+        let port = loop {
+            let p = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            if p < 65000 && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+                break p;
+            }
+        };
+        Swtpm::start_on(state, port)
+    }
+
+    /// Starts one on `port` (a restart of an earlier one: same state, same port).
+    pub fn start_on(state: &Path, port: u16) -> Swtpm {
+        std::fs::create_dir_all(state).unwrap();
+        let child = Command::new("swtpm")
+            .args(["socket", "--tpm2", "--tpmstate"])
+            .arg(format!("dir={}", state.display()))
+            .args(["--server", &format!("type=tcp,port={port},bindaddr=127.0.0.1")])
+            .args(["--ctrl", &format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1)])
+            .args(["--flags", "not-need-init,startup-clear"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("swtpm is not installed: run tests/setup-tpm");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "swtpm did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Swtpm { child, port }
+    }
+
+    /// The TCTI string that reaches it.
+    pub fn tcti(&self) -> String {
+        format!("swtpm:host=127.0.0.1,port={}", self.port)
+    }
+
+    /// Stops it (as a power cut would).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Swtpm {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
