@@ -54,6 +54,26 @@ fn keys_and_sealed_secrets_survive_a_tpm_and_node_restart() {
 }
 
 #[test]
+fn a_tpm_that_restarts_under_a_running_node_is_reconnected() {
+    let state = tempfile::tempdir().unwrap();
+    let mut swtpm = Swtpm::start(state.path());
+    let tpm = Arc::new(Tpm::connect(&swtpm.tcti()).unwrap());
+    let keys = TpmKeystore::new(tpm.clone(), MemoryBlobs::default());
+    let public = keys.ecdsa_public_key("ca").unwrap();
+    let sealed = tpm.seal(b"wrapping key").unwrap();
+    assert!(public.verify(b"before", &keys.ecdsa_sign("ca", b"before").unwrap()));
+    // The TPM goes away and comes back (suspend and resume, a restarted swtpm): the
+    // loaded key and the storage key are gone from it.
+    let port = swtpm.port;
+    swtpm.stop();
+    let down = keys.ecdsa_sign("ca", b"down").unwrap_err();
+    assert_eq!(down.kind(), ErrorKind::Device, "{down}");
+    let _swtpm = Swtpm::start_on(state.path(), port);
+    assert!(public.verify(b"after", &keys.ecdsa_sign("ca", b"after").unwrap()));
+    assert_eq!(tpm.unseal("wrapping-key", &sealed).unwrap(), b"wrapping key");
+}
+
+#[test]
 fn blobs_from_another_tpm_are_refused_as_sealed_elsewhere() {
     let (a_state, b_state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (a, b) = (Swtpm::start(a_state.path()), Swtpm::start(b_state.path()));

@@ -79,6 +79,7 @@ pub struct Tpm {
     session: Mutex<Session>,
     info: TpmInfo,
     tcti: String,
+    flush_leftovers: bool,
 }
 
 impl fmt::Debug for Tpm {
@@ -114,6 +115,12 @@ impl Tpm {
     }
 
     fn open(tcti: &str, flush_leftovers: bool) -> Result<Self, Error> {
+        let (session, info) = Tpm::start_session(tcti, flush_leftovers)?;
+        Ok(Tpm { session: Mutex::new(session), info, tcti: tcti.to_string(), flush_leftovers })
+    }
+
+    /// A new context on `tcti`, with the storage key derived.
+    fn start_session(tcti: &str, flush_leftovers: bool) -> Result<(Session, TpmInfo), Error> {
         let conf = TctiNameConf::from_str(tcti).map_err(|_| {
             Error::Device(format!(
                 "'{tcti}' is not a TCTI (use device:/dev/tpmrm0, swtpm:host=H,port=P or mssim:host=H,port=P)"
@@ -166,11 +173,7 @@ impl Tpm {
                 )
             })?
             .key_handle;
-        Ok(Tpm {
-            session: Mutex::new(Session { ctx, storage_key, loaded: None }),
-            info,
-            tcti: tcti.to_string(),
-        })
+        Ok((Session { ctx, storage_key, loaded: None }, info))
     }
 
     /// What the TPM says about itself.
@@ -183,9 +186,23 @@ impl Tpm {
         &self.tcti
     }
 
-    fn with_session<T>(&self, f: impl FnOnce(&mut Session) -> Result<T, Error>) -> Result<T, Error> {
+    /// Runs `f` on the session. On a device error it starts a fresh session and tries
+    /// once more: a TPM that was reset (suspend and resume, a restarted swtpm) has lost
+    /// the storage key and every loaded object, and the old context may be dead.
+    fn with_session<T>(&self, mut f: impl FnMut(&mut Session) -> Result<T, Error>) -> Result<T, Error> {
         let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
-        f(&mut session)
+        match f(&mut session) {
+            Err(err) if err.kind() == super::ErrorKind::Device => {
+                match Tpm::start_session(&self.tcti, self.flush_leftovers) {
+                    Ok((fresh, _)) => {
+                        *session = fresh;
+                        f(&mut session)
+                    }
+                    Err(_) => Err(err),
+                }
+            }
+            other => other,
+        }
     }
 
     /// Creates a new P-256 signing key inside the TPM; returns the blob to keep (only
@@ -222,7 +239,7 @@ impl Tpm {
                     if let Some((_, old)) = s.loaded.take() {
                         let _ = s.ctx.flush_context(old.into());
                     }
-                    let handle = load(s, name, private, public)?;
+                    let handle = load(s, name, private.clone(), public.clone())?;
                     s.loaded = Some((blob.to_vec(), handle));
                     handle
                 }
@@ -234,7 +251,7 @@ impl Tpm {
             };
             let signed = validation.try_into().and_then(|ticket| {
                 s.ctx.execute_with_session(Some(AuthSession::Password), |c| {
-                    c.sign(key, digest, SignatureScheme::Null, ticket)
+                    c.sign(key, digest.clone(), SignatureScheme::Null, ticket)
                 })
             });
             signed.map_err(|e| device(&format!("signing with '{name}'"), e))
@@ -265,7 +282,7 @@ impl Tpm {
             let parent = s.storage_key;
             s.ctx
                 .execute_with_session(Some(AuthSession::Password), |c| {
-                    c.create(parent, sealed_object_template(), None, Some(sensitive), None, None)
+                    c.create(parent, sealed_object_template(), None, Some(sensitive.clone()), None, None)
                 })
                 .map_err(|e| device("sealing", e))
         })?;
@@ -276,7 +293,7 @@ impl Tpm {
     pub fn unseal(&self, name: &str, blob: &[u8]) -> Result<Vec<u8>, Error> {
         let (public, private) = decode_blob(name, blob)?;
         self.with_session(|s| {
-            let object = load(s, name, private, public)?;
+            let object = load(s, name, private.clone(), public.clone())?;
             let data = s.ctx.execute_with_session(Some(AuthSession::Password), |c| c.unseal(object.into()));
             let _ = s.ctx.flush_context(object.into());
             Ok(data.map_err(|e| device(&format!("unsealing '{name}'"), e))?.value().to_vec())
@@ -284,16 +301,15 @@ impl Tpm {
     }
 }
 
-impl Drop for Tpm {
+impl Drop for Session {
     fn drop(&mut self) {
         // A TPM has only a few object slots, and without a resource manager an object
         // outlives the connection that loaded it.
-        let session = self.session.get_mut().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, handle)) = session.loaded.take() {
-            let _ = session.ctx.flush_context(handle.into());
+        if let Some((_, handle)) = self.loaded.take() {
+            let _ = self.ctx.flush_context(handle.into());
         }
-        let key = session.storage_key;
-        let _ = session.ctx.flush_context(key.into());
+        let key = self.storage_key;
+        let _ = self.ctx.flush_context(key.into());
     }
 }
 
