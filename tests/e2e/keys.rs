@@ -112,6 +112,22 @@ fn keys_software_secrets_are_sealed_with_the_machine_key_and_never_stored_in_the
     assert!(!text.contains("s3cr3t-api-key"), "an app secret is in the backup");
     let listed = node.cli_ok(&["keys", "list"]);
     assert!(listed.contains("node (ed25519)") && listed.contains("sealed with machine.key"), "{listed}");
+    node.spawn();
+    let api = node.api("GET", "/api/system/keys", None).json();
+    assert_eq!(api["backend"], "software", "{api}");
+    let node_key = api["keys"].as_array().unwrap().iter().find(|k| k["name"] == "node").cloned().unwrap();
+    assert_eq!(node_key["held"], "sealed with machine.key");
+    assert!(!api.to_string().contains("s3cr3t-api-key"));
+    assert!(node.api("GET", "/api/system/health", None).json()["keys"]
+        .as_str()
+        .unwrap()
+        .starts_with("software"));
+    assert_eq!(
+        node.get("admin.localhost", "/api/system/keys").status,
+        401,
+        "the admin API needs credentials"
+    );
+    node.stop();
     assert!(listed.contains("certificate-key lan") && listed.contains("app-env "), "{listed}");
     assert!(!listed.contains("in the clear"), "{listed}");
 

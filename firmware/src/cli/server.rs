@@ -197,9 +197,19 @@ fn status(data: PathBuf) -> anyhow::Result<()> {
         }
     );
     print_https(&storage, &config)?;
+    print_keys(&storage, &config)?;
     println!("config:");
     for key in config::KEYS {
         println!("  {:<26} {:<12} {}", key.name, config.get(key.name), key.help);
+    }
+    Ok(())
+}
+
+/// The keys part of `server status`: the backend asked for, and where each key is.
+fn print_keys(storage: &Storage, config: &NodeConfig) -> anyhow::Result<()> {
+    println!("keys:    backend {}", config.get("keys.backend"));
+    for e in crate::keys::list::list(storage)?.iter().filter(|e| e.kind == "key" && !e.name.contains('@')) {
+        println!("  key    {:<22} {:<10} {}", e.name, e.algorithm, e.held);
     }
     Ok(())
 }

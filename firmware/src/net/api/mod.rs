@@ -90,6 +90,7 @@ async fn dispatch(kernel: &Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>
         (&Method::GET, ["system", "health"]) => system::health(kernel).await,
         (&Method::GET, ["system", "db"]) => system::db(kernel).await,
         (&Method::GET, ["system", "config"]) => Ok(system::config(kernel)),
+        (&Method::GET, ["system", "keys"]) => system::keys(kernel).await,
         (&Method::GET, ["system", "beacon"]) => beacon::status(kernel).await,
         (&Method::GET, ["system", "time"]) => time::status(kernel).await,
         (&Method::POST, ["system", "time", "sync"]) => time::sync(kernel).await,
@@ -114,7 +115,7 @@ fn allowed_methods(segments: &[&str]) -> &'static [Method] {
     match segments {
         ["login"] | ["logout"] | ["deploy"] | ["deploy", "check"] => POST,
         ["me"] | ["apps"] | ["apps", _, "files"] | ["apps", _, "files", _, ..] => GET,
-        ["system", "health" | "db" | "config" | "beacon" | "time"] => GET,
+        ["system", "health" | "db" | "config" | "beacon" | "time" | "keys"] => GET,
         ["system", "time", "sync"] => POST,
         ["apps", _] => GET_DELETE,
         ["apps", _, "logs" | "env"] => GET,

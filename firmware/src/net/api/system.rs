@@ -1,4 +1,4 @@
-//! `/api/system`: health, database and configuration.
+//! `/api/system`: health, database, configuration and keys.
 
 use crate::kernel::Kernel;
 use crate::net::response::{ok, ApiError, Resp};
@@ -33,6 +33,22 @@ pub async fn health(kernel: &Arc<Kernel>) -> Result<Resp, ApiError> {
         "board": board.as_ref().map(|b| b.model.clone()),
         "memory_total_bytes": board.as_ref().map(|b| b.memory_total_bytes),
         "cache": kernel.blobs.stats(),
+        "keys": kernel.keys.holder.describe(),
+    })))
+}
+
+/// `GET /api/system/keys`: where the keys are held, and every key and sealed secret
+/// (names, algorithms, fingerprints; never a secret).
+pub async fn keys(kernel: &Arc<Kernel>) -> Result<Resp, ApiError> {
+    let storage = kernel.storage.clone();
+    let entries = blocking::unblock(move || crate::keys::list::list(&storage)).await?;
+    Ok(ok(serde_json::json!({
+        "holder": kernel.keys.holder.describe(),
+        "backend": match kernel.keys.holder {
+            crate::keys::Holder::Software { .. } => "software",
+            crate::keys::Holder::Tpm { .. } => "tpm",
+        },
+        "keys": entries,
     })))
 }
 
