@@ -8,7 +8,6 @@ use fazt_hal::keystore::{BlobStore, EcdsaKeystore, ErrorKind, MemoryBlobs};
 mod swtpm;
 
 use std::net::TcpListener;
-use std::process::Command;
 use std::sync::Arc;
 use swtpm::Swtpm;
 
@@ -115,12 +114,7 @@ fn an_absent_tpm_or_a_bad_tcti_is_a_clear_error() {
 fn an_owner_password_on_the_tpm_is_a_clear_error() {
     let state = tempfile::tempdir().unwrap();
     let swtpm = Swtpm::start(state.path());
-    let status = Command::new("tpm2_changeauth")
-        .args(["-c", "owner", "s3cret"])
-        .env("TPM2TOOLS_TCTI", swtpm.tcti())
-        .status()
-        .expect("tpm2-tools is not installed: run tests/setup-tpm");
-    assert!(status.success());
+    swtpm.set_owner_password("s3cret");
     let err = Tpm::connect(&swtpm.tcti()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Device);
     assert!(err.to_string().contains("owner password"), "{err}");

@@ -478,12 +478,7 @@ mod tpm {
         // An owner password on the TPM: refused with a clear error.
         let state = tempfile::tempdir().unwrap();
         let swtpm = Swtpm::start(state.path());
-        let status = Command::new("tpm2_changeauth")
-            .args(["-c", "owner", "s3cret"])
-            .env("TPM2TOOLS_TCTI", swtpm.tcti())
-            .status()
-            .expect("tpm2-tools (tests/setup-tpm)");
-        assert!(status.success());
+        swtpm.set_owner_password("s3cret");
         offline(&data, &["config", "set", "keys.tpm_tcti", &swtpm.tcti()]);
         let err = start_fails(&data);
         assert!(err.contains("owner password"), "{err}");

@@ -51,6 +51,17 @@ impl Swtpm {
         format!("swtpm:host=127.0.0.1,port={}", self.port)
     }
 
+    /// Sets an owner password with tpm2-tools, as an administrator might: the owner
+    /// hierarchy then refuses an empty password.
+    pub fn set_owner_password(&self, password: &str) {
+        let status = Command::new("tpm2_changeauth")
+            .args(["-c", "owner", password])
+            .env("TPM2TOOLS_TCTI", self.tcti())
+            .status()
+            .expect("tpm2-tools is not installed: run tests/setup-tpm");
+        assert!(status.success(), "tpm2_changeauth failed");
+    }
+
     /// Stops it (as a power cut would).
     pub fn stop(&mut self) {
         let _ = self.child.kill();
