@@ -190,8 +190,8 @@ pub struct Keys {
 
 impl Keys {
     /// Opens the keys of the node in `storage`: connects the TPM if configured, makes
-    /// the wrapping key on first use, seals what older versions stored in the clear and
-    /// sets aside what cannot be opened here (see the module docs).
+    /// the wrapping key on first use and seals what older versions stored in the clear;
+    /// fails, changing nothing, if a secret cannot be opened here (see the module docs).
     pub fn open(
         storage: &Arc<Storage>,
         clock: &Arc<Clock>,
@@ -246,7 +246,10 @@ impl Keys {
         )?;
         ensure_canary(storage, clock, sealer.as_ref())?;
         if report.sealed > 0 {
-            tracing::info!(count = report.sealed, "sealed secrets that an older version kept in the clear");
+            tracing::info!(
+                count = report.sealed,
+                "sealed secrets under the current key (kept in the clear by an older version, or moved under the TPM)"
+            );
         }
         let db = DbKeyStore::new(storage.clone(), clock.clone(), sealer.clone());
         let software = Arc::new(SoftwareKeystore::new(db.clone()));
