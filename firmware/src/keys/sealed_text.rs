@@ -92,6 +92,19 @@ mod tests {
     use super::*;
     use fazt_hal::keystore::{AeadSealer, ErrorKind};
 
+    proptest::proptest! {
+        #[test]
+        fn any_text_round_trips_and_any_stored_value_opens_or_fails_cleanly(text in ".{0,300}", junk in ".{0,300}") {
+            let sealer = AeadSealer::new([5; 32], KeyOrigin::MachineFile, "test");
+            let stored = seal(&sealer, "row", &text).unwrap();
+            proptest::prop_assert_eq!(open(&sealer, "row", &stored).unwrap(), text);
+            // Hostile stored values: an error or the plain value, never a panic.
+            let _ = open(&sealer, "row", &junk);
+            let _ = open(&sealer, "row", &format!("{PREFIX}{junk}"));
+            let _ = origin_of(&junk);
+        }
+    }
+
     #[test]
     fn round_trip_plain_values_and_damage() {
         let sealer = AeadSealer::new([5; 32], KeyOrigin::MachineFile, "test");
