@@ -192,26 +192,60 @@ fn keys_a_database_moved_without_its_machine_key_is_refused_until_reset() {
 fn keys_sealed_in_the_clear_by_an_older_version_are_sealed_at_start() {
     let mut node = Node::start();
     let id = node_id(&node);
+    app_with_secret(&node, "placeholder");
     node.stop();
-    // What an older fazt stored: the plain 32-byte seed, no public key column value.
+    // What an older fazt left: plain seeds and values, no public keys, no canary, no
+    // machine.key.
     let seed: [u8; 32] = [7; 32];
     {
         let conn = rusqlite::Connection::open(node.data()).unwrap();
         conn.execute("UPDATE node_keys SET seed = ?1, public_key = NULL WHERE name = 'node'", [&seed[..]])
             .unwrap();
+        conn.execute("DELETE FROM node_keys WHERE name != 'node'", []).unwrap();
+        conn.execute("UPDATE app_env SET value = 'plain-old-value'", []).unwrap();
     }
+    std::fs::remove_file(node.dir.path().join("machine.key")).unwrap();
     let offline_status = offline(&node.data(), &["beacon", "status"]);
     let before = String::from_utf8_lossy(&offline_status.stdout).into_owned();
     node.spawn();
     let old_seed_id = node_id(&node);
     assert_ne!(old_seed_id, id, "the identity is now the one of the stored seed");
     assert!(before.contains(&old_seed_id), "offline status derives the id from a plain seed: {before}");
+    assert_eq!(app_secret(&node), "plain-old-value");
     node.stop();
     let rows = key_rows(&node.data());
     let (_, _, material) = rows.iter().find(|r| r.0 == "node").unwrap();
     assert_eq!(material[0], 0xF1, "sealed at start");
+    assert!(rows.iter().any(|r| r.1 == "canary"), "a canary now");
+    let conn = rusqlite::Connection::open(node.data()).unwrap();
+    let value: String = conn.query_row("SELECT value FROM app_env", [], |r| r.get(0)).unwrap();
+    assert!(value.starts_with("sealed:") && !value.contains("plain-old-value"), "{value}");
     node.spawn();
     assert_eq!(node_id(&node), old_seed_id, "and still the same identity");
+    assert_eq!(app_secret(&node), "plain-old-value");
+}
+
+#[test]
+fn keys_one_damaged_secret_is_left_out_and_the_node_still_starts() {
+    let mut node = Node::start();
+    let id = node_id(&node);
+    app_with_secret(&node, "will-be-damaged");
+    node.stop();
+    {
+        let conn = rusqlite::Connection::open(node.data()).unwrap();
+        let value: String = conn.query_row("SELECT value FROM app_env", [], |r| r.get(0)).unwrap();
+        // Flip one base64 digit in the middle: the seal no longer verifies.
+        let mut bytes = value.into_bytes();
+        let middle = bytes.len() / 2;
+        bytes[middle] = if bytes[middle] == b'A' { b'B' } else { b'A' };
+        conn.execute("UPDATE app_env SET value = ?1", [String::from_utf8(bytes).unwrap()]).unwrap();
+    }
+    let before = key_rows(&node.data());
+    node.spawn();
+    assert_eq!(node_id(&node), id, "the machine key is right: one damaged value is not a moved database");
+    assert_eq!(app_secret(&node), serde_json::Value::Null, "the damaged value is left out, never garbage");
+    node.stop();
+    assert_eq!(key_rows(&node.data()), before);
 }
 
 #[test]
@@ -429,6 +463,29 @@ mod tpm {
         assert_ne!(new_pem, ca_pem);
         assert!(verified_get(&moved, &ca).status.success(), "{}", log(&moved));
         // Back on its own TPM, the original database still opens.
+        node.spawn();
+        assert_eq!(node_id(&node), id);
+    }
+
+    #[test]
+    fn keys_tpm_a_software_database_moved_to_a_tpm_node_is_refused_and_left_as_it_was() {
+        let state = tempfile::tempdir().unwrap();
+        let swtpm = Swtpm::start(state.path());
+        let mut node = https_node(&[("https.mode", "lan"), ("keys.backend", "software")]);
+        let id = node_id(&node);
+        node.stop();
+        let mut other = tpm_node(&swtpm);
+        other.stop();
+        copy_db(&node, &other);
+        offline(&other.data(), &["config", "set", "keys.backend", "tpm"]);
+        offline(&other.data(), &["config", "set", "keys.tpm_tcti", &swtpm.tcti()]);
+        let before = key_rows(&other.data());
+        let err = start_fails(&other.data());
+        assert!(err.contains("sealed on another machine"), "{err}");
+        assert_eq!(key_rows(&other.data()), before, "no wrapping key was written by a start that refused");
+        // Back where it came from (with its machine.key), the database still works.
+        copy_db(&other, &node);
+        offline(&node.data(), &["config", "set", "keys.backend", "software"]);
         node.spawn();
         assert_eq!(node_id(&node), id);
     }

@@ -50,7 +50,7 @@ pub const CANARY_ROW: &str = "machine-check";
 /// Its algorithm column.
 pub const CANARY: &str = "canary";
 /// The value it seals.
-const CANARY_VALUE: &[u8] = b"fazt machine key check";
+pub(crate) const CANARY_VALUE: &[u8] = b"fazt machine key check";
 
 /// Which keystore backend the configuration asks for (`keys.backend`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,24 +211,27 @@ impl Keys {
             what: format!("looking for {}", settings.machine_key.display()),
             err: Box::new(e),
         })?;
+        let file_sealed = sealed_by(storage, KeyOrigin::MachineFile)?;
+        let mut new_rows = Vec::new();
         let (sealer, previous, holder): (Arc<dyn Sealer>, Option<Arc<AeadSealer>>, Holder) = match &tpm {
             Some(t) => {
                 // Rows sealed before the TPM was used open with the file key, if it is
                 // still there; the sweep seals them again under the TPM's key.
-                let previous = match key_exists {
+                let previous = match key_exists && file_sealed > 0 {
                     true => Some(file_sealer(&settings.machine_key)?),
                     false => None,
                 };
-                (tpm::wrapping_sealer(storage, clock, t)?, previous, tpm::holder(t))
+                let (sealer, new_key) = tpm::wrapping_sealer(storage, t)?;
+                new_rows.extend(new_key);
+                (sealer, previous, tpm::holder(t))
             }
             None => {
                 // Never make a new machine key over secrets the old one sealed: that
                 // would make them unreadable for good.
-                let sealed = sealed_by(storage, KeyOrigin::MachineFile)?;
-                if !key_exists && sealed > 0 {
+                if !key_exists && file_sealed > 0 {
                     return Err(KeysError::MachineKeyMissing {
                         path: settings.machine_key.display().to_string(),
-                        count: sealed,
+                        count: file_sealed,
                     });
                 }
                 (
@@ -238,13 +241,18 @@ impl Keys {
                 )
             }
         };
+        if store::raw_row(storage, CANARY_ROW)?.is_none() {
+            let material = sealer.seal(&store::seal_label(CANARY_ROW), CANARY_VALUE)?;
+            new_rows.push(sweep::NewRow { name: CANARY_ROW, algorithm: CANARY, material });
+        }
         let report = sweep::run(
             storage,
             sealer.as_ref(),
             previous.as_deref().map(|s| s as &dyn Sealer),
             tpm.as_deref(),
+            new_rows,
+            clock.now_millis(),
         )?;
-        ensure_canary(storage, clock, sealer.as_ref())?;
         if report.sealed > 0 {
             tracing::info!(
                 count = report.sealed,
@@ -271,21 +279,10 @@ fn sealed_by(storage: &Storage, origin: KeyOrigin) -> Result<usize, StorageError
         KeyOrigin::MachineFile => "sealed with machine.key",
         KeyOrigin::Tpm => "sealed by the TPM",
     };
-    Ok(list::list(storage)?.iter().filter(|e| !e.name.contains('@') && e.held == held).count())
-}
-
-/// Makes the canary row if there is none: a known value sealed with the current key.
-fn ensure_canary(storage: &Storage, clock: &Clock, sealer: &dyn Sealer) -> Result<(), KeysError> {
-    let sealed = sealer.seal(&store::seal_label(CANARY_ROW), CANARY_VALUE)?;
-    let now = clock.now_millis();
-    storage.write_durable_blocking(|c| {
-        c.execute(
-            "INSERT OR IGNORE INTO node_keys(name, algorithm, seed, created_at) VALUES (?1, ?2, ?3, ?4)",
-            rusqlite::params![CANARY_ROW, CANARY, sealed, now],
-        )?;
-        Ok::<_, StorageError>(())
-    })?;
-    Ok(())
+    Ok(list::list(storage)?
+        .iter()
+        .filter(|e| !e.name.contains('@') && e.name != CANARY_ROW && e.held == held)
+        .count())
 }
 
 /// Whether `sealer` opens the canary row: `None` when there is no canary.

@@ -98,12 +98,24 @@ fn rotate_machine(
                 tx.commit()?;
                 Ok::<_, KeysError>(n)
             })?;
+            // Backups made before now were sealed with the old key: keep it beside,
+            // for the user to move off the machine with those backups, or delete.
+            let kept =
+                PathBuf::from(format!("{}.before-{}", settings.machine_key.display(), clock.now_millis()));
+            std::fs::hard_link(&settings.machine_key, &kept).map_err(|e| Error::Storage {
+                what: format!("keeping {}", kept.display()),
+                err: Box::new(e),
+            })?;
             std::fs::rename(&pending, &settings.machine_key).map_err(|e| Error::Storage {
                 what: format!("renaming {}", pending.display()),
                 err: Box::new(e),
             })?;
             sync_dir(&settings.machine_key);
-            Ok(format!("{count} secret(s) sealed again under a new {}", settings.machine_key.display()))
+            Ok(format!(
+                "{count} secret(s) sealed again under a new {}. Backups made before now need the old key, kept as {}: move it off this machine with those backups, or delete it if the old key is compromised",
+                settings.machine_key.display(),
+                kept.display()
+            ))
         }
         KeyOrigin::Tpm => {
             let blob = seal_in_tpm(&keys, &fresh)?;
@@ -207,7 +219,11 @@ pub fn finish_interrupted(storage: &Storage, machine_key: &Path) -> Result<(), K
         })?;
         tracing::warn!("completed a machine key rotation that was interrupted");
     } else {
-        let _ = std::fs::remove_file(&pending);
+        // Not the current key: set it aside rather than delete it (it may be the key of
+        // a newer copy of the database, if an older one was put back since).
+        let aside = PathBuf::from(format!("{}.unused-{}", pending.display(), std::process::id()));
+        let _ = std::fs::rename(&pending, &aside);
+        tracing::warn!(file = %aside.display(), "an interrupted machine key rotation had not committed; its key was set aside");
     }
     sync_dir(machine_key);
     Ok(())

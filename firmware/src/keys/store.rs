@@ -41,8 +41,10 @@ impl DbKeyStore {
     ) -> Result<(), Error> {
         let now = self.clock.now_millis();
         let (name, algorithm) = (name.to_string(), algorithm.to_string());
+        // Durable: a new identity or CA key must not be rolled back by a power cut
+        // after the node has used it (announced its id, issued a certificate).
         self.storage
-            .write_blocking(move |conn| {
+            .write_durable_blocking(move |conn| {
                 // OR IGNORE: never replace an existing key (an identity, a CA).
                 conn.execute(
                     "INSERT OR IGNORE INTO node_keys(name, algorithm, seed, public_key, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",

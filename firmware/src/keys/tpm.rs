@@ -4,7 +4,6 @@
 
 use super::{Backend, Holder, KeySettings, KeysError};
 use crate::storage::Storage;
-use crate::time::Clock;
 use fazt_hal::keystore::{EcdsaKeystore, Error, Sealer};
 use std::sync::Arc;
 
@@ -84,9 +83,8 @@ pub(super) fn connect(settings: &KeySettings, held: &[String]) -> Result<Option<
 #[cfg(feature = "tpm")]
 pub(super) fn wrapping_sealer(
     storage: &Arc<Storage>,
-    clock: &Arc<Clock>,
     tpm: &Arc<Tpm>,
-) -> Result<Arc<dyn Sealer>, KeysError> {
+) -> Result<(Arc<dyn Sealer>, Option<super::sweep::NewRow>), KeysError> {
     use super::{MACHINE_KEY_ROW, TPM_SEALED};
     use fazt_hal::keystore::{AeadSealer, ErrorKind, KeyOrigin};
     let describe = format!("the TPM '{}'", tpm.info().vendor);
@@ -97,7 +95,7 @@ pub(super) fn wrapping_sealer(
     if let Some((algorithm, blob)) = super::store::raw_row(storage, MACHINE_KEY_ROW)? {
         if algorithm == TPM_SEALED {
             match tpm.unseal(MACHINE_KEY_ROW, &blob) {
-                Ok(key) => return sealer(key),
+                Ok(key) => return Ok((sealer(key)?, None)),
                 Err(err) if err.kind() == ErrorKind::SealedElsewhere => {
                     let held = super::tpm_held(storage)?;
                     return Err(KeysError::SealedElsewhere {
@@ -111,29 +109,24 @@ pub(super) fn wrapping_sealer(
             }
         }
     }
+    // A new wrapping key. Its row is written by the sweep, in the same transaction as
+    // the first secrets sealed with it, and only if the sweep finds nothing lost: a
+    // start that refuses must leave the database as it was.
     // ThreadRng is a CSPRNG seeded from the OS.
     let key: [u8; 32] = rand::random();
     let blob = tpm.seal(&key)?;
-    let now = clock.now_millis();
-    storage.write_blocking(|c| {
-        c.execute(
-            "INSERT OR IGNORE INTO node_keys(name, algorithm, seed, created_at) VALUES (?1, ?2, ?3, ?4)",
-            rusqlite::params![MACHINE_KEY_ROW, TPM_SEALED, blob, now],
-        )?;
-        Ok::<_, crate::storage::StorageError>(())
-    })?;
-    // Read back: a racing start keeps one key.
-    let (_, stored) = super::store::raw_row(storage, MACHINE_KEY_ROW)?
-        .ok_or_else(|| Error::Corrupt(MACHINE_KEY_ROW.into()))?;
-    sealer(tpm.unseal(MACHINE_KEY_ROW, &stored)?)
+    if tpm.unseal(MACHINE_KEY_ROW, &blob)? != key {
+        return Err(Error::Device("the TPM returned another value than it sealed".into()).into());
+    }
+    let row = super::sweep::NewRow { name: MACHINE_KEY_ROW, algorithm: TPM_SEALED, material: blob };
+    Ok((sealer(key.to_vec())?, Some(row)))
 }
 
 #[cfg(not(feature = "tpm"))]
 pub(super) fn wrapping_sealer(
     _: &Arc<Storage>,
-    _: &Arc<Clock>,
     tpm: &Arc<Tpm>,
-) -> Result<Arc<dyn Sealer>, KeysError> {
+) -> Result<(Arc<dyn Sealer>, Option<super::sweep::NewRow>), KeysError> {
     match **tpm {}
 }
 

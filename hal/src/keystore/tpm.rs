@@ -76,7 +76,8 @@ unsafe impl Send for Session {}
 
 /// A connection to a TPM 2.0, with the node's storage key loaded.
 pub struct Tpm {
-    session: Mutex<Session>,
+    // None after a failed reconnect: the next call tries again.
+    session: Mutex<Option<Session>>,
     info: TpmInfo,
     tcti: String,
     flush_leftovers: bool,
@@ -116,7 +117,7 @@ impl Tpm {
 
     fn open(tcti: &str, flush_leftovers: bool) -> Result<Self, Error> {
         let (session, info) = Tpm::start_session(tcti, flush_leftovers)?;
-        Ok(Tpm { session: Mutex::new(session), info, tcti: tcti.to_string(), flush_leftovers })
+        Ok(Tpm { session: Mutex::new(Some(session)), info, tcti: tcti.to_string(), flush_leftovers })
     }
 
     /// A new context on `tcti`, with the storage key derived.
@@ -190,16 +191,18 @@ impl Tpm {
     /// once more: a TPM that was reset (suspend and resume, a restarted swtpm) has lost
     /// the storage key and every loaded object, and the old context may be dead.
     fn with_session<T>(&self, mut f: impl FnMut(&mut Session) -> Result<T, Error>) -> Result<T, Error> {
-        let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
-        match f(&mut session) {
+        let mut guard = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        let first = match guard.as_mut() {
+            Some(session) => f(session),
+            None => Err(Error::Device("not connected".into())),
+        };
+        match first {
             Err(err) if err.kind() == super::ErrorKind::Device => {
-                match Tpm::start_session(&self.tcti, self.flush_leftovers) {
-                    Ok((fresh, _)) => {
-                        *session = fresh;
-                        f(&mut session)
-                    }
-                    Err(_) => Err(err),
-                }
+                // Close the old connection first: a TPM without a resource manager
+                // serves one connection at a time (and /dev/tpm0 opens only once).
+                *guard = None;
+                let (fresh, _) = Tpm::start_session(&self.tcti, self.flush_leftovers).map_err(|_| err)?;
+                f(guard.insert(fresh))
             }
             other => other,
         }
