@@ -83,7 +83,7 @@ fn tpm_status(tcti: Option<String>, data: &std::path::Path) -> anyhow::Result<()
     if let Some(storage) = &storage {
         let held: Vec<_> = crate::keys::list::list(storage)?
             .into_iter()
-            .filter(|e| e.held.contains("TPM") && !e.name.contains('@'))
+            .filter(|e| e.tpm && !e.name.contains('@'))
             .collect();
         if held.is_empty() {
             println!("held:          none (the node keeps its keys in software)");

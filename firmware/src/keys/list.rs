@@ -16,20 +16,26 @@ pub struct Entry {
     pub name: String,
     /// Its algorithm, for keys.
     pub algorithm: String,
-    /// Where it is held or what seals it.
+    /// Where it is held or what seals it, in words.
     pub held: String,
+    /// Which key seals it: "machine-file" or "tpm" (none for a key inside the TPM, a
+    /// plain or damaged value, or one set aside).
+    pub sealed_by: Option<&'static str>,
+    /// Whether a TPM holds it or seals it.
+    pub tpm: bool,
     /// The first 16 hex digits of the SHA-256 of the public key, for keys.
     pub fingerprint: Option<String>,
     /// When it was created (Unix ms), for keys.
     pub created_at: Option<i64>,
 }
 
-fn held_by_origin(origin: Option<KeyOrigin>, plain: bool) -> String {
+/// The words, the origin and the TPM flag of a sealed (or plain) value.
+fn held_by_origin(origin: Option<KeyOrigin>, plain: bool) -> (String, Option<&'static str>, bool) {
     match (origin, plain) {
-        (_, true) => "in the clear (sealed at the next start)".into(),
-        (Some(KeyOrigin::MachineFile), _) => "sealed with machine.key".into(),
-        (Some(KeyOrigin::Tpm), _) => "sealed by the TPM".into(),
-        (None, _) => "damaged".into(),
+        (_, true) => ("in the clear (sealed at the next start)".into(), None, false),
+        (Some(o @ KeyOrigin::MachineFile), _) => ("sealed with machine.key".into(), Some(o.name()), false),
+        (Some(o @ KeyOrigin::Tpm), _) => ("sealed by the TPM".into(), Some(o.name()), true),
+        (None, _) => ("damaged".into(), None, false),
     }
 }
 
@@ -50,27 +56,30 @@ pub fn list(storage: &Storage) -> Result<Vec<Entry>, StorageError> {
         })?;
         for row in rows {
             let (name, algorithm, material, public, created_at) = row?;
-            let held = if let Some((_, when)) = name.split_once("@orphaned-") {
-                format!("set aside (could not be opened on this machine; since {when})")
+            let (held, sealed_by, tpm) = if let Some((_, when)) = name.split_once("@orphaned-") {
+                (format!("set aside by `fazt keys rotate` or `reset` (at {when})"), None, false)
             } else if name == MACHINE_KEY_ROW || algorithm == TPM_SEALED {
-                "sealed by the TPM (wraps the other secrets)".into()
+                ("sealed by the TPM (wraps the other secrets)".into(), None, true)
             } else if algorithm == P256_TPM {
-                "inside the TPM (not exportable)".into()
+                ("inside the TPM (not exportable)".into(), None, true)
             } else {
                 held_by_origin(KeyOrigin::of(&material), material.len() == 32)
             };
             let fingerprint = public.map(|p| hex::encode(&Sha256::digest(&p)[..8]));
-            out.push(Entry { kind: "key", name, algorithm, held, fingerprint, created_at: Some(created_at) });
+            let created_at = Some(created_at);
+            out.push(Entry { kind: "key", name, algorithm, held, sealed_by, tpm, fingerprint, created_at });
         }
         for secret in sealed_text::TEXT_SECRETS {
             for (name, stored, _) in secret.rows(c)? {
                 let plain = !stored.starts_with(sealed_text::PREFIX);
-                let held = held_by_origin(sealed_text::origin_of(&stored), plain);
+                let (held, sealed_by, tpm) = held_by_origin(sealed_text::origin_of(&stored), plain);
                 out.push(Entry {
                     kind: secret.kind,
                     name,
                     algorithm: String::new(),
                     held,
+                    sealed_by,
+                    tpm,
                     fingerprint: None,
                     created_at: None,
                 });

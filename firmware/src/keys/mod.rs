@@ -275,13 +275,9 @@ impl Keys {
 
 /// How many live secrets (keys and sealed text) `origin` sealed.
 fn sealed_by(storage: &Storage, origin: KeyOrigin) -> Result<usize, StorageError> {
-    let held = match origin {
-        KeyOrigin::MachineFile => "sealed with machine.key",
-        KeyOrigin::Tpm => "sealed by the TPM",
-    };
     Ok(list::list(storage)?
         .iter()
-        .filter(|e| !e.name.contains('@') && e.name != CANARY_ROW && e.held == held)
+        .filter(|e| !e.name.contains('@') && e.name != CANARY_ROW && e.sealed_by == Some(origin.name()))
         .count())
 }
 
