@@ -358,6 +358,43 @@ fn https_hostile_handshakes_leave_the_node_serving() {
     wait_for(|| crate::https::log(&node).contains("TLS handshake for unknown name 'evil.example.com'"));
 }
 
+/// `https.max_handshakes`: a flood of handshakes that never finish holds at most the
+/// cap; each newcomer over it closes the oldest, so a real client still gets through,
+/// and the evictions are counted (`GET /api/tls`) and logged.
+#[test]
+fn https_handshake_cap_closes_the_oldest_and_keeps_serving() {
+    let node =
+        https_node(&[("https.mode", "lan"), ("beacon.enabled", "false"), ("https.max_handshakes", "4")]);
+    let port = https_port(&node);
+    let ca = download_ca(&node);
+    let flooders = 40;
+    let mut flood: Vec<TcpStream> = (0..flooders)
+        .map(|_| {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            // A handshake record header that announces 512 bytes and never sends them.
+            s.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00]).unwrap();
+            s
+        })
+        .collect();
+    // The oldest flooder is closed (at once, long before its 10 s handshake timeout
+    // would; the read timeout only guards against a hang).
+    flood[0].set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut byte = [0u8; 1];
+    assert!(matches!(flood[0].read(&mut byte), Ok(0) | Err(_)) || byte[0] == 21);
+    // A real client gets through while the rest of the flood still hangs.
+    for _ in 0..3 {
+        https_ok(&ca, port, "admin.localhost", "/api/system/health", &[]);
+    }
+    let status = node.api("GET", "/api/tls", None).json();
+    let handshakes = &status["handshakes"];
+    assert_eq!(handshakes["max"], 4, "{status}");
+    assert!(handshakes["in_progress"].as_u64().unwrap() <= 4, "{status}");
+    // Every flooder but the last four made room for a newer one, at least.
+    assert!(handshakes["evicted"].as_u64().unwrap() >= flooders - 4, "{status}");
+    wait_for(|| crate::https::log(&node).contains("too many handshakes in progress (https.max_handshakes)"));
+    drop(flood);
+}
+
 #[test]
 fn https_expired_custom_certificate_is_logged_and_skipped() {
     let mut node = https_node(&[("https.mode", "lan"), ("beacon.enabled", "false")]);

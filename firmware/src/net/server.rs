@@ -7,6 +7,7 @@ use super::conn::{self, Protocol, Protocols};
 use super::host::{route, Route};
 use super::response::{ApiError, Resp};
 use super::static_files;
+use super::tls::handshakes::Slot;
 use crate::fs::site::Site;
 use crate::kernel::Kernel;
 use async_io::Async;
@@ -80,7 +81,8 @@ async fn serve_tls(
     config: Arc<rustls::ServerConfig>,
     stream: Async<TcpStream>,
 ) {
-    let stream = match handshake(config, stream).await {
+    let slot = kernel.tls.handshakes.begin();
+    let stream = match handshake(config, stream, slot).await {
         Ok(stream) => stream,
         Err(err) => {
             kernel.tls.handshake_errors.warn(&format!("TLS handshake from {peer} failed: {err}"));
@@ -99,18 +101,27 @@ async fn serve_tls(
 
 type Handshake = Pin<Box<dyn Future<Output = std::io::Result<Box<TlsStream<Async<TcpStream>>>>> + Send>>;
 
-/// The handshake, bounded by [`HANDSHAKE_TIMEOUT`](super::tls::HANDSHAKE_TIMEOUT).
+/// The handshake, bounded by [`HANDSHAKE_TIMEOUT`](super::tls::HANDSHAKE_TIMEOUT), and
+/// given up when `slot` is taken for a newer one (see [`super::tls::handshakes`]).
 /// Boxed by a plain function so that its state is freed when it is done: built inside
 /// the connection's async fn, it would keep its room in the task for the connection's
 /// whole life. The stream comes out boxed too (about 1.2 KB), for the same reason.
-fn handshake(config: Arc<rustls::ServerConfig>, stream: Async<TcpStream>) -> Handshake {
+fn handshake(config: Arc<rustls::ServerConfig>, stream: Async<TcpStream>, slot: Slot) -> Handshake {
     let accept = futures_rustls::TlsAcceptor::from(config).accept(stream);
     Box::pin(async move {
         let timeout = async {
             async_io::Timer::after(super::tls::HANDSHAKE_TIMEOUT).await;
             Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake timed out"))
         };
-        future::or(accept, timeout).await.map(Box::new)
+        let evicted = async {
+            slot.evicted().await;
+            Err(std::io::Error::other(
+                "closed to make room: too many handshakes in progress (https.max_handshakes)",
+            ))
+        };
+        let result = future::or(future::or(accept, timeout), evicted).await.map(Box::new);
+        drop(slot);
+        result
     })
 }
 
