@@ -7,6 +7,7 @@
 #
 #   bash bench/tls.sh               # full run
 #   QUICK=1 bash bench/tls.sh       # short runs, for checking the script
+#   MEMORY_ONLY=1 bash bench/tls.sh # only the idle-connection memory (TLS and plain HTTP)
 #
 # Environment (optional): FAZT_BIN, CARGO_TARGET_DIR, DURATION (10s; QUICK 3s),
 # CONNECTIONS (64), THREADS (2), HOLD (1000 idle connections; QUICK 200).
@@ -58,6 +59,7 @@ chmod 644 "$TMP/key.pem"
 FAZT_PORT="$(python3 "$LIB" free-port)"
 FAZT_TLS="$(python3 "$LIB" free-port)"
 NGINX_TLS="$(python3 "$LIB" free-port)"
+NGINX_PLAIN="$(python3 "$LIB" free-port)"
 DATA="$TMP/node/data.db"
 CLIENT="$TMP/node/client.json"
 
@@ -96,6 +98,7 @@ http {
     scgi_temp_path $TMP/nginx/tmp/scgi;
     server {
         listen 127.0.0.1:$NGINX_TLS ssl http2;
+        listen 127.0.0.1:$NGINX_PLAIN;
         server_name $HOST_APP;
         ssl_certificate $TMP/cert.pem;
         ssl_certificate_key $TMP/key.pem;
@@ -105,17 +108,28 @@ http {
     }
 }
 CONF
-"$NGINX" -p "$TMP/nginx/" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/logs/error.log" >/dev/null 2>&1 &
-NGINX_PID=$!
-for port in "$FAZT_TLS" "$NGINX_TLS"; do
-  for _ in $(seq 1 100); do
+start_nginx() {
+  "$NGINX" -p "$TMP/nginx/" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/logs/error.log" >/dev/null 2>&1 &
+  NGINX_PID=$!
+}
+wait_https() {
+  for port in "$FAZT_TLS" "$NGINX_TLS"; do
+    for _ in $(seq 1 100); do
+      curl -sf -o /dev/null --cacert "$TMP/cert.pem" --resolve "$HOST_APP:$port:127.0.0.1" \
+        "https://$HOST_APP:$port/small.html" && break
+      sleep 0.1
+    done
     curl -sf -o /dev/null --cacert "$TMP/cert.pem" --resolve "$HOST_APP:$port:127.0.0.1" \
-      "https://$HOST_APP:$port/small.html" && break
-    sleep 0.1
+      "https://$HOST_APP:$port/small.html" || die "no HTTPS answer on port $port"
   done
-  curl -sf -o /dev/null --cacert "$TMP/cert.pem" --resolve "$HOST_APP:$port:127.0.0.1" \
-    "https://$HOST_APP:$port/small.html" || die "no HTTPS answer on port $port"
-done
+}
+# Fresh processes, so that one hold does not reuse memory another one freed.
+restart_both() {
+  kill -TERM "$FAZT_PID" "$NGINX_PID" 2>/dev/null; wait "$FAZT_PID" "$NGINX_PID" 2>/dev/null || true
+  start_fazt; start_nginx; wait_https
+}
+start_nginx
+wait_https
 
 # wrk connects to 127.0.0.1 (no name resolution); its SNI is then the IP (or none), so
 # both servers answer with their default certificate: the same key type for both.
@@ -129,16 +143,23 @@ wrk_rps() { # wrk_rps PORT [extra wrk args] -> prints req/s
 }
 
 LOADAVG_START="$(cut -d' ' -f1-3 /proc/loadavg)"
-log "keep-alive HTTPS, wrk -t$THREADS -c$CONNECTIONS -d$DURATION"
-read -r FK FKP99 FKBAD < <(wrk_rps "$FAZT_TLS")
-read -r NK NKP99 NKBAD < <(wrk_rps "$NGINX_TLS")
-log "new connection per request (full handshakes), Connection: close"
-read -r FH FHP99 FHBAD < <(wrk_rps "$FAZT_TLS" -H "Connection: close")
-read -r NH NHP99 NHBAD < <(wrk_rps "$NGINX_TLS" -H "Connection: close")
+FK=- FKP99=- FKBAD=- NK=- NKP99=- NKBAD=- FH=- FHP99=- FHBAD=- NH=- NHP99=- NHBAD=-
+if [ "${MEMORY_ONLY:-0}" != 1 ]; then
+  log "keep-alive HTTPS, wrk -t$THREADS -c$CONNECTIONS -d$DURATION"
+  read -r FK FKP99 FKBAD < <(wrk_rps "$FAZT_TLS")
+  read -r NK NKP99 NKBAD < <(wrk_rps "$NGINX_TLS")
+  log "new connection per request (full handshakes), Connection: close"
+  read -r FH FHP99 FHBAD < <(wrk_rps "$FAZT_TLS" -H "Connection: close")
+  read -r NH NHP99 NHBAD < <(wrk_rps "$NGINX_TLS" -H "Connection: close")
+fi
 
-log "memory: $HOLD idle TLS connections each"
+log "memory: $HOLD idle TLS connections each, then (restarted) $HOLD idle plain-HTTP ones"
+restart_both
 read -r FN FOK FB FI < <(python3 "$BENCH_DIR/tls_hold.py" "$FAZT_TLS" "$HOST_APP" "$TMP/cert.pem" "$HOLD" 3 "$FAZT_PID")
 read -r NN NOK NB NI < <(python3 "$BENCH_DIR/tls_hold.py" "$NGINX_TLS" "$HOST_APP" "$TMP/cert.pem" "$HOLD" 3 "$NGINX_PID")
+restart_both
+read -r FPN FPOK FPB FPI < <(python3 "$BENCH_DIR/tls_hold.py" "$FAZT_PORT" "$HOST_APP" - "$HOLD" 3 "$FAZT_PID")
+read -r NPN NPOK NPB NPI < <(python3 "$BENCH_DIR/tls_hold.py" "$NGINX_PLAIN" "$HOST_APP" - "$HOLD" 3 "$NGINX_PID")
 per() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { if (n == 0) print "n/a"; else printf "%.1f", (b - a) / n }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
 
@@ -151,6 +172,8 @@ cat <<REPORT
 | new TLS handshakes/s (one request per connection) | $FH | $NH | $(ratio "$FH" "$NH") |
 | handshake p99 (ms) | $FHP99 | $NHP99 | |
 | memory per idle TLS connection (KB, $FN / $NN held, $FOK / $NOK answered) | $(per "$FB" "$FI" "$FN") | $(per "$NB" "$NI" "$NN") | |
+| memory per idle plain-HTTP connection (KB, $FPN / $NPN held, $FPOK / $NPOK answered) | $(per "$FPB" "$FPI" "$FPN") | $(per "$NPB" "$NPI" "$NPN") | |
+| RSS before the TLS hold (KB, fresh process) | $FB | $NB | |
 
 errors (non-2xx + socket errors): fazt $FKBAD / $FHBAD, nginx $NKBAD / $NHBAD
 load average before the run: $LOADAVG_START (2 cores shared by wrk and the server)

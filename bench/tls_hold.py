@@ -2,7 +2,8 @@
 
     python3 tls_hold.py PORT HOST CAFILE N SECONDS PID [PID...]
 
-Opens N TLS connections to 127.0.0.1:PORT (SNI and Host: HOST, verified against CAFILE),
+Opens N TLS connections to 127.0.0.1:PORT (SNI and Host: HOST, verified against CAFILE;
+CAFILE "-" opens plain TCP connections instead, for the same measure without TLS),
 sends one request on each (so every connection has finished its handshake and served a
 request), then holds them idle for SECONDS and prints
 "<connections> <ok> <rss_kb_before> <rss_kb_idle>", where RSS is the sum over PIDs.
@@ -40,8 +41,9 @@ def main(argv):
     for p in argv[5:]:
         pids.append(int(p))
         pids.extend(children(int(p)))
-    ctx = ssl.create_default_context(cafile=cafile)
-    ctx.set_alpn_protocols(["http/1.1"])
+    if cafile != "-":
+        ctx = ssl.create_default_context(cafile=cafile)
+        ctx.set_alpn_protocols(["http/1.1"])
     time.sleep(1)
     before = rss_kb(pids)
     socks, ok = [], 0
@@ -52,7 +54,7 @@ def main(argv):
             break
         try:
             raw = socket.create_connection(("127.0.0.1", port), timeout=10)
-            s = ctx.wrap_socket(raw, server_hostname=host)
+            s = raw if cafile == "-" else ctx.wrap_socket(raw, server_hostname=host)
             s.sendall(req)
             data = s.recv(65536)
             ok += data.startswith(b"HTTP/1.1 200")

@@ -226,6 +226,7 @@ pub const KEYS: &[Key] = &[
         kind: Kind::Bool,
         help: "answer plain HTTP for the node's names with a redirect to HTTPS",
     },
+    Key { name: "https.max_handshakes", default: "64", kind: Kind::Count, help: "TLS handshakes in progress at once; a new one over the cap closes the oldest" },
     Key {
         name: "https.hsts_max_age",
         default: "0",

@@ -53,6 +53,14 @@ fn ok(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `curl [extra] https://<host>:<port><path>` trusting `ca`: the output, or a panic.
+fn https_ok(ca: &Path, port: u16, host: &str, path: &str, extra: &[&str]) -> String {
+    let url = format!("https://{host}:{port}{path}");
+    let mut args = extra.to_vec();
+    args.extend(["--cacert", ca.to_str().unwrap(), url.as_str()]);
+    ok(&curl(&args, port, host))
+}
+
 /// `openssl s_client` with `args`, its stdin closed; returns stdout + stderr.
 fn s_client(port: u16, args: &[&str]) -> (bool, String) {
     let out = Command::new("openssl")
@@ -94,11 +102,7 @@ fn https_lan_ca_certificate_verifies_with_curl_and_openssl() {
     assert_eq!(plain.text(), std::fs::read_to_string(&ca).unwrap());
 
     // The admin app, an app subdomain, the .local name and the bare IP all verify.
-    let health = ok(&curl(
-        &["--cacert", ca_arg, &format!("https://admin.localhost:{port}/api/system/health")],
-        port,
-        "admin.localhost",
-    ));
+    let health = https_ok(&ca, port, "admin.localhost", "/api/system/health", &[]);
     assert!(health.contains("\"ok\""), "{health}");
     // A new app's name is added to the certificate when it is deployed.
     node.deploy_files("blog", &[("index.html", b"<h1>tls blog</h1>")]);
@@ -106,39 +110,24 @@ fn https_lan_ca_certificate_verifies_with_curl_and_openssl() {
     wait_for(|| curl(&["--cacert", ca_arg, &blog_url], port, "blog.localhost").status.success());
     let blog = ok(&curl(&["--cacert", ca_arg, &blog_url], port, "blog.localhost"));
     assert!(blog.contains("tls blog"), "{blog}");
-    ok(&curl(&["--cacert", ca_arg, &format!("https://kitchen-pi.local:{port}/")], port, "kitchen-pi.local"));
-    ok(&curl(&["--cacert", ca_arg, &format!("https://127.0.0.1:{port}/")], port, "127.0.0.1"));
+    https_ok(&ca, port, "kitchen-pi.local", "/", &[]);
+    https_ok(&ca, port, "127.0.0.1", "/", &[]);
 
-    // ALPN: curl gets HTTP/2 by default and HTTP/1.1 when it asks for it.
-    let v = ok(&curl(
-        &[
-            "--cacert",
-            ca_arg,
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_version}",
-            &format!("https://blog.localhost:{port}/"),
-        ],
-        port,
-        "blog.localhost",
-    ));
-    assert_eq!(v, "2");
-    let v = ok(&curl(
-        &[
-            "--http1.1",
-            "--cacert",
-            ca_arg,
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_version}",
-            &format!("https://blog.localhost:{port}/"),
-        ],
-        port,
-        "blog.localhost",
-    ));
-    assert_eq!(v, "1.1");
+    // ALPN: curl gets HTTP/2 by default and HTTP/1.1 when it asks for it. Over HTTP/1.1
+    // two requests share one connection: the second finds it open after it idled.
+    let cases: [(&[&str], &str); 3] = [
+        (&["-w", "%{http_version}"], "2"),
+        (&["--http1.1", "-w", "%{http_version}"], "1.1"),
+        (
+            &["--http1.1", "-w", "%{http_version} %{num_connects};", "-o", "/dev/null", &blog_url],
+            "1.1 1;1.1 0;",
+        ),
+    ];
+    for (extra, expect) in cases {
+        let mut args = vec!["-o", "/dev/null"];
+        args.extend(extra);
+        assert_eq!(https_ok(&ca, port, "blog.localhost", "/", &args), expect, "{extra:?}");
+    }
 
     // openssl: the chain verifies; TLS 1.2 and 1.3 are spoken, each with ALPN.
     for (version, alpn) in [("-tls1_3", "h2"), ("-tls1_2", "http/1.1"), ("-tls1_2", "h2")] {
@@ -166,7 +155,7 @@ fn https_lan_ca_certificate_verifies_with_curl_and_openssl() {
     node.spawn();
     let port = https_port(&node);
     assert_eq!(std::fs::read_to_string(download_ca(&node)).unwrap(), first);
-    ok(&curl(&["--cacert", ca_arg, &format!("https://admin.localhost:{port}/")], port, "admin.localhost"));
+    https_ok(&ca, port, "admin.localhost", "/", &[]);
 }
 
 /// A self-signed certificate and key for `name` made by openssl, valid `days` days.
@@ -302,24 +291,24 @@ fn https_redirect_and_hsts() {
     ));
     assert!(head.to_ascii_lowercase().contains("strict-transport-security: max-age=600"), "{head}");
 
-    // The CLI follows the node to HTTPS when told to trust its LAN CA.
-    let out = std::process::Command::new(crate::support::fazt_bin())
-        .args(["app", "list"])
-        .env("FAZT_SERVER", format!("https://admin.localhost:{port}"))
-        .env("FAZT_TOKEN", &node.token)
-        .env("FAZT_CA_FILE", &ca)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = std::process::Command::new(crate::support::fazt_bin())
-        .args(["app", "list"])
-        .env("FAZT_SERVER", format!("https://admin.localhost:{port}"))
-        .env("FAZT_TOKEN", &node.token)
-        .env("FAZT_CA_FILE", "/nonexistent/ca.pem")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--ca-file: cannot read /nonexistent/ca.pem"));
+    // The CLI follows the node to HTTPS when told to trust its LAN CA; a CA file it
+    // cannot read is a clear error (exit 2).
+    let cases: [(&Path, Option<&str>); 2] =
+        [(&ca, None), (Path::new("/nonexistent/ca.pem"), Some("--ca-file: cannot read /nonexistent/ca.pem"))];
+    for (ca_file, error) in cases {
+        let out = std::process::Command::new(crate::support::fazt_bin())
+            .args(["app", "list"])
+            .env("FAZT_SERVER", format!("https://admin.localhost:{port}"))
+            .env("FAZT_TOKEN", &node.token)
+            .env("FAZT_CA_FILE", ca_file)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        match error {
+            None => assert!(out.status.success(), "{stderr}"),
+            Some(error) => assert!(out.status.code() == Some(2) && stderr.contains(error), "{stderr}"),
+        }
+    }
 }
 
 #[test]
@@ -354,11 +343,7 @@ fn https_hostile_handshakes_leave_the_node_serving() {
         })
         .collect();
     // While they hang, a real client still gets through.
-    ok(&curl(
-        &["--cacert", ca.to_str().unwrap(), &format!("https://admin.localhost:{port}/")],
-        port,
-        "admin.localhost",
-    ));
+    https_ok(&ca, port, "admin.localhost", "/", &[]);
     drop(flood);
     // An unknown name gets the LAN certificate, which does not verify for it.
     let out = curl(
@@ -367,14 +352,47 @@ fn https_hostile_handshakes_leave_the_node_serving() {
         "evil.example.com",
     );
     assert!(!out.status.success());
-    ok(&curl(
-        &["--cacert", ca.to_str().unwrap(), &format!("https://admin.localhost:{port}/")],
-        port,
-        "admin.localhost",
-    ));
+    https_ok(&ca, port, "admin.localhost", "/", &[]);
     let log = log(&node);
     assert!(log.contains("TLS handshake from 127.0.0.1"), "{log}");
     wait_for(|| crate::https::log(&node).contains("TLS handshake for unknown name 'evil.example.com'"));
+}
+
+/// `https.max_handshakes`: a flood of handshakes that never finish holds at most the
+/// cap; each newcomer over it closes the oldest, so a real client still gets through,
+/// and the evictions are counted (`GET /api/tls`) and logged.
+#[test]
+fn https_handshake_cap_closes_the_oldest_and_keeps_serving() {
+    let node =
+        https_node(&[("https.mode", "lan"), ("beacon.enabled", "false"), ("https.max_handshakes", "4")]);
+    let port = https_port(&node);
+    let ca = download_ca(&node);
+    let flooders = 40;
+    let mut flood: Vec<TcpStream> = (0..flooders)
+        .map(|_| {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            // A handshake record header that announces 512 bytes and never sends them.
+            s.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00]).unwrap();
+            s
+        })
+        .collect();
+    // The oldest flooder is closed (at once, long before its 10 s handshake timeout
+    // would; the read timeout only guards against a hang).
+    flood[0].set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut byte = [0u8; 1];
+    assert!(matches!(flood[0].read(&mut byte), Ok(0) | Err(_)) || byte[0] == 21);
+    // A real client gets through while the rest of the flood still hangs.
+    for _ in 0..3 {
+        https_ok(&ca, port, "admin.localhost", "/api/system/health", &[]);
+    }
+    let status = node.api("GET", "/api/tls", None).json();
+    let handshakes = &status["handshakes"];
+    assert_eq!(handshakes["max"], 4, "{status}");
+    assert!(handshakes["in_progress"].as_u64().unwrap() <= 4, "{status}");
+    // Every flooder but the last four made room for a newer one, at least.
+    assert!(handshakes["evicted"].as_u64().unwrap() >= flooders - 4, "{status}");
+    wait_for(|| crate::https::log(&node).contains("too many handshakes in progress (https.max_handshakes)"));
+    drop(flood);
 }
 
 #[test]
@@ -404,11 +422,7 @@ fn https_expired_custom_certificate_is_logged_and_skipped() {
     node.spawn();
     let port = https_port(&node);
     let ca = download_ca(&node);
-    ok(&curl(
-        &["--cacert", ca.to_str().unwrap(), &format!("https://admin.localhost:{port}/")],
-        port,
-        "admin.localhost",
-    ));
+    https_ok(&ca, port, "admin.localhost", "/", &[]);
     let log = log(&node);
     assert!(log.contains("certificate for 'late.localhost' expired on 2021-01-01"), "{log}");
 }

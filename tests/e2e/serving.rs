@@ -201,6 +201,58 @@ fn keep_alive_serves_many_requests_on_one_connection() {
     }
 }
 
+/// Between requests a connection idles and hyper's buffers are given back; a request
+/// that arrives in pieces, pipelined behind another, or after a pause must still be
+/// answered in order, whatever the connection was doing when the bytes came. The pauses
+/// only make the idle path likely; nothing here depends on their length.
+#[test]
+fn idle_keep_alive_connections_answer_split_pipelined_and_body_requests() {
+    let node = site_node();
+    let host = format!("blog.localhost:{}", node.addr.port());
+    let get = format!("GET /about HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    let post = format!("POST /about HTTP/1.1\r\nHost: {host}\r\nContent-Length: 5\r\n\r\nhello");
+    let (head, tail) = get.split_at(20);
+    let pipelined_split = format!("{get}{head}");
+    let two = format!("{get}{get}");
+    // (case, pieces written with a pause before each, answers expected in order)
+    let cases: Vec<(&str, Vec<&str>, Vec<&str>)> = vec![
+        ("after pauses", vec![&get, &get, &get], vec!["<p>about</p>"; 3]),
+        ("two in one write", vec![&two], vec!["<p>about</p>"; 2]),
+        ("head split by a pause", vec![head, tail, &get], vec!["<p>about</p>"; 2]),
+        ("pipelined, second split", vec![&pipelined_split, tail], vec!["<p>about</p>"; 2]),
+        ("a body, then a plain request", vec![&post, &get], vec!["HTTP/1.1 405", "<p>about</p>"]),
+    ];
+    for (case, pieces, answers) in cases {
+        let mut stream = std::net::TcpStream::connect(node.addr).unwrap();
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+        for piece in pieces {
+            std::thread::sleep(std::time::Duration::from_millis(150));
+            stream.write_all(piece.as_bytes()).unwrap();
+        }
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 4096];
+        let seen = |got: &[u8]| {
+            let text = String::from_utf8_lossy(got);
+            let mut at = 0;
+            answers.iter().all(|a| match text[at..].find(a) {
+                Some(i) => {
+                    at += i + a.len();
+                    true
+                }
+                None => false,
+            })
+        };
+        while !seen(&got) {
+            let n = stream
+                .read(&mut buf)
+                .unwrap_or_else(|e| panic!("{case}: {e}; got {:?}", String::from_utf8_lossy(&got)));
+            assert!(n > 0, "{case}: connection closed early; got {:?}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(got.starts_with(b"HTTP/1.1 "), "{case}");
+    }
+}
+
 #[test]
 fn http2_prior_knowledge_h2c() {
     let node = site_node();

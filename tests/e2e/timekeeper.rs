@@ -99,7 +99,7 @@ fn chrony_on_the_lan_is_the_source_and_ntpdig_reads_the_node() {
         eprintln!("SKIPPED: chronyd or ntpdig is not installed (bash tests/setup installs them)");
         return;
     }
-    let Some(mut lab) = Lab::new("c", 3) else { return };
+    let Some(mut lab) = Lab::new("k", 3) else { return };
     let dir = lab.dir().to_path_buf();
     let conf = dir.join("chrony.conf");
     std::fs::write(

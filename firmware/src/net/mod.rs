@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! - [`server`]: the accept loop and hyper (HTTP/1.1 and h2c) on smol.
-//! - [`io`]: the socket adapter between smol and hyper.
+//! - [`conn`]: one connection: HTTP/1.1 that gives hyper's buffers back while idle, or HTTP/2.
+//! - [`io`]: reading from smol's sockets into hyper's buffers.
 //! - [`host`]: which app a Host header names.
 //! - [`static_files`]: serving a site's files like a real web server.
 //! - [`serverless`]: `/api/*` of apps with a JavaScript backend.
@@ -13,6 +14,7 @@
 
 pub mod api;
 pub mod cache;
+pub mod conn;
 pub mod host;
 pub mod io;
 pub mod response;

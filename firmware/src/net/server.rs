@@ -1,29 +1,26 @@
 //! The HTTP server: an accept loop on smol, each connection served by hyper (HTTP/1.1
 //! with keep-alive, or h2c by prior knowledge; over TLS, h2 or HTTP/1.1 by ALPN) through
-//! a small socket adapter ([`super::io`]); `smol-hyper` supplies the executor and timer
-//! glue.
+//! [`super::conn`], which gives hyper's buffers back while a connection is idle;
+//! `smol-hyper` supplies the executor and timer glue.
 
+use super::conn::{self, Protocol, Protocols};
 use super::host::{route, Route};
 use super::response::{ApiError, Resp};
 use super::static_files;
+use super::tls::handshakes::Slot;
 use crate::fs::site::Site;
 use crate::kernel::Kernel;
 use async_io::Async;
 use futures_lite::future;
+use futures_rustls::server::TlsStream;
 use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::server::conn::auto;
 use smol::Executor;
-use smol_hyper::rt::{SmolExecutor, SmolTimer};
-use std::convert::Infallible;
 use std::future::Future;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// A client has this long to send a request's headers (slowloris protection).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves HTTP on `listener` until `shutdown` completes; HTTPS when `tls` is given.
 ///
@@ -41,10 +38,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let max = kernel.config.get_u64("http.max_connections").clamp(1, 1 << 20) as usize;
     let slots = Arc::new(async_lock::Semaphore::new(max));
-    let mut builder = auto::Builder::new(SmolExecutor::new(executor.clone()));
-    builder.http1().timer(SmolTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).keep_alive(true);
-    builder.http2().timer(SmolTimer::new());
-    let builder = Arc::new(builder);
+    let protocols = Arc::new(Protocols::new(executor.clone()));
 
     let accept_loop = async {
         loop {
@@ -60,51 +54,16 @@ pub async fn serve(
             };
             let _ = stream.get_ref().set_nodelay(true);
             let kernel = kernel.clone();
-            let builder = builder.clone();
+            let protocols = protocols.clone();
             let tls = tls.clone();
-            executor
-                .spawn(async move {
-                    let secure = tls.is_some();
-                    let k = kernel.clone();
-                    let service = service_fn(move |req| {
-                        let kernel = k.clone();
-                        async move { Ok::<_, Infallible>(handle(kernel, peer, req, secure).await) }
-                    });
-                    let result = match tls {
-                        None => builder.serve_connection(super::io::SmolIo(stream), service).await,
-                        Some(config) => {
-                            let accept = futures_rustls::TlsAcceptor::from(config).accept(stream);
-                            let timeout = async {
-                                async_io::Timer::after(super::tls::HANDSHAKE_TIMEOUT).await;
-                                Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake timed out"))
-                            };
-                            match future::or(accept, timeout).await {
-                                // An ACME TLS-ALPN-01 validation only needs the handshake.
-                                Ok(stream)
-                                    if stream.get_ref().1.alpn_protocol()
-                                        == Some(super::tls::resolver::ACME_TLS_ALPN) =>
-                                {
-                                    Ok(())
-                                }
-                                Ok(stream) => {
-                                    builder.serve_connection(super::io::SmolIo(stream), service).await
-                                }
-                                Err(err) => {
-                                    kernel
-                                        .tls
-                                        .handshake_errors
-                                        .warn(&format!("TLS handshake from {peer} failed: {err}"));
-                                    Ok(())
-                                }
-                            }
-                        }
-                    };
-                    if let Err(err) = result {
-                        tracing::debug!(error = %err, %peer, "connection ended with an error");
-                    }
-                    drop(permit);
-                })
-                .detach();
+            let task = async move {
+                match tls {
+                    None => conn::serve(protocols, kernel, peer, false, stream, Protocol::Sniff).await,
+                    Some(config) => serve_tls(protocols, kernel, peer, config, stream).await,
+                }
+                drop(permit);
+            };
+            executor.spawn(task).detach();
         }
     };
     future::or(accept_loop, async {
@@ -112,6 +71,58 @@ pub async fn serve(
         Ok(())
     })
     .await
+}
+
+/// The TLS handshake (bounded in time), then HTTP by the protocol ALPN chose.
+async fn serve_tls(
+    protocols: Arc<Protocols>,
+    kernel: Arc<Kernel>,
+    peer: SocketAddr,
+    config: Arc<rustls::ServerConfig>,
+    stream: Async<TcpStream>,
+) {
+    let slot = kernel.tls.handshakes.begin();
+    let stream = match handshake(config, stream, slot).await {
+        Ok(stream) => stream,
+        Err(err) => {
+            kernel.tls.handshake_errors.warn(&format!("TLS handshake from {peer} failed: {err}"));
+            return;
+        }
+    };
+    let protocol = match stream.get_ref().1.alpn_protocol() {
+        // An ACME TLS-ALPN-01 validation only needs the handshake.
+        Some(super::tls::resolver::ACME_TLS_ALPN) => return,
+        Some(b"h2") => Protocol::Http2,
+        Some(b"http/1.1") => Protocol::Http1,
+        _ => Protocol::Sniff,
+    };
+    conn::serve(protocols, kernel, peer, true, stream, protocol).await;
+}
+
+type Handshake = Pin<Box<dyn Future<Output = std::io::Result<Box<TlsStream<Async<TcpStream>>>>> + Send>>;
+
+/// The handshake, bounded by [`HANDSHAKE_TIMEOUT`](super::tls::HANDSHAKE_TIMEOUT), and
+/// given up when `slot` is taken for a newer one (see [`super::tls::handshakes`]).
+/// Boxed by a plain function so that its state is freed when it is done: built inside
+/// the connection's async fn, it would keep its room in the task for the connection's
+/// whole life. The stream comes out boxed too (about 1.2 KB), for the same reason.
+fn handshake(config: Arc<rustls::ServerConfig>, stream: Async<TcpStream>, slot: Slot) -> Handshake {
+    let accept = futures_rustls::TlsAcceptor::from(config).accept(stream);
+    Box::pin(async move {
+        let timeout = async {
+            async_io::Timer::after(super::tls::HANDSHAKE_TIMEOUT).await;
+            Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake timed out"))
+        };
+        let evicted = async {
+            slot.evicted().await;
+            Err(std::io::Error::other(
+                "closed to make room: too many handshakes in progress (https.max_handshakes)",
+            ))
+        };
+        let result = future::or(future::or(accept, timeout), evicted).await.map(Box::new);
+        drop(slot);
+        result
+    })
 }
 
 /// Loads the current site of `app` through the site cache.
@@ -130,7 +141,12 @@ pub async fn load_site(kernel: &Arc<Kernel>, app: &str) -> Result<Option<Arc<Sit
 }
 
 /// Answers one request; `secure` when it came over TLS.
-async fn handle(kernel: Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>, secure: bool) -> Resp {
+pub(super) async fn handle(
+    kernel: Arc<Kernel>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+    secure: bool,
+) -> Resp {
     if !secure {
         if let Some(resp) = super::tls::redirect::intercept(&kernel, &req) {
             return resp;

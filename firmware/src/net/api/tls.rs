@@ -57,6 +57,11 @@ pub async fn status(kernel: &Arc<Kernel>) -> Result<Resp, ApiError> {
         })),
         "certs": certs.iter().map(cert_json).collect::<Vec<_>>(),
         "acme": tls.acme.as_ref().map(|m| m.status()),
+        "handshakes": {
+            "in_progress": tls.handshakes.in_progress(),
+            "max": tls.handshakes.max(),
+            "evicted": tls.handshakes.evicted(),
+        },
     })))
 }
 

@@ -7,6 +7,7 @@
 //! - [`resolver`]: the SNI certificate table rustls asks during a handshake.
 //! - [`lan_ca`]: the node's own CA for the LAN (key in the keystore).
 //! - [`redirect`]: plain HTTP beside HTTPS (ACME challenges, redirects).
+//! - [`handshakes`]: the cap on handshakes in progress.
 //! - [`time`]: the kernel clock as rustls's time source.
 //!
 //! Modes (`https.mode`): `off`; `lan`, where the node's CA issues its certificate; and
@@ -14,6 +15,7 @@
 //! (`fazt cert add`) are served in both, and win over the others for their names.
 
 pub mod acme;
+pub mod handshakes;
 pub mod lan_ca;
 pub mod redirect;
 pub mod resolver;
@@ -186,6 +188,8 @@ pub struct Tls {
     port: AtomicU16,
     /// Failed handshakes (malformed ClientHellos, floods, timeouts), logged braked.
     pub handshake_errors: LogBrake,
+    /// Handshakes in progress, capped by `https.max_handshakes`.
+    pub handshakes: Arc<handshakes::Handshakes>,
     /// Handshakes for names the node does not serve (LAN mode), logged braked.
     unknown_names: LogBrake,
     /// The ACME worker's handle (ACME mode only).
@@ -243,6 +247,7 @@ impl Tls {
             redirect: config.get_bool("https.redirect") && mode != Mode::Off,
             port: AtomicU16::new(config.get_u64("https.port") as u16),
             handshake_errors: LogBrake::new("failed TLS handshakes"),
+            handshakes: handshakes::Handshakes::new(config.get_u64("https.max_handshakes") as usize),
             unknown_names: LogBrake::new("TLS handshakes for unknown names"),
             challenges: Mutex::default(),
             acme: (mode == Mode::Acme)

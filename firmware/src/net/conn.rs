@@ -1,0 +1,421 @@
+//! One connection after accept (and after the TLS handshake): HTTP/1.1 served by hyper
+//! with hyper's buffers given back while the connection is idle, or HTTP/2.
+//!
+//! hyper keeps an 8 KB read buffer and an 8 KB header buffer for an HTTP/1 connection
+//! for as long as the connection lives, whether a request is coming or not. With the
+//! task and hyper-util's version-sniffing connection around them, an idle keep-alive
+//! connection cost about 25 KB (32 KB over TLS; `MEMORY_ONLY=1 bash bench/tls.sh`).
+//!
+//! So between requests a connection *idles*: when hyper asks for bytes while no request
+//! is in flight, its last answer is flushed and the socket has nothing to read, the
+//! adapter ([`Watched`]) answers "end of stream". hyper then ends gracefully and hands
+//! back the socket and any bytes it read but did not use
+//! ([`http1::Connection::into_parts`]). The connection then waits for the socket to
+//! become readable holding only the socket (and the TLS session), and a new hyper
+//! connection carries on with those bytes in front. An idle connection keeps what the
+//! kernel and rustls hold for it, and nothing of hyper's.
+//!
+//! A connection that has sent a request with a body never idles: hyper may still be
+//! draining a body the handler did not read, and must not be cut off in the middle.
+
+use super::response::Body;
+use crate::kernel::Kernel;
+use async_io::{Async, Timer};
+use bytes::{Buf, Bytes};
+use futures_lite::{future, AsyncRead, AsyncWrite, AsyncWriteExt};
+use http::{Request, Response};
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::rt::ReadBufCursor;
+use hyper::server::conn::{http1, http2};
+use smol::Executor;
+use smol_hyper::rt::{SmolExecutor, SmolTimer};
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::{SocketAddr, TcpStream};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+/// A client has this long to send a request's headers (slowloris protection); an idle
+/// keep-alive connection is closed after as long.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Closing a connection (a TLS close_notify, a FIN) gives up after this long.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The HTTP/2 connection preface a client speaking h2c by prior knowledge starts with.
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The hyper builders every connection of a listener shares.
+pub struct Protocols {
+    h1: http1::Builder,
+    h2: http2::Builder<SmolExecutor<Arc<Executor<'static>>>>,
+}
+
+impl std::fmt::Debug for Protocols {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Protocols").finish_non_exhaustive()
+    }
+}
+
+impl Protocols {
+    /// HTTP/1.1 with keep-alive and a header timeout, and HTTP/2, on `executor`.
+    pub fn new(executor: Arc<Executor<'static>>) -> Protocols {
+        let mut h1 = http1::Builder::new();
+        h1.timer(SmolTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).keep_alive(true);
+        let mut h2 = http2::Builder::new(SmolExecutor::new(executor));
+        h2.timer(SmolTimer::new());
+        Protocols { h1, h2 }
+    }
+}
+
+/// A connection's socket: a TCP stream, or a TLS stream over one.
+pub trait Socket: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// The TCP socket underneath, to wait for bytes without reading them.
+    fn tcp(&self) -> &Async<TcpStream>;
+}
+
+impl Socket for Async<TcpStream> {
+    fn tcp(&self) -> &Async<TcpStream> {
+        self
+    }
+}
+
+impl Socket for futures_rustls::server::TlsStream<Async<TcpStream>> {
+    fn tcp(&self) -> &Async<TcpStream> {
+        self.get_ref().0
+    }
+}
+
+/// A TLS stream is about 1.2 KB, and an async fn keeps room for every place a value
+/// passes through (moved-from locals included), so the connection boxes it once.
+impl<S: Socket> Socket for Box<S> {
+    fn tcp(&self) -> &Async<TcpStream> {
+        (**self).tcp()
+    }
+}
+
+/// The protocol a connection speaks, when the caller knows it (TLS ALPN).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// Not known: HTTP/1.1, or HTTP/2 if the client starts with its preface.
+    Sniff,
+    /// HTTP/1.1 (ALPN `http/1.1`).
+    Http1,
+    /// HTTP/2 (ALPN `h2`).
+    Http2,
+}
+
+/// Serves `socket` until the client leaves, an error, or an idle timeout.
+pub async fn serve<S: Socket>(
+    protocols: Arc<Protocols>,
+    kernel: Arc<Kernel>,
+    peer: SocketAddr,
+    secure: bool,
+    mut socket: S,
+    protocol: Protocol,
+) {
+    let mut prefix = Bytes::new();
+    let protocol = match protocol {
+        Protocol::Sniff => {
+            let sniffed = future::or(sniff(&mut socket), async {
+                Timer::after(HEADER_READ_TIMEOUT).await;
+                Err(io::ErrorKind::TimedOut.into())
+            })
+            .await;
+            match sniffed {
+                Ok((is_h2, bytes)) => {
+                    prefix = bytes;
+                    if is_h2 {
+                        Protocol::Http2
+                    } else {
+                        Protocol::Http1
+                    }
+                }
+                Err(err) => {
+                    tracing::debug!(error = %err, %peer, "connection ended before a request");
+                    return;
+                }
+            }
+        }
+        known => known,
+    };
+    let watch = Arc::new(Watch::default());
+    let service = Service { kernel, peer, secure, watch: watch.clone() };
+    let io = Watched { socket, prefix, dirty: false, idled: false, watch };
+    if protocol == Protocol::Http2 {
+        io.watch.keep.store(true, Ordering::Relaxed);
+        let h2 = serve_http2(&protocols, io, service);
+        if let Err(err) = h2.await {
+            tracing::debug!(error = %err, %peer, "connection ended with an error");
+        }
+        return;
+    }
+    serve_http1(&protocols, io, service, peer).await;
+}
+
+/// HTTP/2's connection, boxed by a plain function: a future built inside an async fn
+/// keeps its room in that fn's state even after it is moved into a box, and HTTP/2's is
+/// several KB that an HTTP/1 connection's task would carry for nothing.
+fn serve_http2<S: Socket>(
+    protocols: &Protocols,
+    io: Watched<S>,
+    service: Service,
+) -> Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>> {
+    Box::pin(protocols.h2.serve_connection(io, service))
+}
+
+/// HTTP/1.1: hyper connection after hyper connection, idling in between.
+async fn serve_http1<S: Socket>(
+    protocols: &Protocols,
+    mut io: Watched<S>,
+    service: Service,
+    peer: SocketAddr,
+) {
+    // The time by which a request that has begun must have all its headers: a client
+    // trickling a request in pieces cannot restart hyper's header timer by idling.
+    let mut head_deadline = Some(Instant::now() + HEADER_READ_TIMEOUT);
+    loop {
+        // Boxed: while idle, the task holds none of hyper's connection state.
+        let mut conn = Box::new(protocols.h1.serve_connection(io, service.clone()));
+        let result = future::poll_fn(|cx| conn.poll_without_shutdown(cx)).await;
+        let parts = conn.into_parts();
+        io = parts.io;
+        // Copied out, and the rest of `parts` dropped now, not at the end of this
+        // iteration: hyper's read buffer (8-16 KB) would otherwise stay alive while idle.
+        let unread =
+            if parts.read_buf.is_empty() { Bytes::new() } else { Bytes::copy_from_slice(&parts.read_buf) };
+        drop(parts.read_buf);
+        drop(parts.service);
+        if !io.idled {
+            // Ended for real: the client left, `Connection: close`, or an error.
+            match result {
+                Ok(()) => close(&mut io.socket).await,
+                Err(err) => tracing::debug!(error = %err, %peer, "connection ended with an error"),
+            }
+            return;
+        }
+        match result {
+            Ok(()) => {}
+            // Our "end of stream" arrived in the middle of a request hyper had begun
+            // to read (a pipelined one, or a slow client); its bytes are in read_buf.
+            Err(err) if err.is_incomplete_message() => {}
+            Err(err) => {
+                tracing::debug!(error = %err, %peer, "connection ended with an error");
+                return;
+            }
+        }
+        io.idled = false;
+        io.prefix = unread;
+        let now = Instant::now();
+        if io.prefix.is_empty() {
+            head_deadline = None;
+        } else if head_deadline.is_none() {
+            head_deadline = Some(now + HEADER_READ_TIMEOUT);
+        }
+        let deadline = head_deadline.unwrap_or(now + HEADER_READ_TIMEOUT);
+        let readable = future::or(async { io.socket.tcp().readable().await.is_ok() }, async {
+            Timer::at(deadline).await;
+            false
+        })
+        .await;
+        if !readable {
+            close(&mut io.socket).await;
+            return;
+        }
+    }
+}
+
+/// Closes `socket` (TLS close_notify, then FIN), giving up after [`CLOSE_TIMEOUT`].
+async fn close<S: Socket>(socket: &mut S) {
+    let _ = future::or(async { socket.close().await.is_ok() }, async {
+        Timer::after(CLOSE_TIMEOUT).await;
+        false
+    })
+    .await;
+}
+
+/// Reads the first bytes, as long as they match the HTTP/2 preface; true when all 24
+/// did. An empty answer means the client left without a byte.
+async fn sniff<S: AsyncRead + Unpin>(socket: &mut S) -> io::Result<(bool, Bytes)> {
+    use futures_lite::AsyncReadExt;
+    let mut buf = [0u8; 24];
+    let mut n = 0;
+    while n < buf.len() {
+        let got = socket.read(&mut buf[n..]).await?;
+        if got == 0 {
+            break;
+        }
+        n += got;
+        if buf[..n] != H2_PREFACE[..n] {
+            return Ok((false, Bytes::copy_from_slice(&buf[..n])));
+        }
+    }
+    if n == 0 {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok((n == H2_PREFACE.len(), Bytes::copy_from_slice(&buf[..n])))
+}
+
+/// What the adapter needs to know of the requests: whether one is in flight.
+#[derive(Debug, Default)]
+struct Watch {
+    /// Requests whose answer has not been sent yet.
+    in_flight: AtomicUsize,
+    /// Never idle (HTTP/2, or a request with a body was seen).
+    keep: AtomicBool,
+}
+
+/// One request in flight, until its answer's body is dropped (sent, or abandoned).
+#[derive(Debug)]
+struct InFlight(Arc<Watch>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// An answer's body that counts as in flight until hyper drops it.
+#[derive(Debug)]
+pub struct Tracked {
+    body: Body,
+    _in_flight: InFlight,
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// The hyper service of one connection.
+#[derive(Clone)]
+struct Service {
+    kernel: Arc<Kernel>,
+    peer: SocketAddr,
+    secure: bool,
+    watch: Arc<Watch>,
+}
+
+type ServiceFuture = Pin<Box<dyn Future<Output = Result<Response<Tracked>, Infallible>> + Send>>;
+
+impl hyper::service::Service<Request<Incoming>> for Service {
+    type Response = Response<Tracked>;
+    type Error = Infallible;
+    type Future = ServiceFuture;
+
+    fn call(&self, req: Request<Incoming>) -> ServiceFuture {
+        // Counted here, synchronously, before hyper can read again.
+        if !hyper::body::Body::is_end_stream(req.body()) {
+            self.watch.keep.store(true, Ordering::Relaxed);
+        }
+        self.watch.in_flight.fetch_add(1, Ordering::AcqRel);
+        let in_flight = InFlight(self.watch.clone());
+        let (kernel, peer, secure) = (self.kernel.clone(), self.peer, self.secure);
+        Box::pin(async move {
+            let resp = super::server::handle(kernel, peer, req, secure).await;
+            Ok(resp.map(|body| Tracked { body, _in_flight: in_flight }))
+        })
+    }
+}
+
+/// The socket as hyper sees it: bytes read ahead first, then the socket; "end of
+/// stream" when the connection may idle (see the module doc).
+struct Watched<S> {
+    socket: S,
+    /// Bytes a previous hyper connection read and did not use, or the sniffed ones.
+    prefix: Bytes,
+    /// Written since the last completed flush.
+    dirty: bool,
+    /// This adapter ended the stream to idle (not the client).
+    idled: bool,
+    watch: Arc<Watch>,
+}
+
+impl<S> Watched<S> {
+    /// No request in flight, and the connection may idle at all.
+    fn may_idle(&self) -> bool {
+        !self.watch.keep.load(Ordering::Relaxed) && self.watch.in_flight.load(Ordering::Acquire) == 0
+    }
+}
+
+impl<S: AsyncRead + Unpin> hyper::rt::Read for Watched<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if !this.prefix.is_empty() {
+            let n = this.prefix.len().min(buf.remaining());
+            buf.put_slice(&this.prefix[..n]);
+            this.prefix.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        match super::io::poll_read_cursor(Pin::new(&mut this.socket), cx, &mut buf) {
+            Poll::Pending if !this.dirty && this.may_idle() => {
+                this.idled = true;
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Ok(_)) => Poll::Ready(Ok(())),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> hyper::rt::Write for Watched<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.dirty = true;
+        Pin::new(&mut self.socket).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.dirty = true;
+        Pin::new(&mut self.socket).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        // writev(2): headers and body leave in one syscall without being copied together.
+        true
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let result = Pin::new(&mut self.socket).poll_flush(cx);
+        if let Poll::Ready(Ok(())) = result {
+            // An answer just left and nothing is in flight: hyper will not ask for
+            // bytes again until the socket wakes it, so wake it now, to idle.
+            if self.dirty && self.may_idle() {
+                cx.waker().wake_by_ref();
+            }
+            self.dirty = false;
+        }
+        result
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.socket).poll_close(cx)
+    }
+}
