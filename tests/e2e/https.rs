@@ -410,12 +410,23 @@ fn https_expired_custom_certificate_is_logged_and_skipped() {
         key.to_str().unwrap(),
     ]);
     node.stop();
-    // Its validity ends while the node is down (rewritten in place to an expired one).
+    // Its validity ends while the node is down (rewritten in place to an expired one,
+    // its key sealed with the node's machine key as the node itself stores keys).
     let (c, k) = expired_cert(&dir, "late.localhost");
+    let machine_key: [u8; 32] =
+        std::fs::read(node.dir.path().join("machine.key")).unwrap().try_into().unwrap();
+    let sealer =
+        fazt_hal::keystore::AeadSealer::new(machine_key, fazt_hal::keystore::KeyOrigin::MachineFile, "test");
+    let sealed_key = fazt::keys::sealed_text::seal(
+        &sealer,
+        "tls_certs:late.localhost",
+        &std::fs::read_to_string(k).unwrap(),
+    )
+    .unwrap();
     let conn = rusqlite::Connection::open(node.data()).unwrap();
     conn.execute(
         "UPDATE tls_certs SET chain_pem = ?1, key_pem = ?2 WHERE name = 'late.localhost'",
-        [std::fs::read_to_string(c).unwrap(), std::fs::read_to_string(k).unwrap()],
+        [std::fs::read_to_string(c).unwrap(), sealed_key],
     )
     .unwrap();
     drop(conn);

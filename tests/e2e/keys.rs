@@ -226,6 +226,21 @@ fn keys_sealed_in_the_clear_by_an_older_version_are_sealed_at_start() {
 }
 
 #[test]
+fn keys_a_plain_key_planted_in_a_sealed_database_is_refused() {
+    let mut node = Node::start();
+    node.stop();
+    // Someone with write access to data.db puts in a seed of their choosing.
+    {
+        let conn = rusqlite::Connection::open(node.data()).unwrap();
+        conn.execute("UPDATE node_keys SET seed = ?1 WHERE name = 'node'", [&[7u8; 32][..]]).unwrap();
+    }
+    let before = key_rows(&node.data());
+    let err = start_fails(&node.data());
+    assert!(err.contains("node identity") && err.contains("damaged"), "{err}");
+    assert_eq!(key_rows(&node.data()), before, "not sealed and adopted");
+}
+
+#[test]
 fn keys_one_damaged_secret_is_left_out_and_the_node_still_starts() {
     let mut node = Node::start();
     let id = node_id(&node);

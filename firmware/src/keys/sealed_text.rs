@@ -1,8 +1,10 @@
 //! Secrets kept in text columns (an ACME account's JSON, a certificate's private key
 //! PEM), sealed: `sealed:` followed by the base64 of the sealed blob.
 //!
-//! A value without the prefix was written before sealing existed; it is read as is,
-//! and the start-up sweep ([`super::sweep`]) seals it.
+//! A value without the prefix was written before sealing existed: the start-up sweep
+//! ([`super::sweep`]) seals it before anything reads it, and [`open`] refuses it, so a
+//! value planted in the database by hand (a key of the attacker's choosing) is never
+//! used.
 
 use base64::Engine as _;
 use fazt_hal::keystore::{Error, KeyOrigin, Sealer};
@@ -79,9 +81,9 @@ pub fn origin_of(stored: &str) -> Option<KeyOrigin> {
     KeyOrigin::of(&blob_of(stored)?.ok()?)
 }
 
-/// Opens a stored value: unseals it, or returns an older plain value as it is.
+/// Opens a stored value; a value that is not sealed is refused as damaged.
 pub fn open(sealer: &dyn Sealer, label: &str, stored: &str) -> Result<String, Error> {
-    let Some(blob) = blob_of(stored) else { return Ok(stored.to_string()) };
+    let Some(blob) = blob_of(stored) else { return Err(Error::Corrupt(format!("{label} (not sealed)"))) };
     let blob = blob.map_err(|()| Error::Corrupt(label.to_string()))?;
     let plain = sealer.unseal(label, &blob)?;
     String::from_utf8(plain).map_err(|_| Error::Corrupt(label.to_string()))
@@ -112,7 +114,11 @@ mod tests {
         assert!(stored.starts_with(PREFIX) && !stored.contains("secret"));
         assert_eq!(open(&sealer, "acme:x", &stored).unwrap(), "{\"key\":\"secret\"}");
         assert_eq!(origin_of(&stored), Some(KeyOrigin::MachineFile));
-        assert_eq!(open(&sealer, "acme:x", "-----BEGIN KEY").unwrap(), "-----BEGIN KEY");
+        assert_eq!(
+            open(&sealer, "acme:x", "-----BEGIN KEY").unwrap_err().kind(),
+            ErrorKind::Corrupt,
+            "plain values are refused"
+        );
         assert_eq!(origin_of("plain"), None);
         assert_eq!(open(&sealer, "acme:x", "sealed:!!").unwrap_err().kind(), ErrorKind::Corrupt);
         assert!(open(&sealer, "acme:y", &stored).is_err(), "bound to its row");

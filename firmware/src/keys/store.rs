@@ -89,11 +89,9 @@ pub fn public_of_seed(algorithm: &str, seed: &[u8; 32]) -> Option<Vec<u8>> {
 impl SeedStore for DbKeyStore {
     fn load(&self, name: &str) -> Result<Option<[u8; 32]>, Error> {
         let Some((_, material)) = raw_row(&self.storage, name)? else { return Ok(None) };
-        // 32 bytes is a seed stored before sealing existed; the start-up sweep seals it.
-        let plain = match material.len() {
-            32 => material,
-            _ => self.sealer.unseal(&seal_label(name), &material)?,
-        };
+        // A plain 32-byte seed (from before sealing) is sealed by the start-up sweep
+        // before anything loads it; one found here was planted: refused as damaged.
+        let plain = self.sealer.unseal(&seal_label(name), &material)?;
         plain.try_into().map(Some).map_err(|_| Error::Corrupt(name.to_string()))
     }
 

@@ -94,6 +94,10 @@ pub fn run(
     let mut lost = Vec::new();
     // When the canary opens, the key is right: a row that does not open is damaged,
     // not sealed elsewhere, and is left for the feature that uses it to report.
+    // Plain values are accepted (and sealed) only in a database from before sealing,
+    // which has no canary yet; in any other, a plain value was planted by hand.
+    let legacy = super::store::raw_row(storage, super::CANARY_ROW)?.is_none();
+    let plain_seed = legacy.then_some(32);
     let canary = super::opens_canary(storage, sealer)?.unwrap_or(false)
         || previous.is_some_and(|p| super::opens_canary(storage, p).ok().flatten().unwrap_or(false));
     let mut damaged = Vec::new();
@@ -120,7 +124,7 @@ pub fn run(
                 None => Verdict::Keep,
             }
         } else {
-            judge(&label, &material, Some(32), sealer, previous)?
+            judge(&label, &material, plain_seed, sealer, previous)?
         };
         match verdict {
             Verdict::Keep => {}
@@ -151,7 +155,11 @@ pub fn run(
         for (id, stored, source) in rows {
             let label = secret.label(&id);
             let verdict = match sealed_text::blob_of(&stored) {
-                None => Verdict::Replace(sealed_text::seal(sealer, &label, &stored)?.into_bytes()),
+                None if legacy => Verdict::Replace(sealed_text::seal(sealer, &label, &stored)?.into_bytes()),
+                None => {
+                    damaged.push(label.clone());
+                    Verdict::Keep
+                }
                 Some(Err(())) => Verdict::Keep,
                 Some(Ok(blob)) => match judge(&label, &blob, None, sealer, previous)? {
                     Verdict::Replace(sealed) => Verdict::Replace(sealed_text::encode(&sealed).into_bytes()),
