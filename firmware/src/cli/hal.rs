@@ -89,11 +89,7 @@ fn tpm_status(tcti: Option<String>, data: &std::path::Path) -> anyhow::Result<()
             println!("held:          none (the node keeps its keys in software)");
         }
         for e in held {
-            let what = match e.kind {
-                "key" => format!("{} ({})", e.name, e.algorithm),
-                kind => format!("{kind} {}", e.name),
-            };
-            println!("held:          {what}: {}", e.held);
+            println!("held:          {}: {}", e.label(), e.held);
         }
     }
     Ok(())

@@ -91,10 +91,7 @@ fn list(data: &DataArg, json: bool) -> anyhow::Result<()> {
         println!("no keys yet (they are made at the node's first start)");
     }
     for e in entries {
-        let what = match e.kind {
-            "key" => format!("{} ({})", e.name, e.algorithm),
-            kind => format!("{kind} {}", e.name),
-        };
+        let what = e.label();
         let fingerprint = e.fingerprint.map(|f| format!("  sha256:{f}")).unwrap_or_default();
         println!("{what:<40} {}{fingerprint}", e.held);
     }

@@ -29,6 +29,16 @@ pub struct Entry {
     pub created_at: Option<i64>,
 }
 
+impl Entry {
+    /// How listings name it: `node (ed25519)` for a key, `app-env app_1/TOKEN` otherwise.
+    pub fn label(&self) -> String {
+        match self.kind {
+            "key" => format!("{} ({})", self.name, self.algorithm),
+            kind => format!("{kind} {}", self.name),
+        }
+    }
+}
+
 /// The words, the origin and the TPM flag of a sealed (or plain) value.
 fn held_by_origin(origin: Option<KeyOrigin>, plain: bool) -> (String, Option<&'static str>, bool) {
     match (origin, plain) {
