@@ -62,7 +62,7 @@ fn https_ok(ca: &Path, port: u16, host: &str, path: &str, extra: &[&str]) -> Str
 }
 
 /// `openssl s_client` with `args`, its stdin closed; returns stdout + stderr.
-fn s_client(port: u16, args: &[&str]) -> (bool, String) {
+pub fn s_client(port: u16, args: &[&str]) -> (bool, String) {
     let out = Command::new("openssl")
         .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
         .args(args)
@@ -74,10 +74,15 @@ fn s_client(port: u16, args: &[&str]) -> (bool, String) {
 }
 
 /// Waits up to 20 s for `f`.
-fn wait_for(mut f: impl FnMut() -> bool) {
+fn wait_for(f: impl FnMut() -> bool) {
+    wait_for_secs(20, f)
+}
+
+/// Waits up to `secs` seconds for `f`.
+pub fn wait_for_secs(secs: u64, mut f: impl FnMut() -> bool) {
     let start = std::time::Instant::now();
     while !f() {
-        assert!(start.elapsed() < Duration::from_secs(20), "timed out");
+        assert!(start.elapsed() < Duration::from_secs(secs), "timed out after {secs} s");
         std::thread::sleep(Duration::from_millis(200));
     }
 }

@@ -15,6 +15,7 @@ mod https;
 mod keys;
 mod lifecycle;
 mod mnemonic;
+mod ocsp;
 mod serverless;
 mod serving;
 mod support;

@@ -95,6 +95,9 @@ pub fn run(args: CertArgs) -> anyhow::Result<()> {
                     c["not_after"].as_str().unwrap_or(""),
                     names(&c)
                 );
+                if let Some(line) = ocsp_line(&c["ocsp"]) {
+                    println!("{:<30} {line}", "");
+                }
             }
             Ok(())
         }
@@ -119,6 +122,33 @@ pub fn run(args: CertArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// One line on a certificate's OCSP stapling, when its CA runs a responder.
+fn ocsp_line(o: &serde_json::Value) -> Option<String> {
+    let status = o["status"].as_str()?;
+    let detail = match status {
+        "good" => match o["valid_until"].as_str() {
+            Some(until) => format!("stapled, valid until {until}"),
+            None => "not stapled".to_string(),
+        },
+        "revoked" => format!(
+            "REVOKED by the CA at {}: replace this certificate",
+            o["revoked_at"].as_str().unwrap_or("?")
+        ),
+        "pending" => "not asked yet".to_string(),
+        _ => format!(
+            "{}{}; next try {}",
+            o["error"].as_str().unwrap_or("failed"),
+            if o["stapled"].as_bool() == Some(true) {
+                " (the last good answer is still stapled)"
+            } else {
+                ""
+            },
+            o["next_check"].as_str().unwrap_or("?")
+        ),
+    };
+    Some(format!("OCSP {status} ({}): {detail}", o["responder"].as_str().unwrap_or("?")))
 }
 
 fn names(c: &serde_json::Value) -> String {

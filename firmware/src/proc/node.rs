@@ -161,6 +161,7 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
             })
             .detach();
         executor.spawn(kernel.tls.clone().maintain()).detach();
+        executor.spawn(kernel.tls.clone().staple()).detach();
         if let Some(manager) = kernel.tls.acme.clone() {
             let domain = kernel.config.domain().to_string();
             executor.spawn(crate::net::tls::acme::run(kernel.tls.clone(), manager, domain)).detach();

@@ -188,6 +188,19 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ALTER TABLE node_keys ADD COLUMN public_key BLOB;
     "#,
     ),
+    (
+        7,
+        "https: the last good OCSP answer of each certificate",
+        r#"
+    -- Kept so that a node restarted without internet still staples a valid answer; it
+    -- is checked again (certificate, signature, dates) before being stapled.
+    CREATE TABLE tls_ocsp (
+        name       TEXT PRIMARY KEY,   -- the tls_certs name
+        response   BLOB NOT NULL,      -- the DER OCSPResponse, status good
+        fetched_at INTEGER NOT NULL
+    );
+    "#,
+    ),
 ];
 
 /// The highest version this binary knows.

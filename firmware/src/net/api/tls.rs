@@ -3,12 +3,13 @@
 use super::read_json;
 use crate::kernel::Kernel;
 use crate::net::response::{json, ok, ApiError, Body, Resp};
-use crate::net::tls::{store::Stored, TlsError};
+use crate::net::tls::{stapler::OcspStatus, store::Stored, TlsError};
 use crate::time::rfc3339;
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// The body of `POST /api/tls/certs`.
@@ -19,12 +20,19 @@ struct AddBody {
     key_pem: String,
 }
 
-fn cert_json(c: &Stored) -> serde_json::Value {
+/// A certificate as the API shows it; `ocsp` is null when its CA names no responder.
+fn cert_json(c: &Stored, ocsp: &HashMap<String, OcspStatus>) -> serde_json::Value {
     serde_json::json!({
         "name": c.name, "source": c.source, "names": c.names,
         "not_before": rfc3339(c.not_before), "not_after": rfc3339(c.not_after),
         "updated_at": rfc3339(c.updated_at),
+        "ocsp": ocsp.get(&c.name),
     })
+}
+
+fn certs_json(kernel: &Kernel, certs: &[Stored]) -> Vec<serde_json::Value> {
+    let ocsp = kernel.tls.stapler.status(kernel.clock.now_millis());
+    certs.iter().map(|c| cert_json(c, &ocsp)).collect()
 }
 
 impl From<TlsError> for ApiError {
@@ -55,7 +63,7 @@ pub async fn status(kernel: &Arc<Kernel>) -> Result<Resp, ApiError> {
             "fingerprint_sha256": ca.fingerprint,
             "download": "/api/tls/ca.pem",
         })),
-        "certs": certs.iter().map(cert_json).collect::<Vec<_>>(),
+        "certs": certs_json(kernel, &certs),
         "acme": tls.acme.as_ref().map(|m| m.status()),
         "handshakes": {
             "in_progress": tls.handshakes.in_progress(),
@@ -69,7 +77,7 @@ pub async fn status(kernel: &Arc<Kernel>) -> Result<Resp, ApiError> {
 pub async fn list(kernel: &Arc<Kernel>) -> Result<Resp, ApiError> {
     let tls = kernel.tls.clone();
     let certs = blocking::unblock(move || tls.list()).await?;
-    Ok(ok(serde_json::json!({ "certs": certs.iter().map(cert_json).collect::<Vec<_>>() })))
+    Ok(ok(serde_json::json!({ "certs": certs_json(kernel, &certs) })))
 }
 
 /// `POST /api/tls/certs`: add (or replace) a custom certificate; checked first, so a
@@ -79,7 +87,10 @@ pub async fn add(kernel: &Arc<Kernel>, req: Request<Incoming>) -> Result<Resp, A
     let tls = kernel.tls.clone();
     let stored =
         blocking::unblock(move || tls.add_custom(&body.domain, &body.cert_pem, &body.key_pem)).await?;
-    Ok(json(StatusCode::CREATED, &serde_json::json!({ "cert": cert_json(&stored) })))
+    Ok(json(
+        StatusCode::CREATED,
+        &serde_json::json!({ "cert": cert_json(&stored, &kernel.tls.stapler.status(kernel.clock.now_millis())) }),
+    ))
 }
 
 /// `DELETE /api/tls/certs/<name>`.

@@ -6,6 +6,7 @@
 //! - [`store`]: parsing and checking PEM certificates, the `tls_certs` rows.
 //! - [`resolver`]: the SNI certificate table rustls asks during a handshake.
 //! - [`lan_ca`]: the node's own CA for the LAN (key in the keystore).
+//! - [`ocsp`] and [`stapler`]: OCSP answers from the CA, checked and stapled.
 //! - [`redirect`]: plain HTTP beside HTTPS (ACME challenges, redirects).
 //! - [`handshakes`]: the cap on handshakes in progress.
 //! - [`time`]: the kernel clock as rustls's time source.
@@ -17,8 +18,10 @@
 pub mod acme;
 pub mod handshakes;
 pub mod lan_ca;
+pub mod ocsp;
 pub mod redirect;
 pub mod resolver;
+pub mod stapler;
 pub mod store;
 pub mod time;
 
@@ -196,6 +199,10 @@ pub struct Tls {
     pub acme: Option<Arc<acme::Manager>>,
     /// HTTP-01 answers by token, while an ACME order is open.
     challenges: Mutex<std::collections::HashMap<String, String>>,
+    /// OCSP answers stapled to the certificates whose CA runs a responder.
+    pub stapler: stapler::Stapler,
+    /// Wakes [`Tls::staple`] when a certificate with a responder appears.
+    ocsp_wake: (async_channel::Sender<()>, async_channel::Receiver<()>),
 }
 
 impl std::fmt::Debug for Tls {
@@ -250,6 +257,8 @@ impl Tls {
             handshakes: handshakes::Handshakes::new(config.get_u64("https.max_handshakes") as usize),
             unknown_names: LogBrake::new("TLS handshakes for unknown names"),
             challenges: Mutex::default(),
+            stapler: stapler::Stapler::default(),
+            ocsp_wake: async_channel::bounded(1),
             acme: (mode == Mode::Acme)
                 .then(|| Arc::new(acme::Manager::new(acme::Settings::from_config(config)))),
         };
@@ -318,7 +327,10 @@ impl Tls {
     /// Rebuilds the SNI table from `data.db`. A certificate that cannot be served
     /// (expired, damaged) is logged and left out; the others keep serving.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let rows = self.storage.read_blocking(|c| Ok::<_, StorageError>(store::list(c)?))?;
+        let (rows, kept) = self.storage.read_blocking(|c| {
+            Ok::<_, StorageError>((store::list(c)?, stapler::kept(c).unwrap_or_default()))
+        })?;
+        let mut served = std::collections::HashSet::new();
         let now = self.clock.now_millis();
         let mut table = Table::default();
         // Custom certificates last, so that they win for their names.
@@ -364,10 +376,87 @@ impl Tls {
             if row.source == Source::Lan && self.mode != Mode::Lan {
                 continue;
             }
-            table.insert(&parsed.names, &parsed.key);
+            let (staple, new) = self.stapler.staple_for(
+                kept.get(&row.name).map(Vec::as_slice),
+                &row.name,
+                &parsed.key.cert,
+                now,
+            );
+            if new {
+                let _ = self.ocsp_wake.0.try_send(());
+            }
+            let key = match staple {
+                Some(der) => {
+                    Arc::new(rustls::sign::CertifiedKey { ocsp: Some(der), ..(*parsed.key).clone() })
+                }
+                None => parsed.key.clone(),
+            };
+            if row.source == Source::Lan && self.mode == Mode::Lan {
+                table.set_fallback(key.clone());
+            }
+            table.insert(&parsed.names, &key);
+            served.insert(row.name);
         }
+        self.stapler.retain(&served);
         self.resolver.replace(table);
         Ok(())
+    }
+
+    /// Keeps OCSP answers fresh for every certificate whose CA runs a responder:
+    /// fetches, checks and staples them (see [`stapler`]); runs for the node's life.
+    pub async fn staple(self: Arc<Self>) {
+        loop {
+            let now = self.clock.now_millis();
+            let mut reload = self.stapler.expire(now);
+            for item in self.stapler.due(now) {
+                let outcome = blocking::unblock({
+                    let subject = item.subject.clone();
+                    let clock = self.clock.clone();
+                    move || {
+                        let request = subject.request()?;
+                        let answer = ocsp::fetch(&subject.responder, &request)?;
+                        subject.check(&answer, clock.now_millis())
+                    }
+                })
+                .await;
+                let now = self.clock.now_millis();
+                let name = item.name.clone();
+                let written = match self.stapler.record(&item, outcome, now) {
+                    stapler::Change::Nothing => continue,
+                    stapler::Change::Stapled(der) => {
+                        self.storage
+                            .write(move |c| Ok::<_, StorageError>(stapler::store(c, &name, &der, now)?))
+                            .await
+                    }
+                    stapler::Change::Revoked => {
+                        self.storage.write(move |c| Ok::<_, StorageError>(stapler::forget(c, &name)?)).await
+                    }
+                };
+                if let Err(err) = written {
+                    tracing::warn!(name = item.name, error = %err, "keeping the OCSP answer in data.db failed");
+                }
+                reload = true;
+            }
+            if reload {
+                let tls = self.clone();
+                if let Err(err) = blocking::unblock(move || tls.reload()).await {
+                    tracing::warn!(error = %err, "reloading certificates after an OCSP check failed");
+                }
+                continue;
+            }
+            // Sleep until the next check or expiry (at most an hour), or a new certificate.
+            let now = self.clock.now_millis();
+            let wait = self.stapler.next_event(now).map_or(3_600_000, |t| (t - now).clamp(1_000, 3_600_000));
+            futures_lite::future::or(
+                async {
+                    let _ = self.ocsp_wake.1.recv().await;
+                },
+                async {
+                    async_io::Timer::after(Duration::from_millis(wait as u64)).await;
+                },
+            )
+            .await;
+        }
     }
 
     /// Checks and stores a custom certificate for `name`, then serves it.
@@ -393,10 +482,11 @@ impl Tls {
     pub fn remove_custom(&self, name: &str) -> Result<(), TlsError> {
         let name = store::normalise_name(name)?;
         let key = name.clone();
-        if !self
-            .storage
-            .write_blocking(move |c| Ok::<_, StorageError>(store::delete(c, &key, Source::Custom)?))?
-        {
+        if !self.storage.write_blocking(move |c| {
+            let removed = store::delete(c, &key, Source::Custom)?;
+            stapler::forget(c, &key)?;
+            Ok::<_, StorageError>(removed)
+        })? {
             return Err(TlsError::NotFound(name));
         }
         self.reload()?;
