@@ -166,7 +166,7 @@ impl Subject {
             .iter()
             .find(|r| same_cert(&r.cert_id, &id))
             .ok_or(OcspError::Unrelated)?;
-        self.check_signature(&basic, now)?;
+        self.check_signature(&basic, &signed_part(bytes.response.as_bytes())?, now)?;
         let this_update = unix_ms(&single.this_update.0);
         let next_update = match &single.next_update {
             Some(t) => unix_ms(&t.0),
@@ -187,15 +187,14 @@ impl Subject {
 
     /// The answer must be signed by the issuer, or by a certificate in the answer that
     /// the issuer signed for OCSP signing (RFC 6960 4.2.2.2).
-    fn check_signature(&self, basic: &BasicOcspResponse, now: i64) -> Result<(), OcspError> {
-        let signed = basic.tbs_response_data.to_der().map_err(|e| OcspError::Malformed(e.to_string()))?;
+    fn check_signature(&self, basic: &BasicOcspResponse, signed: &[u8], now: i64) -> Result<(), OcspError> {
         let signature = basic.signature.as_bytes().ok_or(OcspError::BadSignature)?;
-        if verify(&self.issuer, &basic.signature_algorithm, &signed, signature) {
+        if verify(&self.issuer, &basic.signature_algorithm, signed, signature) {
             return Ok(());
         }
         for responder in basic.certs.iter().flatten() {
             if self.delegated(responder, now)
-                && verify(responder, &basic.signature_algorithm, &signed, signature)
+                && verify(responder, &basic.signature_algorithm, signed, signature)
             {
                 return Ok(());
             }
@@ -244,6 +243,16 @@ fn responder_url(leaf: &Certificate) -> Option<String> {
         }
         _ => None,
     })
+}
+
+/// The bytes of `tbsResponseData` exactly as the responder sent and signed them (not
+/// re-encoded from the parsed form, which could differ from what was signed).
+fn signed_part(basic_der: &[u8]) -> Result<Vec<u8>, OcspError> {
+    let malformed = |e: der::Error| OcspError::Malformed(e.to_string());
+    let mut reader = der::SliceReader::new(basic_der).map_err(malformed)?;
+    der::Header::decode(&mut reader).map_err(malformed)?;
+    let first = der::asn1::AnyRef::decode(&mut reader).map_err(malformed)?;
+    first.to_der().map_err(malformed)
 }
 
 fn same_cert(a: &CertId, b: &CertId) -> bool {
