@@ -174,6 +174,14 @@ fn ocsp_answers_are_stapled_refreshed_kept_and_bad_ones_refused() {
     issue(&dir, "ca", "1", &ca_exts, None);
     issue(&dir, "delegate", "0x2001", &["extendedKeyUsage=OCSPSigning"], Some("ca"));
     issue(&dir, "stranger", "0x2002", &["extendedKeyUsage=OCSPSigning"], None);
+    // A delegate the CA issued without the OCSP-signing purpose.
+    issue(&dir, "plain-delegate", "0x2003", &["extendedKeyUsage=serverAuth"], Some("ca"));
+    // A rogue CA with the same name as the real one, and an OCSP delegate it issued.
+    let rogue = dir.join("rogue");
+    std::fs::create_dir(&rogue).unwrap();
+    issue(&rogue, "ca", "1", &ca_exts, None);
+    issue(&rogue, "delegate", "0x3001", &["extendedKeyUsage=OCSPSigning"], Some("ca"));
+    let (no_eku, rogue_port) = (free_port(), free_port());
     let (delegated, by_ca, forged, junk, huge) =
         (free_port(), free_port(), free_port(), free_port(), free_port());
     let shop = leaf(&dir, "shop.localhost", "0x1001", delegated);
@@ -181,6 +189,8 @@ fn ocsp_answers_are_stapled_refreshed_kept_and_bad_ones_refused() {
     let fake = leaf(&dir, "fake.localhost", "0x1003", forged);
     let junky = leaf(&dir, "junk.localhost", "0x1004", junk);
     let big = leaf(&dir, "big.localhost", "0x1005", huge);
+    let unfit = leaf(&dir, "unfit.localhost", "0x1006", no_eku);
+    let rogued = leaf(&dir, "rogue.localhost", "0x1007", rogue_port);
     // The CA's index: 1001, 1003, 1004, 1005 valid; 1002 revoked.
     let mut index = String::new();
     for (flag, revoked, serial, cn) in [
@@ -189,6 +199,8 @@ fn ocsp_answers_are_stapled_refreshed_kept_and_bad_ones_refused() {
         ("V", "", "1003", "fake"),
         ("V", "", "1004", "junk"),
         ("V", "", "1005", "big"),
+        ("V", "", "1006", "unfit"),
+        ("V", "", "1007", "rogue"),
     ] {
         index.push_str(&format!("{flag}\t301231000000Z\t{revoked}\t{serial}\tunknown\t/CN={cn}.localhost\n"));
     }
@@ -224,15 +236,23 @@ fn ocsp_answers_are_stapled_refreshed_kept_and_bad_ones_refused() {
     assert!(log(&node).contains("REVOKED"), "{}", log(&node));
     assert!(node.cli_ok(&["cert", "list"]).contains("REVOKED by the CA"));
 
-    // Hostile responders: signed by a stranger, garbage, 1 MB. Refused, nothing stapled.
+    // Hostile responders: signed by a stranger, by a delegate without the OCSP-signing
+    // purpose, by a delegate of a rogue CA of the same name; garbage; 1 MB. Refused,
+    // nothing stapled.
     let _forger = Responder::start(&dir, forged, "stranger");
+    let _unfit = Responder::start(&dir, no_eku, "plain-delegate");
+    let _rogue = Responder::start(&dir, rogue_port, "rogue/delegate");
     junk_responder(junk, b"<html>this is not OCSP</html>".to_vec());
     junk_responder(huge, vec![0x30; 1 << 20]);
     add(&node, "fake.localhost", &fake);
     add(&node, "junk.localhost", &junky);
     add(&node, "big.localhost", &big);
+    add(&node, "unfit.localhost", &unfit);
+    add(&node, "rogue.localhost", &rogued);
     for (name, expect) in [
         ("fake.localhost", "not signed by the certificate's issuer"),
+        ("unfit.localhost", "not signed by the certificate's issuer"),
+        ("rogue.localhost", "not signed by the certificate's issuer"),
         ("junk.localhost", "malformed OCSP response"),
         ("big.localhost", "larger than"),
     ] {
@@ -253,6 +273,13 @@ fn ocsp_answers_are_stapled_refreshed_kept_and_bad_ones_refused() {
     let (ok, text) = s_client(port, &["-servername", "shop.localhost", "-status"]);
     assert!(ok && text.contains("Cert Status: good"), "{text}");
     // Removing the certificate forgets its answer.
+    let kept = |node: &Node| -> i64 {
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+        let db = rusqlite::Connection::open_with_flags(node.data(), flags).unwrap();
+        db.query_row("SELECT count(*) FROM tls_ocsp WHERE name = 'shop.localhost'", [], |r| r.get(0)).unwrap()
+    };
+    assert_eq!(kept(&node), 1);
     node.cli_ok(&["cert", "remove", "shop.localhost"]);
+    assert_eq!(kept(&node), 0);
     assert!(node.integrity().contains("ok"));
 }

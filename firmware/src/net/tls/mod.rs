@@ -203,6 +203,8 @@ pub struct Tls {
     pub stapler: stapler::Stapler,
     /// Wakes [`Tls::staple`] when a certificate with a responder appears.
     ocsp_wake: (async_channel::Sender<()>, async_channel::Receiver<()>),
+    /// One reload at a time: a slow one must not replace the table a newer one built.
+    reload_lock: Mutex<()>,
 }
 
 impl std::fmt::Debug for Tls {
@@ -259,6 +261,7 @@ impl Tls {
             challenges: Mutex::default(),
             stapler: stapler::Stapler::default(),
             ocsp_wake: async_channel::bounded(1),
+            reload_lock: Mutex::new(()),
             acme: (mode == Mode::Acme)
                 .then(|| Arc::new(acme::Manager::new(acme::Settings::from_config(config)))),
         };
@@ -327,6 +330,7 @@ impl Tls {
     /// Rebuilds the SNI table from `data.db`. A certificate that cannot be served
     /// (expired, damaged) is logged and left out; the others keep serving.
     pub fn reload(&self) -> Result<(), TlsError> {
+        let _one_at_a_time = self.reload_lock.lock().unwrap_or_else(|e| e.into_inner());
         let (rows, kept) = self.storage.read_blocking(|c| {
             Ok::<_, StorageError>((store::list(c)?, stapler::kept(c).unwrap_or_default()))
         })?;
@@ -405,10 +409,13 @@ impl Tls {
     /// Keeps OCSP answers fresh for every certificate whose CA runs a responder:
     /// fetches, checks and staples them (see [`stapler`]); runs for the node's life.
     pub async fn staple(self: Arc<Self>) {
+        let mut reload = false;
         loop {
-            let now = self.clock.now_millis();
-            let mut reload = self.stapler.expire(now);
-            for item in self.stapler.due(now) {
+            for item in self.stapler.due(self.clock.now_millis()) {
+                // Expired staples go at once, not after a round of slow responders.
+                if self.stapler.expire(self.clock.now_millis()) {
+                    reload = !self.reload_now().await;
+                }
                 let outcome = blocking::unblock({
                     let subject = item.subject.clone();
                     let clock = self.clock.clone();
@@ -437,16 +444,23 @@ impl Tls {
                 }
                 reload = true;
             }
+            if self.stapler.expire(self.clock.now_millis()) {
+                reload = true;
+            }
+            // A failed reload is retried within seconds: until it works, handshakes carry
+            // the old staples (maybe of a certificate since revoked).
+            let mut wait = 3_600_000;
             if reload {
-                let tls = self.clone();
-                if let Err(err) = blocking::unblock(move || tls.reload()).await {
-                    tracing::warn!(error = %err, "reloading certificates after an OCSP check failed");
+                reload = !self.reload_now().await;
+                if reload {
+                    wait = 5_000;
                 }
-                continue;
             }
             // Sleep until the next check or expiry (at most an hour), or a new certificate.
             let now = self.clock.now_millis();
-            let wait = self.stapler.next_event(now).map_or(3_600_000, |t| (t - now).clamp(1_000, 3_600_000));
+            if let Some(next) = self.stapler.next_event(now) {
+                wait = wait.min((next - now).clamp(1_000, 3_600_000));
+            }
             futures_lite::future::or(
                 async {
                     let _ = self.ocsp_wake.1.recv().await;
@@ -456,6 +470,18 @@ impl Tls {
                 },
             )
             .await;
+        }
+    }
+
+    /// Rebuilds the SNI table on the blocking pool; false (logged) when it failed.
+    async fn reload_now(self: &Arc<Self>) -> bool {
+        let tls = self.clone();
+        match blocking::unblock(move || tls.reload()).await {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::warn!(error = %err, "reloading certificates after an OCSP check failed; retrying");
+                false
+            }
         }
     }
 

@@ -95,6 +95,9 @@ pub enum Verdict {
 pub struct Subject {
     leaf: Certificate,
     issuer: Certificate,
+    /// The issuer's subject name exactly as encoded in its certificate (hashed into the
+    /// certificate id; re-encoding could reorder a multi-valued name).
+    issuer_name_der: Vec<u8>,
     /// The responder URL from the leaf (plain `http://`, as RFC 6960 expects).
     pub responder: String,
 }
@@ -109,8 +112,12 @@ impl Subject {
     pub fn from_chain(chain: &[impl AsRef<[u8]>]) -> Result<Option<Subject>, OcspError> {
         let leaf = read_cert(chain.first().ok_or(OcspError::NoIssuer)?.as_ref())?;
         let Some(responder) = responder_url(&leaf) else { return Ok(None) };
-        let issuer = read_cert(chain.get(1).ok_or(OcspError::NoIssuer)?.as_ref())?;
-        Ok(Some(Subject { leaf, issuer, responder }))
+        let issuer_der = chain.get(1).ok_or(OcspError::NoIssuer)?.as_ref();
+        let issuer = read_cert(issuer_der)?;
+        let (_, parsed) = x509_parser::parse_x509_certificate(issuer_der)
+            .map_err(|e| OcspError::BadCertificate(e.to_string()))?;
+        let issuer_name_der = parsed.tbs_certificate.subject.as_raw().to_vec();
+        Ok(Some(Subject { leaf, issuer, issuer_name_der, responder }))
     }
 
     /// The id of the certificate in requests and answers (SHA-1, as RFC 5019 asks and
@@ -118,14 +125,14 @@ impl Subject {
     fn cert_id(&self) -> Result<CertId, OcspError> {
         let bad = |e: der::Error| OcspError::BadCertificate(e.to_string());
         let sha1 = |data: &[u8]| ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, data);
-        let name = self.issuer.tbs_certificate.subject.to_der().map_err(bad)?;
+        let name = &self.issuer_name_der;
         let key = self.issuer.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes();
         Ok(CertId {
             hash_algorithm: x509_cert::spki::AlgorithmIdentifierOwned {
                 oid: rfc5912::ID_SHA_1,
                 parameters: Some(Null.into()),
             },
-            issuer_name_hash: OctetString::new(sha1(&name).as_ref()).map_err(bad)?,
+            issuer_name_hash: OctetString::new(sha1(name).as_ref()).map_err(bad)?,
             issuer_key_hash: OctetString::new(sha1(key).as_ref()).map_err(bad)?,
             serial_number: self.leaf.tbs_certificate.serial_number.clone(),
         })
@@ -148,7 +155,6 @@ impl Subject {
 
     /// Checks an answer from the responder at `now` (Unix ms, the kernel clock).
     pub fn check(&self, der: &[u8], now: i64) -> Result<Verdict, OcspError> {
-        let malformed = |e: der::Error| OcspError::Malformed(e.to_string());
         let response = OcspResponse::from_der(der).map_err(malformed)?;
         if response.response_status != OcspResponseStatus::Successful {
             return Err(OcspError::Refused(response.response_status));
@@ -160,13 +166,12 @@ impl Subject {
         }
         let basic = BasicOcspResponse::from_der(bytes.response.as_bytes()).map_err(malformed)?;
         let id = self.cert_id()?;
-        let single = basic
-            .tbs_response_data
-            .responses
-            .iter()
-            .find(|r| same_cert(&r.cert_id, &id))
-            .ok_or(OcspError::Unrelated)?;
-        self.check_signature(&basic, &signed_part(bytes.response.as_bytes())?, now)?;
+        // Should an answer list this certificate twice, a revocation wins.
+        let mut mine = basic.tbs_response_data.responses.iter().filter(|r| same_cert(&r.cert_id, &id));
+        let first = mine.next().ok_or(OcspError::Unrelated)?;
+        let single = mine.find(|r| matches!(r.cert_status, CertStatus::Revoked(_))).unwrap_or(first);
+        let parts = basic_parts(bytes.response.as_bytes())?;
+        self.check_signature(&basic, &parts, now)?;
         let this_update = unix_ms(&single.this_update.0);
         let next_update = match &single.next_update {
             Some(t) => unix_ms(&t.0),
@@ -187,14 +192,20 @@ impl Subject {
 
     /// The answer must be signed by the issuer, or by a certificate in the answer that
     /// the issuer signed for OCSP signing (RFC 6960 4.2.2.2).
-    fn check_signature(&self, basic: &BasicOcspResponse, signed: &[u8], now: i64) -> Result<(), OcspError> {
+    fn check_signature(
+        &self,
+        basic: &BasicOcspResponse,
+        parts: &BasicParts,
+        now: i64,
+    ) -> Result<(), OcspError> {
         let signature = basic.signature.as_bytes().ok_or(OcspError::BadSignature)?;
-        if verify(&self.issuer, &basic.signature_algorithm, signed, signature) {
+        if verify(&self.issuer, &basic.signature_algorithm, &parts.signed, signature) {
             return Ok(());
         }
-        for responder in basic.certs.iter().flatten() {
-            if self.delegated(responder, now)
-                && verify(responder, &basic.signature_algorithm, signed, signature)
+        for raw in &parts.certs {
+            let Ok(responder) = Certificate::from_der(raw) else { continue };
+            if self.delegated(&responder, raw, now)
+                && verify(&responder, &basic.signature_algorithm, &parts.signed, signature)
             {
                 return Ok(());
             }
@@ -202,8 +213,11 @@ impl Subject {
         Err(OcspError::BadSignature)
     }
 
-    /// True when `responder` was issued by our issuer for OCSP signing and is current.
-    fn delegated(&self, responder: &Certificate, now: i64) -> bool {
+    /// True when `responder` (whose DER, as received, is `raw`) was issued by our
+    /// issuer for OCSP signing and is current. Its signature is checked over its
+    /// `tbsCertificate` as received: the certificates of an answer are outside the
+    /// signed part, so re-encoded bytes could verify while a client's check fails.
+    fn delegated(&self, responder: &Certificate, raw: &[u8], now: i64) -> bool {
         let tbs = &responder.tbs_certificate;
         if tbs.issuer != self.issuer.tbs_certificate.subject {
             return false;
@@ -219,7 +233,7 @@ impl Subject {
                 && x509_cert::ext::pkix::ExtendedKeyUsage::from_der(ext.extn_value.as_bytes())
                     .is_ok_and(|eku| eku.0.contains(&rfc5280::ID_KP_OCSP_SIGNING))
         });
-        let Ok(signed) = tbs.to_der() else { return false };
+        let Ok(signed) = first_element(raw) else { return false };
         let Some(signature) = responder.signature.as_bytes() else { return false };
         ocsp_signing && verify(&self.issuer, &responder.signature_algorithm, &signed, signature)
     }
@@ -245,14 +259,47 @@ fn responder_url(leaf: &Certificate) -> Option<String> {
     })
 }
 
-/// The bytes of `tbsResponseData` exactly as the responder sent and signed them (not
-/// re-encoded from the parsed form, which could differ from what was signed).
-fn signed_part(basic_der: &[u8]) -> Result<Vec<u8>, OcspError> {
-    let malformed = |e: der::Error| OcspError::Malformed(e.to_string());
-    let mut reader = der::SliceReader::new(basic_der).map_err(malformed)?;
-    der::Header::decode(&mut reader).map_err(malformed)?;
-    let first = der::asn1::AnyRef::decode(&mut reader).map_err(malformed)?;
-    first.to_der().map_err(malformed)
+/// A BasicOCSPResponse's pieces exactly as the responder sent them (not re-encoded
+/// from the parsed form, which could differ from what was signed).
+struct BasicParts {
+    /// `tbsResponseData`: what the signature covers.
+    signed: Vec<u8>,
+    /// Each certificate of `certs`, whole.
+    certs: Vec<Vec<u8>>,
+}
+
+fn malformed(e: der::Error) -> OcspError {
+    OcspError::Malformed(e.to_string())
+}
+
+/// Splits a BasicOCSPResponse: `SEQUENCE { tbsResponseData, signatureAlgorithm,
+/// signature, [0] EXPLICIT SEQUENCE OF Certificate OPTIONAL }`.
+fn basic_parts(der_bytes: &[u8]) -> Result<BasicParts, OcspError> {
+    use der::Reader;
+    let outer = der::asn1::AnyRef::from_der(der_bytes).map_err(malformed)?;
+    let mut reader = der::SliceReader::new(outer.value()).map_err(malformed)?;
+    let signed = der::asn1::AnyRef::decode(&mut reader).map_err(malformed)?.to_der().map_err(malformed)?;
+    der::asn1::AnyRef::decode(&mut reader).map_err(malformed)?;
+    der::asn1::AnyRef::decode(&mut reader).map_err(malformed)?;
+    let mut certs = Vec::new();
+    if !reader.is_finished() {
+        let explicit = der::asn1::AnyRef::decode(&mut reader).map_err(malformed)?;
+        let list = der::asn1::AnyRef::from_der(explicit.value()).map_err(malformed)?;
+        let mut items = der::SliceReader::new(list.value()).map_err(malformed)?;
+        while !items.is_finished() {
+            certs
+                .push(der::asn1::AnyRef::decode(&mut items).map_err(malformed)?.to_der().map_err(malformed)?);
+        }
+    }
+    Ok(BasicParts { signed, certs })
+}
+
+/// The first element of a DER SEQUENCE, whole, as received (a certificate's
+/// `tbsCertificate`).
+fn first_element(der_bytes: &[u8]) -> Result<Vec<u8>, OcspError> {
+    let outer = der::asn1::AnyRef::from_der(der_bytes).map_err(malformed)?;
+    let mut reader = der::SliceReader::new(outer.value()).map_err(malformed)?;
+    der::asn1::AnyRef::decode(&mut reader).map_err(malformed)?.to_der().map_err(malformed)
 }
 
 fn same_cert(a: &CertId, b: &CertId) -> bool {

@@ -46,11 +46,14 @@ pub struct OcspStatus {
 /// One certificate with a responder.
 #[derive(Debug)]
 struct Entry {
-    /// The leaf's DER: a replaced certificate starts over.
-    leaf: Vec<u8>,
+    /// The leaf's and issuer's DER: a replaced certificate, or the same one with
+    /// another intermediate, starts over.
+    chain: Vec<u8>,
     subject: Subject,
     /// The stapled answer and when it stops being valid (Unix ms).
     staple: Option<(Vec<u8>, i64)>,
+    /// `thisUpdate` of the newest good answer taken: an older one is refused (replayed).
+    this_update: i64,
     status: &'static str,
     revoked_at: Option<i64>,
     error: Option<String>,
@@ -65,7 +68,7 @@ pub struct Due {
     pub name: String,
     /// The leaf, its issuer and responder.
     pub subject: Subject,
-    leaf: Vec<u8>,
+    chain: Vec<u8>,
 }
 
 /// What a check changed.
@@ -101,9 +104,9 @@ impl Stapler {
         chain: &[impl AsRef<[u8]>],
         now: i64,
     ) -> (Option<Vec<u8>>, bool) {
-        let leaf = chain.first().map(|c| c.as_ref().to_vec()).unwrap_or_default();
+        let key: Vec<u8> = chain.iter().take(2).flat_map(|c| c.as_ref().iter().copied()).collect();
         let mut entries = self.entries();
-        if let Some(entry) = entries.get(name).filter(|e| e.leaf == leaf) {
+        if let Some(entry) = entries.get(name).filter(|e| e.chain == key) {
             return (
                 entry.staple.as_ref().filter(|(_, until)| *until > now).map(|(der, _)| der.clone()),
                 false,
@@ -122,9 +125,10 @@ impl Stapler {
             }
         };
         let mut entry = Entry {
-            leaf,
+            chain: key,
             subject,
             staple: None,
+            this_update: i64::MIN,
             status: "pending",
             revoked_at: None,
             error: None,
@@ -135,6 +139,7 @@ impl Stapler {
             if let Ok(Verdict::Good { der, this_update, next_update }) = entry.subject.check(der, now) {
                 entry.staple = Some((der, next_update));
                 entry.status = "good";
+                entry.this_update = this_update;
                 entry.next_check = refresh_at(this_update, next_update, now);
             }
         }
@@ -153,7 +158,7 @@ impl Stapler {
         self.entries()
             .iter()
             .filter(|(_, e)| e.next_check <= now)
-            .map(|(name, e)| Due { name: name.clone(), subject: e.subject.clone(), leaf: e.leaf.clone() })
+            .map(|(name, e)| Due { name: name.clone(), subject: e.subject.clone(), chain: e.chain.clone() })
             .collect()
     }
 
@@ -191,11 +196,32 @@ impl Stapler {
     /// removed meanwhile).
     pub fn record(&self, due: &Due, outcome: Result<Verdict, OcspError>, now: i64) -> Change {
         let mut entries = self.entries();
-        let Some(entry) = entries.get_mut(&due.name).filter(|e| e.leaf == due.leaf) else {
+        let Some(entry) = entries.get_mut(&due.name).filter(|e| e.chain == due.chain) else {
             return Change::Nothing;
         };
         let name = due.name.as_str();
+        // A revocation is final for this certificate: a later "good" can only be an old
+        // answer replayed, and a failure must not hide the revocation.
+        if entry.status == "revoked" && !matches!(outcome, Ok(Verdict::Revoked { .. })) {
+            if matches!(outcome, Ok(Verdict::Good { .. })) {
+                tracing::warn!(
+                    name,
+                    "a 'good' OCSP answer after a revocation was ignored (an old answer replayed?)"
+                );
+            }
+            entry.next_check = now + MAX_BACKOFF_MS;
+            return Change::Nothing;
+        }
         match outcome {
+            Ok(Verdict::Good { this_update, .. }) if this_update < entry.this_update => {
+                Self::failed(
+                    entry,
+                    name,
+                    "the OCSP answer is older than the one already taken (replayed?)".into(),
+                    now,
+                );
+                Change::Nothing
+            }
             Ok(Verdict::Good { der, this_update, next_update }) => {
                 if entry.status != "good" || entry.staple.is_none() {
                     tracing::info!(
@@ -208,6 +234,7 @@ impl Stapler {
                 entry.error = None;
                 entry.revoked_at = None;
                 entry.failures = 0;
+                entry.this_update = this_update;
                 entry.next_check = refresh_at(this_update, next_update, now);
                 entry.staple = Some((der.clone(), next_update));
                 Change::Stapled(der)
@@ -286,10 +313,12 @@ pub fn kept(conn: &Connection) -> rusqlite::Result<HashMap<String, Vec<u8>>> {
     rows
 }
 
-/// Keeps `response` as the last good answer for `name`.
+/// Keeps `response` as the last good answer for `name` (unless the certificate was
+/// removed meanwhile).
 pub fn store(conn: &Connection, name: &str, response: &[u8], now: i64) -> rusqlite::Result<()> {
     conn.execute(
-        "INSERT INTO tls_ocsp(name, response, fetched_at) VALUES (?1, ?2, ?3)
+        "INSERT INTO tls_ocsp(name, response, fetched_at)
+         SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM tls_certs WHERE name = ?1)
          ON CONFLICT(name) DO UPDATE SET response = excluded.response, fetched_at = excluded.fetched_at",
         params![name, response, now],
     )?;
