@@ -1,7 +1,9 @@
 //! OCSP stapling against real OCSP responders: `openssl ocsp` processes on loopback,
-//! answering from an openssl CA index (one good certificate, one revoked), one signing
-//! as a delegated responder, one as the CA itself, and one with a stranger's key. The
-//! client side is `openssl s_client -status`.
+//! answering from an openssl CA index (good certificates and a revoked one). One signs
+//! as a delegated responder, one as the CA itself; hostile ones sign with a stranger's
+//! key, a CA-issued certificate without the OCSP-signing purpose, or the delegate of a
+//! rogue CA with the same name; two plain servers answer garbage and 1 MB. The client
+//! side is `openssl s_client -status`.
 
 use crate::https::{https_node, https_port, log, s_client, wait_for_secs};
 use crate::support::Node;
