@@ -24,7 +24,7 @@ const SEND_LEAD_SECONDS: f64 = 0.3;
 #[derive(Debug, clap::Args)]
 #[command(
     about = "Send and receive small data over sound (speaker to microphone, no network)",
-    after_help = "Modes (payload bytes per second, 32 B to 4 KB messages): robust 30-57 (noisy rooms, distance),\nstandard 59-319 (default), fast 75-736 (quiet desk). The receiver detects the mode by itself.\nExit codes: 0 all messages delivered, 1 nothing heard, 2 error or damaged message."
+    after_help = "Modes (payload bytes per second, 32 B to 4 KB messages): robust 31-57 (noisy rooms, distance),\nstandard 121-574 (default), fast 147-1131 (quiet desk). The receiver detects the mode by itself.\nExit codes: 0 all messages delivered, 1 nothing heard, 2 error or damaged message."
 )]
 pub struct ChirpArgs {
     #[command(subcommand)]
