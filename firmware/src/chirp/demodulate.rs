@@ -12,7 +12,8 @@
 //! (steps are multiples of 360/M degrees) and leaves M times the slope, which is
 //! measured from neighbouring carriers,
 //! summed over the symbols so far, taken out of every decision, and used to slide
-//! the FFT window along; only on a clean channel, where the measurement is sound.
+//! the FFT window along; only when its standard error is small, which in practice
+//! means a clean channel.
 
 use super::frame::body_start;
 use super::mode::{Modulation, Params};
@@ -24,9 +25,10 @@ use std::sync::Arc;
 /// Largest timing drift per symbol believed (samples): the clock left after the
 /// preamble's correction is within about 1e-4, a tenth of a sample per symbol.
 const MAX_DRIFT: f32 = 0.25;
-/// How well the per-carrier slope measurements must agree (length of their sum over
-/// the sum of their lengths) before the drift they measure is used.
-const MIN_AGREEMENT: f32 = 0.5;
+/// Largest standard error (samples) of a drift estimate that is used. A wrong turn
+/// costs more than none (D8PSK's decision sectors are 45 degrees: 0.25 samples of
+/// error turns the top carrier by 37), so a noisy estimate is left out.
+const MAX_DRIFT_ERROR: f32 = 0.02;
 
 /// Reads the first `symbols` symbols of the body of `y` (reference included).
 /// Returns each symbol's bytes in a row, and their confidences; `None` if `y` ends
@@ -120,6 +122,7 @@ impl Reader {
         let mut tau = 0.0f32;
         let mut slope = Complex32::new(0.0, 0.0);
         let mut spread = 0.0f32;
+        let mut terms = 0usize;
         let mut prev = self.spectrum(y, self.window(0))?;
         let mut z = vec![Complex32::new(0.0, 0.0); carriers];
         for s in 1..symbols {
@@ -144,15 +147,20 @@ impl Reader {
                     let term = q * l.conj();
                     slope += term;
                     spread += term.norm();
+                    terms += 1;
                 }
                 last = Some(q);
             }
             // A delay of d samples turns carrier k by -2 pi k d / n; the M-th power makes
-            // it M times that. Only trusted when the summed terms agree (at low SNR they point every
-            // way, and a wrong turn costs more than no turn: the preamble's clock is then
-            // good to ~1e-5, a small fraction of a sample per symbol).
-            let agree = slope.norm() / spread.max(1e-20);
-            let d = if agree >= MIN_AGREEMENT {
+            // it M times that. Only trusted when the estimate is precise (at low SNR the
+            // terms point every way; the preamble's clock then has to do).
+            // How well the terms agree (length of their sum over the sum of their
+            // lengths) gives the spread of their angles, and from it the standard error
+            // of the mean slope over `terms` measurements, in samples of drift.
+            let agree = (slope.norm() / spread.max(1e-20)).clamp(1e-6, 1.0);
+            let angle_error = ((1.0 - agree * agree) / (terms.max(1) as f32 * agree * agree)).sqrt();
+            let drift_error = angle_error * n / (2.0 * PI * m as f32);
+            let d = if drift_error <= MAX_DRIFT_ERROR {
                 (-slope.arg() * n / (2.0 * PI * m as f32)).clamp(-MAX_DRIFT, MAX_DRIFT)
             } else {
                 0.0
