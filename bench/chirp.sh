@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark of fazt chirp against ggwave and minimodem on the same simulated rooms,
 # plus encode/decode speed and peak memory of fazt on a 60 s recording.
-# Usage: bench/chirp.sh [--trials N] [--size BYTES]   (from the repository root)
+# Usage: bench/chirp.sh [--trials N] [--size BYTES] [--channels noise,room,reverb]
+# (from the repository root; honours CARGO_TARGET_DIR)
 # Installs what it needs: Debian's minimodem, sox, time, python3-venv; PyPI's ggwave.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +15,7 @@ if ! [ -x "$VENV/bin/python" ]; then
     "$VENV/bin/pip" install -q numpy ggwave
 fi
 nice -n 19 cargo build -j 1 --release -p fazt >/dev/null 2>&1
-FAZT=$PWD/target/release/fazt
+FAZT=${CARGO_TARGET_DIR:-$PWD/target}/release/fazt
 "$VENV/bin/python" bench/chirp_channel.py "$FAZT" "$@"
 
 # Speed and memory: 60 s of noise holding six messages of 256 B, decoded at once.

@@ -230,7 +230,13 @@ fn live_audio_without_the_feature_points_to_the_wav_commands() {
         eprintln!("skipped: this build has live audio");
         return;
     }
-    for args in [&["chirp", "send", "hi"][..], &["chirp", "listen"], &["hal", "audio", "list"]] {
+    for args in [
+        &["chirp", "send", "hi"][..],
+        &["chirp", "listen"],
+        &["hal", "audio", "list"],
+        &["chirp", "send", "--device", "no such card", "hi"],
+        &["chirp", "listen", "--device", "no such card"],
+    ] {
         let o = fazt(args);
         assert_eq!(o.status.code(), Some(2));
         let e = stderr(&o);
@@ -290,6 +296,22 @@ fn send_and_listen_through_a_pulseaudio_null_sink() {
         tool("pulseaudio", &["--kill"]);
         return;
     }
+    // A device name that does not exist is refused, naming the devices there are.
+    for args in [
+        &["chirp", "send", "--device", "no such card", "hi"][..],
+        &["chirp", "listen", "--device", "no such card"],
+    ] {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_fazt"));
+        c.args(args);
+        env(&mut c);
+        let o = c.output().unwrap();
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{e}");
+        assert!(
+            e.contains("\"no such card\"") && e.contains("\"default\"") && e.contains("hal audio list"),
+            "{e}"
+        );
+    }
     let got = d.path().join("got");
     let mut listen = Command::new(env!("CARGO_BIN_EXE_fazt"));
     listen.args(["chirp", "listen", "--timeout", "20s", "--output", s(&got)]).stderr(Stdio::piped());
@@ -297,7 +319,8 @@ fn send_and_listen_through_a_pulseaudio_null_sink() {
     let listener = listen.spawn().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let mut send = Command::new(env!("CARGO_BIN_EXE_fazt"));
-    send.args(["chirp", "send", "--mode", "fast", "through a real sound server"]);
+    // The device picked by name, as `fazt hal audio list` shows it.
+    send.args(["chirp", "send", "--mode", "fast", "--device", "default", "through a real sound server"]);
     env(&mut send);
     let sent = send.output().unwrap();
     let heard = listener.wait_with_output().unwrap();

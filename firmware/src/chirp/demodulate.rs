@@ -3,14 +3,17 @@
 //!
 //! Every byte comes with a confidence, which the error correction uses to pick
 //! erasures. MFSK: how much the winning tone of each group stands out from the
-//! runner-up. DQPSK: how far each phase step is from a decision boundary.
+//! runner-up. DPSK: how far each phase step is from a decision boundary (a byte
+//! is as sure as the least sure carrier it rides on).
 //!
-//! DQPSK also tracks timing: whatever clock error is left after resampling shows
+//! DPSK also tracks timing: whatever clock error is left after resampling shows
 //! up as a phase slope across carriers from one symbol to the next. Raising the
-//! phase steps to the 4th power removes the data (steps are multiples of 90
-//! degrees) and leaves 4x the slope, which is measured from neighbouring carriers,
+//! phase steps to the M-th power (4 for DQPSK, 8 for D8PSK) removes the data
+//! (steps are multiples of 360/M degrees) and leaves M times the slope, which is
+//! measured from neighbouring carriers,
 //! summed over the symbols so far, taken out of every decision, and used to slide
-//! the FFT window along; only on a clean channel, where the measurement is sound.
+//! the FFT window along; only when its standard error is small, which in practice
+//! means a clean channel.
 
 use super::frame::body_start;
 use super::mode::{Modulation, Params};
@@ -22,9 +25,10 @@ use std::sync::Arc;
 /// Largest timing drift per symbol believed (samples): the clock left after the
 /// preamble's correction is within about 1e-4, a tenth of a sample per symbol.
 const MAX_DRIFT: f32 = 0.25;
-/// How well the per-carrier slope measurements must agree (length of their sum over
-/// the sum of their lengths) before the drift they measure is used.
-const MIN_AGREEMENT: f32 = 0.5;
+/// Largest standard error (samples) of a drift estimate that is used. A wrong turn
+/// costs more than none (D8PSK's decision sectors are 45 degrees: 0.25 samples of
+/// error turns the top carrier by 37), so a noisy estimate is left out.
+const MAX_DRIFT_ERROR: f32 = 0.02;
 
 /// Reads the first `symbols` symbols of the body of `y` (reference included).
 /// Returns each symbol's bytes in a row, and their confidences; `None` if `y` ends
@@ -33,7 +37,7 @@ pub(crate) fn body(y: &[f32], params: &Params, symbols: usize) -> Option<(Vec<u8
     let mut reader = Reader::new(params);
     match params.modulation {
         Modulation::Mfsk { groups } => reader.mfsk(y, groups, symbols),
-        Modulation::Dqpsk { carriers } => reader.dqpsk(y, carriers, symbols),
+        Modulation::Dpsk { carriers, bits } => reader.dpsk(y, carriers, bits, symbols),
     }
 }
 
@@ -100,15 +104,25 @@ impl Reader {
         Some((bytes, conf))
     }
 
-    fn dqpsk(&mut self, y: &[f32], carriers: usize, symbols: usize) -> Option<(Vec<u8>, Vec<f32>)> {
+    fn dpsk(
+        &mut self,
+        y: &[f32],
+        carriers: usize,
+        bits: usize,
+        symbols: usize,
+    ) -> Option<(Vec<u8>, Vec<f32>)> {
         let n = self.params.fft_len as f32;
         let k0 = self.params.first_bin as f32;
-        let mut bytes = Vec::with_capacity(symbols * carriers / 4);
-        let mut conf = Vec::with_capacity(symbols * carriers / 4);
+        let m = 1usize << bits;
+        let sector = 2.0 * PI / m as f32;
+        let per_symbol = carriers * bits / 8;
+        let mut bytes = Vec::with_capacity(symbols * per_symbol);
+        let mut conf = Vec::with_capacity(symbols * per_symbol);
         let mut shift = 0i64;
         let mut tau = 0.0f32;
         let mut slope = Complex32::new(0.0, 0.0);
         let mut spread = 0.0f32;
+        let mut terms = 0usize;
         let mut prev = self.spectrum(y, self.window(0))?;
         let mut z = vec![Complex32::new(0.0, 0.0); carriers];
         for s in 1..symbols {
@@ -116,53 +130,58 @@ impl Reader {
             for k in 0..carriers {
                 z[k] = cur[k] * prev[k].conj();
             }
-            // Phase slope across carriers, data removed by the 4th power. One symbol's
-            // slope is too noisy at low SNR (the 4th power quadruples the phase noise), but
+            // Phase slope across carriers, data removed by the M-th power. One symbol's
+            // slope is too noisy at low SNR (the power multiplies the phase noise), but
             // the drift is the same in every symbol: sum the slopes over all symbols so far.
-            let quartic = z.iter().map(|v| {
-                let m = v.norm();
-                if m > 0.0 {
-                    v.powi(4) / (m * m * m)
+            let stripped = z.iter().map(|v| {
+                let mag = v.norm();
+                if mag > 0.0 {
+                    v.powi(m as i32) / mag.powi(m as i32 - 1)
                 } else {
                     *v
                 }
             });
             let mut last: Option<Complex32> = None;
-            for q in quartic {
+            for q in stripped {
                 if let Some(l) = last {
                     let term = q * l.conj();
                     slope += term;
                     spread += term.norm();
+                    terms += 1;
                 }
                 last = Some(q);
             }
-            // A delay of d samples turns carrier k by -2 pi k d / n; the 4th power makes it
-            // 4x. Only trusted when the summed terms agree (at low SNR they point every
-            // way, and a wrong turn costs more than no turn: the preamble's clock is then
-            // good to ~1e-5, a small fraction of a sample per symbol).
-            let agree = slope.norm() / spread.max(1e-20);
-            let d = if agree >= MIN_AGREEMENT {
-                (-slope.arg() * n / (8.0 * PI)).clamp(-MAX_DRIFT, MAX_DRIFT)
+            // A delay of d samples turns carrier k by -2 pi k d / n; the M-th power makes
+            // it M times that. Only trusted when the estimate is precise (at low SNR the
+            // terms point every way; the preamble's clock then has to do).
+            // How well the terms agree (length of their sum over the sum of their
+            // lengths) gives the spread of their angles, and from it the standard error
+            // of the mean slope over `terms` measurements, in samples of drift.
+            let agree = (slope.norm() / spread.max(1e-20)).clamp(1e-6, 1.0);
+            let angle_error = ((1.0 - agree * agree) / (terms.max(1) as f32 * agree * agree)).sqrt();
+            let drift_error = angle_error * n / (2.0 * PI * m as f32);
+            let d = if drift_error <= MAX_DRIFT_ERROR {
+                (-slope.arg() * n / (2.0 * PI * m as f32)).clamp(-MAX_DRIFT, MAX_DRIFT)
             } else {
                 0.0
             };
             let mean_mag = z.iter().map(|v| v.norm()).sum::<f32>() / carriers as f32 + 1e-20;
-            let mut byte = 0u8;
-            let mut sure = f32::INFINITY;
+            let first = bytes.len();
+            bytes.resize(first + per_symbol, 0u8);
+            conf.resize(first + per_symbol, f32::INFINITY);
             for (k, v) in z.iter().enumerate() {
                 let undo = Complex32::from_polar(1.0, 2.0 * PI * (k0 + k as f32) * d / n);
                 let v = *v * undo;
-                let quadrant = ((v.arg() / (PI / 2.0)).round() as i32).rem_euclid(4) as u8;
-                // Quadrant to bits: the inverse of `dibit_phase`'s Gray code.
-                let dibit = [0u8, 1, 3, 2][quadrant as usize];
-                let r = v * Complex32::from_polar(1.0, -(quadrant as f32) * PI / 2.0);
-                byte = byte << 2 | dibit;
-                sure = sure.min((r.re - r.im.abs()) / mean_mag);
-                if k % 4 == 3 {
-                    bytes.push(byte);
-                    conf.push(sure);
-                    byte = 0;
-                    sure = f32::INFINITY;
+                let index = ((v.arg() / sector).round() as i32).rem_euclid(m as i32) as u8;
+                // Phase index to bits: the Gray code that `step_phase` inverts.
+                let value = index ^ (index >> 1);
+                let r = v * Complex32::from_polar(1.0, -(index as f32) * sector);
+                let sure = r.norm() * (sector / 2.0 - r.arg().abs()).sin() / mean_mag;
+                for b in 0..bits {
+                    let at = k * bits + b;
+                    let i = first + at / 8;
+                    bytes[i] |= ((value >> (bits - 1 - b)) & 1) << (7 - at % 8);
+                    conf[i] = conf[i].min(sure);
                 }
             }
             // Follow the drift: move the window by whole samples, and turn the stored

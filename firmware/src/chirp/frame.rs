@@ -1,76 +1,62 @@
 //! The frame: what is sent, in which order, and where each part sits.
 //!
 //! ```text
-//! | sweep | gap | sweep | gap | [reference] | header | payload ...      | gap | sweep |
-//! 0       <- spacing ->       ^ body start   1+ sym   coded, interleaved       only if the
-//!          (names the mode)                                                    body > 2 s
+//! | sweep | sweep | gap | [reference] | header + payload ...      | gap | sweep |
+//! 0  <- spacing ->      ^ body start   coded, one byte stream           only if the
+//!   (with the sweep's kind, names the mode)                             body > 2 s
 //! ```
 //!
-//! The header is one Reed-Solomon codeword filling its symbols (16 bytes in
-//! robust, 22 in fast, 32 in standard), of which 7 are data: version and mode
-//! (1 byte), payload length (2 bytes, big-endian), CRC-32 of the payload (4
-//! bytes); the rest is parity. The payload is cut into codewords ([`fec::Layout`]),
-//! interleaved and whitened ([`scramble`](super::scramble)), then packed into
-//! symbols; the last symbol is padded with pseudo-random bytes.
+//! The body after the reference symbol is one stream of bytes packed into
+//! symbols. The header is a Reed-Solomon codeword at the front of it (2 data
+//! bytes: format version and payload length; 10 or 14 parity bytes), spread
+//! evenly over the symbols it shares with the payload so that a notch in the band
+//! does not take it out. The payload, followed by its CRC-32, is cut into
+//! codewords ([`fec::Layout`]), interleaved and whitened
+//! ([`scramble`](super::scramble)), and fills the rest of the stream; the last
+//! symbol is padded with pseudo-random bytes.
 
 use super::fec::{self, Layout};
 use super::mode::{Mode, Params, INTERNAL_RATE};
-use super::preamble::CHIRP_LEN;
 use super::scramble::{permutation, whiten, Prng};
 
 /// Version of the frame format, in the header's high nibble.
-const VERSION: u8 = 1;
-/// Header data bytes: version+mode, length (2), payload CRC-32 (4).
-pub(crate) const HEADER_DATA: usize = 7;
-/// Fewest header parity bytes (corrects 4 bad bytes of 16). Where the header's
-/// symbols have room for more, the rest of the room is parity too: the header is
-/// the one part of a frame whose loss costs the whole frame.
-const HEADER_MIN_PARITY: usize = 9;
-/// Silence after the preamble and before the closing sweep (20 ms), so the sweep's
-/// echo has faded before data starts.
-pub(crate) const GAP: usize = 320;
+const VERSION: u8 = 2;
+/// Header data bytes: version (4 bits) and payload length - 1 (12 bits).
+pub(crate) const HEADER_DATA: usize = 2;
+/// Bytes of the CRC-32 that follows the payload inside its codewords.
+const CRC_LEN: usize = 4;
 /// A body longer than this (2 s) gets a closing sweep: over a longer frame the clock
 /// estimate from the preamble alone could drift by more than the guard can absorb.
 const POSTAMBLE_AFTER: usize = 2 * INTERNAL_RATE as usize;
 /// Largest payload a frame carries (4 KiB), as the spec limits it.
 pub const MAX_PAYLOAD: usize = 4096;
 
-/// The decoded header fields.
+/// The decoded header fields (the mode comes from the preamble).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Header {
     pub mode: Mode,
     pub len: usize,
-    pub crc: u32,
 }
 
 impl Header {
     /// The header for `payload` in `mode`.
     pub fn for_payload(payload: &[u8], mode: Mode) -> Header {
-        Header { mode, len: payload.len(), crc: crc32fast::hash(payload) }
+        Header { mode, len: payload.len() }
     }
 
-    /// The header's data bytes.
+    /// The header's data bytes. The caller keeps `len` in 1..=[`MAX_PAYLOAD`].
     pub fn to_bytes(self) -> [u8; HEADER_DATA] {
-        let len = (self.len as u16).to_be_bytes();
-        let crc = self.crc.to_be_bytes();
-        [VERSION << 4 | self.mode.id(), len[0], len[1], crc[0], crc[1], crc[2], crc[3]]
+        let n = (self.len - 1) as u16;
+        [VERSION << 4 | (n >> 8) as u8, n as u8]
     }
 
-    /// Reads header data bytes; `None` unless they make sense for a frame whose
-    /// preamble said `mode` (a garbled header must not send us decoding nonsense).
+    /// Reads header data bytes; `None` unless they are of this format version.
     pub fn parse(bytes: &[u8], mode: Mode) -> Option<Header> {
         if bytes.len() != HEADER_DATA || bytes[0] >> 4 != VERSION {
             return None;
         }
-        if Mode::from_id(bytes[0] & 0x0F)? != mode {
-            return None;
-        }
-        let len = u16::from_be_bytes([bytes[1], bytes[2]]) as usize;
-        if len == 0 || len > MAX_PAYLOAD {
-            return None;
-        }
-        let crc = u32::from_be_bytes([bytes[3], bytes[4], bytes[5], bytes[6]]);
-        Some(Header { mode, len, crc })
+        let len = (((bytes[0] & 0x0F) as usize) << 8 | bytes[1] as usize) + 1;
+        Some(Header { mode, len })
     }
 }
 
@@ -83,19 +69,41 @@ const PAYLOAD_SEED: u32 = 0x5041_594C;
 const SHUFFLE_SEED: u32 = 0x5348_5546;
 const PAD_SEED: u32 = 0x5041_4444;
 
-/// Symbols needed by the header in a mode.
-pub(crate) fn header_symbols(p: &Params) -> usize {
-    (HEADER_DATA + HEADER_MIN_PARITY).div_ceil(p.bytes_per_symbol())
+/// The header's codeword in a mode.
+fn header_code(p: &Params) -> Layout {
+    Layout::single(HEADER_DATA, p.header_parity)
 }
 
-/// The header's codeword in a mode: all of its symbols' room.
-fn header_code(p: &Params) -> Layout {
-    Layout::single(HEADER_DATA, header_symbols(p) * p.bytes_per_symbol() - HEADER_DATA)
+/// Symbols that hold (part of) the header in a mode, reference excluded.
+pub(crate) fn header_symbols(p: &Params) -> usize {
+    header_code(p).coded_len().div_ceil(p.bytes_per_symbol())
+}
+
+/// Where the header's bytes sit in the stream: spread evenly over its symbols.
+fn header_positions(p: &Params) -> Vec<usize> {
+    let h = header_code(p).coded_len();
+    let room = header_symbols(p) * p.bytes_per_symbol();
+    (0..h).map(|j| j * room / h).collect()
+}
+
+/// Where the payload's coded bytes sit in a stream of `total` bytes: everywhere
+/// the header is not, in order.
+fn payload_positions(p: &Params, total: usize) -> impl Iterator<Item = usize> {
+    let header = header_positions(p);
+    let mut next = header.into_iter().peekable();
+    (0..total).filter(move |&i| {
+        if next.peek() == Some(&i) {
+            next.next();
+            false
+        } else {
+            true
+        }
+    })
 }
 
 /// Where the body (first symbol) starts, from the first sweep's start.
 pub(crate) fn body_start(p: &Params) -> usize {
-    p.chirp_spacing + CHIRP_LEN + GAP
+    p.chirp_spacing + p.sweep.len + p.sweep.gap
 }
 
 /// Index of the first header symbol in the body.
@@ -107,24 +115,21 @@ pub(crate) fn header_first_symbol(p: &Params) -> usize {
 #[derive(Clone, Debug)]
 pub(crate) struct FrameLayout {
     pub params: Params,
+    /// The codewords of the payload and its CRC-32.
     pub code: Layout,
-    /// Symbols in the body: reference (if any), header, payload.
+    /// Bytes in the stream: header and payload codewords, padding excluded.
+    pub stream_len: usize,
+    /// Symbols in the body: reference (if any), then the stream's.
     pub body_symbols: usize,
-    pub payload_first_symbol: usize,
 }
 
 impl FrameLayout {
     pub fn new(mode: Mode, len: usize) -> FrameLayout {
         let params = mode.params();
-        let code = Layout::new(len, &params);
-        let payload_first_symbol = header_first_symbol(&params) + header_symbols(&params);
-        let payload_symbols = code.coded_len().div_ceil(params.bytes_per_symbol());
-        FrameLayout {
-            params,
-            code,
-            body_symbols: payload_first_symbol + payload_symbols,
-            payload_first_symbol,
-        }
+        let code = Layout::new(len + CRC_LEN, &params);
+        let stream_len = header_code(&params).coded_len() + code.coded_len();
+        let stream_symbols = stream_len.div_ceil(params.bytes_per_symbol());
+        FrameLayout { params, code, stream_len, body_symbols: header_first_symbol(&params) + stream_symbols }
     }
 
     /// Sample just after the last body symbol.
@@ -135,56 +140,62 @@ impl FrameLayout {
     /// Where the closing sweep starts, if the frame has one.
     pub fn postamble(&self) -> Option<usize> {
         let body = self.body_symbols * self.params.symbol_len();
-        (body > POSTAMBLE_AFTER).then(|| self.body_end() + GAP)
+        (body > POSTAMBLE_AFTER).then(|| self.body_end() + self.params.sweep.gap)
     }
 
     /// Length of the whole frame in internal samples.
     pub fn total_len(&self) -> usize {
         match self.postamble() {
-            Some(p) => p + CHIRP_LEN,
+            Some(p) => p + self.params.sweep.len,
             None => self.body_end(),
         }
     }
 }
 
-/// The bytes of the body's symbols (header then payload), each symbol's bytes in a
-/// row, reference symbol excluded.
+/// The bytes of the body's symbols (the stream), each symbol's bytes in a row,
+/// reference symbol excluded.
 pub(crate) fn body_bytes(payload: &[u8], mode: Mode) -> Vec<u8> {
     let layout = FrameLayout::new(mode, payload.len());
     let p = &layout.params;
-    let bps = p.bytes_per_symbol();
-    let mut out = header_bytes(Header::for_payload(payload, mode), p);
+    let total = (layout.body_symbols - header_first_symbol(p)) * p.bytes_per_symbol();
+    let mut out = vec![0u8; total];
 
-    let coded = fec::encode(payload, &layout.code);
+    let mut header = fec::encode(&Header::for_payload(payload, mode).to_bytes(), &header_code(p));
+    whiten(&mut header, seed(HEADER_SEED, mode, 0));
+    for (byte, at) in header.into_iter().zip(header_positions(p)) {
+        out[at] = byte;
+    }
+
+    let mut data = payload.to_vec();
+    data.extend_from_slice(&crc32fast::hash(payload).to_be_bytes());
+    let coded = fec::encode(&data, &layout.code);
     let perm = permutation(coded.len(), seed(SHUFFLE_SEED, mode, payload.len()));
     let mut slots = vec![0u8; coded.len()];
     for (byte, &slot) in coded.iter().zip(&perm) {
         slots[slot as usize] = *byte;
     }
     whiten(&mut slots, seed(PAYLOAD_SEED, mode, payload.len()));
-    let padded = slots.len().div_ceil(bps) * bps;
     let mut pad = Prng::new(PAD_SEED);
-    slots.resize_with(padded, || pad.next_u8());
-    out.extend_from_slice(&slots);
+    let mut slots = slots.into_iter();
+    for at in payload_positions(p, total) {
+        out[at] = slots.next().unwrap_or_else(|| pad.next_u8());
+    }
     out
 }
 
-fn header_bytes(h: Header, p: &Params) -> Vec<u8> {
-    let mut coded = fec::encode(&h.to_bytes(), &header_code(p));
-    whiten(&mut coded, seed(HEADER_SEED, h.mode, 0));
-    coded
-}
-
-/// Reads the header from the header symbols' bytes and confidences.
+/// Reads the header from the stream's first bytes and their confidences (at least
+/// [`header_symbols`] symbols' worth).
 pub(crate) fn read_header(bytes: &[u8], conf: &[f32], mode: Mode) -> Option<Header> {
-    let code = header_code(&mode.params());
-    let n = code.coded_len();
-    if bytes.len() < n || conf.len() < n {
+    let p = mode.params();
+    let code = header_code(&p);
+    let at = header_positions(&p);
+    if at.last().is_none_or(|&last| last >= bytes.len().min(conf.len())) {
         return None;
     }
-    let mut coded = bytes[..n].to_vec();
+    let mut coded: Vec<u8> = at.iter().map(|&i| bytes[i]).collect();
+    let cconf: Vec<f32> = at.iter().map(|&i| conf[i]).collect();
     whiten(&mut coded, seed(HEADER_SEED, mode, 0));
-    let decoded = fec::decode(&coded, &conf[..n], &code)?;
+    let decoded = fec::decode(&coded, &cconf, &code)?;
     Header::parse(&decoded.data, mode)
 }
 
@@ -197,7 +208,7 @@ pub(crate) enum PayloadError {
     Checksum,
 }
 
-/// Reads the payload from the payload symbols' bytes. Returns the payload and how
+/// Reads the payload from the whole stream's bytes. Returns the payload and how
 /// many bytes error correction repaired.
 pub(crate) fn read_payload(
     bytes: &[u8],
@@ -206,16 +217,19 @@ pub(crate) fn read_payload(
 ) -> Result<(Vec<u8>, usize), PayloadError> {
     let layout = FrameLayout::new(header.mode, header.len);
     let n = layout.code.coded_len();
-    if bytes.len() < n || conf.len() < n {
+    let total = bytes.len().min(conf.len());
+    if total < layout.stream_len {
         return Err(PayloadError::Unrecoverable);
     }
-    let mut slots = bytes[..n].to_vec();
+    let at: Vec<usize> = payload_positions(&layout.params, total).take(n).collect();
+    let mut slots: Vec<u8> = at.iter().map(|&i| bytes[i]).collect();
     whiten(&mut slots, seed(PAYLOAD_SEED, header.mode, header.len));
     let perm = permutation(n, seed(SHUFFLE_SEED, header.mode, header.len));
     let coded: Vec<u8> = perm.iter().map(|&s| slots[s as usize]).collect();
-    let cconf: Vec<f32> = perm.iter().map(|&s| conf[s as usize]).collect();
-    let decoded = fec::decode(&coded, &cconf, &layout.code).ok_or(PayloadError::Unrecoverable)?;
-    if crc32fast::hash(&decoded.data) != header.crc {
+    let cconf: Vec<f32> = perm.iter().map(|&s| conf[at[s as usize]]).collect();
+    let mut decoded = fec::decode(&coded, &cconf, &layout.code).ok_or(PayloadError::Unrecoverable)?;
+    let crc = decoded.data.split_off(header.len);
+    if crc32fast::hash(&decoded.data).to_be_bytes()[..] != crc[..] {
         return Err(PayloadError::Checksum);
     }
     Ok((decoded.data, decoded.corrected))
@@ -226,14 +240,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn header_round_trips_and_rejects_nonsense() {
-        let h = Header { mode: Mode::Fast, len: 4096, crc: 0xDEAD_BEEF };
-        assert_eq!(Header::parse(&h.to_bytes(), Mode::Fast), Some(h));
-        // The preamble said another mode: not ours.
-        assert_eq!(Header::parse(&h.to_bytes(), Mode::Robust), None);
-        let mut b = h.to_bytes();
-        b[1] = 0xFF;
+    fn header_round_trips_and_rejects_other_versions() {
+        for len in [1, 255, 256, MAX_PAYLOAD] {
+            let h = Header { mode: Mode::Fast, len };
+            assert_eq!(Header::parse(&h.to_bytes(), Mode::Fast), Some(h));
+        }
+        let mut b = Header { mode: Mode::Fast, len: 7 }.to_bytes();
+        b[0] ^= 0x30;
         assert_eq!(Header::parse(&b, Mode::Fast), None);
+        assert_eq!(Header::parse(&b[..1], Mode::Fast), None);
+    }
+
+    #[test]
+    fn the_header_is_spread_over_its_symbols_and_the_payload_fills_the_rest() {
+        for mode in Mode::ALL {
+            let p = mode.params();
+            let at = header_positions(&p);
+            let room = header_symbols(&p) * p.bytes_per_symbol();
+            assert!(at.windows(2).all(|w| w[0] < w[1]) && *at.last().unwrap() < room, "{mode}");
+            let rest: Vec<usize> = payload_positions(&p, room + 5).collect();
+            assert_eq!(rest.len() + at.len(), room + 5, "{mode}");
+            assert!(rest.iter().all(|i| !at.contains(i)), "{mode}");
+        }
     }
 
     #[test]
@@ -246,8 +274,11 @@ mod tests {
             let conf = vec![1.0; bytes.len()];
             let h = read_header(&bytes[..hlen], &conf[..hlen], mode).unwrap();
             assert_eq!(h.len, 300);
-            let (out, fixed) = read_payload(&bytes[hlen..], &conf[hlen..], &h).unwrap();
-            assert_eq!((out, fixed), (payload, 0));
+            let (out, fixed) = read_payload(&bytes, &conf, &h).unwrap();
+            assert_eq!((out, fixed), (payload.clone(), 0));
+            // A header misread as another length reads nothing, not wrong bytes.
+            let wrong = Header { mode, len: 299 };
+            assert!(read_payload(&bytes, &conf, &wrong).is_err());
         }
     }
 }

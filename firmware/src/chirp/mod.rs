@@ -17,7 +17,7 @@
 //! - `frame`: header, order of the parts, bytes to and from the body.
 //! - `fec`: Reed-Solomon over GF(2^8) with soft-decision erasures.
 //! - `scramble`: whitening and interleaving.
-//! - `modulate` / `demodulate`: bytes to symbols and back (MFSK, DQPSK).
+//! - `modulate` / `demodulate`: bytes to symbols and back (MFSK, DQPSK, D8PSK).
 //! - `receive`: the decoding pipeline over a recording.
 //! - `resample`: rate conversion and clock correction.
 //! - [`listen`]: incremental decoding of a live stream.
@@ -25,7 +25,7 @@
 //!
 //! # Implementation
 //! No I/O, no threads, no global state but a lazily built filter table. Memory is
-//! bounded by the input: decoding holds about four copies of the recording at 16 kHz
+//! bounded by the input: decoding holds about five copies of the recording at 16 kHz
 //! plus the recording itself, and refuses recordings over [`MAX_SAMPLES`].
 
 mod demodulate;
@@ -56,9 +56,10 @@ pub const MAX_RATE: u32 = 192_000;
 /// Most samples [`decode`] takes at once: ten minutes at 48 kHz (about 115 MB as
 /// f32). Longer recordings must be cut; a live [`Listener`] never gets near it.
 pub const MAX_SAMPLES: usize = 48_000 * 600;
-/// Silence added before and after a frame by [`encode`] (50 ms), so that a player
-/// that starts late or a recorder that stops early does not cut a sweep.
-const PADDING_SECONDS: f64 = 0.05;
+/// Silence added before and after a frame by [`encode`] (20 ms), so that a player
+/// that starts a little late or a recorder that stops a little early does not cut
+/// the frame. `fazt chirp send` adds more around it for devices that wake slowly.
+const PADDING_SECONDS: f64 = 0.02;
 
 /// Errors of the chirp library; each message says what to do about it.
 #[derive(Debug, thiserror::Error)]

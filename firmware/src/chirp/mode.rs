@@ -18,9 +18,9 @@ pub const INTERNAL_RATE: u32 = 16_000;
 pub enum Mode {
     /// 16-tone MFSK, long guard, rate-4/7 code: for noisy rooms and distance.
     Robust,
-    /// DQPSK over 128 carriers, 16 ms guard, rate-1/2 code: the default.
+    /// DQPSK over 176 carriers, 14 ms guard, rate-5/8 code: the default.
     Standard,
-    /// DQPSK over 88 carriers, short guard, light code: for a quiet desk.
+    /// D8PSK over 176 carriers, 12 ms guard, light code: for a quiet desk.
     Fast,
 }
 
@@ -30,8 +30,33 @@ pub(crate) enum Modulation {
     /// `groups` groups of 16 tones; each group sends one nibble per symbol by
     /// lighting exactly one of its tones (non-coherent, needs no phase reference).
     Mfsk { groups: usize },
-    /// Each carrier sends two bits as a phase change from the previous symbol.
-    Dqpsk { carriers: usize },
+    /// Each carrier sends `bits` bits (2: DQPSK, 3: D8PSK) as a phase change from
+    /// the previous symbol.
+    Dpsk { carriers: usize, bits: usize },
+}
+
+/// The sweep that opens a frame (see `preamble`): robust's is long and rising, for
+/// detection far into the noise; the other modes' is short and falling, for short
+/// messages. Rising and falling sweeps barely correlate, so the two never mix up.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Sweep {
+    /// Length in internal samples.
+    pub len: usize,
+    /// Start and end frequency (Hz).
+    pub from: f64,
+    pub to: f64,
+    /// Silence after the preamble and before a closing sweep, so the sweep's echo
+    /// has faded before data starts.
+    pub gap: usize,
+}
+
+impl Sweep {
+    /// 100 ms rising 1 to 6.5 kHz (27 dB of processing gain), 20 ms gap.
+    pub const LONG: Sweep = Sweep { len: 1600, from: 1000.0, to: 6500.0, gap: 320 };
+    /// 50 ms falling 6.5 to 1 kHz (24 dB of processing gain), 10 ms gap.
+    pub const SHORT: Sweep = Sweep { len: 800, from: 6500.0, to: 1000.0, gap: 160 };
+    /// Both sweeps, in the order the receiver looks for them.
+    pub const ALL: [Sweep; 2] = [Sweep::LONG, Sweep::SHORT];
 }
 
 /// The fixed parameters of one mode.
@@ -44,8 +69,13 @@ pub(crate) struct Params {
     /// FFT bin of the lowest carrier or tone.
     pub first_bin: usize,
     pub modulation: Modulation,
-    /// Distance from the first to the second preamble chirp; it names the mode.
+    /// The preamble's sweep.
+    pub sweep: Sweep,
+    /// Distance from the first to the second preamble sweep; with the sweep, it names
+    /// the mode. The short sweeps overlap (two sweeps in 77 ms instead of 100).
     pub chirp_spacing: usize,
+    /// Parity bytes of the header's Reed-Solomon codeword (its data is 2 bytes).
+    pub header_parity: usize,
     /// Most data bytes in one Reed-Solomon codeword.
     pub max_block_data: usize,
     /// Parity bytes per data byte (0.25 = a quarter as many parity as data bytes).
@@ -67,18 +97,14 @@ impl Mode {
         }
     }
 
-    /// The two-bit number the header carries for this mode.
+    /// The mode's number, which seeds its pseudo-random streams (the preamble, not
+    /// the header, tells the mode).
     pub(crate) fn id(self) -> u8 {
         match self {
             Mode::Robust => 0,
             Mode::Standard => 1,
             Mode::Fast => 2,
         }
-    }
-
-    /// The mode with header number `id`, if any.
-    pub(crate) fn from_id(id: u8) -> Option<Mode> {
-        Mode::ALL.into_iter().find(|m| m.id() == id)
     }
 
     pub(crate) fn params(self) -> Params {
@@ -89,29 +115,35 @@ impl Mode {
                 guard: 128,
                 first_bin: 12,
                 modulation: Modulation::Mfsk { groups: 4 },
+                sweep: Sweep::LONG,
                 chirp_spacing: 1760,
+                header_parity: 10,
                 max_block_data: 127,
                 parity_ratio: 0.75,
                 min_parity: 12,
             },
-            // 31.25 Hz carriers, 1000..5000 Hz; 16 ms guard; 48 ms per symbol, 32 bytes.
+            // 31.25 Hz carriers, 1000..6500 Hz; 14 ms guard; 46 ms per symbol, 44 bytes.
             Mode::Standard => Params {
                 fft_len: 512,
-                guard: 256,
+                guard: 224,
                 first_bin: 32,
-                modulation: Modulation::Dqpsk { carriers: 128 },
-                chirp_spacing: 2080,
-                max_block_data: 127,
-                parity_ratio: 1.0,
+                modulation: Modulation::Dpsk { carriers: 176, bits: 2 },
+                sweep: Sweep::SHORT,
+                chirp_spacing: 440,
+                header_parity: 14,
+                max_block_data: 150,
+                parity_ratio: 0.6,
                 min_parity: 16,
             },
-            // 62.5 Hz carriers, 1000..6500 Hz; 6 ms guard; 22 ms per symbol, 22 bytes.
+            // 31.25 Hz carriers, 1000..6500 Hz; 12 ms guard; 44 ms per symbol, 66 bytes.
             Mode::Fast => Params {
-                fft_len: 256,
-                guard: 96,
-                first_bin: 16,
-                modulation: Modulation::Dqpsk { carriers: 88 },
-                chirp_spacing: 1920,
+                fft_len: 512,
+                guard: 192,
+                first_bin: 32,
+                modulation: Modulation::Dpsk { carriers: 176, bits: 3 },
+                sweep: Sweep::SHORT,
+                chirp_spacing: 480,
+                header_parity: 14,
                 max_block_data: 207,
                 parity_ratio: 0.23,
                 min_parity: 12,
@@ -142,7 +174,7 @@ impl Params {
     pub fn bytes_per_symbol(&self) -> usize {
         match self.modulation {
             Modulation::Mfsk { groups } => groups / 2,
-            Modulation::Dqpsk { carriers } => carriers / 4,
+            Modulation::Dpsk { carriers, bits } => carriers * bits / 8,
         }
     }
 
@@ -150,13 +182,13 @@ impl Params {
     pub fn bins(&self) -> usize {
         match self.modulation {
             Modulation::Mfsk { groups } => groups * 16,
-            Modulation::Dqpsk { carriers } => carriers,
+            Modulation::Dpsk { carriers, .. } => carriers,
         }
     }
 
     /// Whether a known reference symbol precedes the header (differential phase needs one).
     pub fn has_reference(&self) -> bool {
-        matches!(self.modulation, Modulation::Dqpsk { .. })
+        matches!(self.modulation, Modulation::Dpsk { .. })
     }
 }
 
@@ -187,10 +219,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn modes_parse_and_round_trip_their_ids() {
+    fn modes_parse_and_have_distinct_ids() {
         for m in Mode::ALL {
             assert_eq!(m.name().parse::<Mode>().unwrap(), m);
-            assert_eq!(Mode::from_id(m.id()), Some(m));
+            assert_eq!(Mode::ALL.iter().filter(|o| o.id() == m.id()).count(), 1);
         }
         assert!("loud".parse::<Mode>().is_err());
     }
@@ -203,6 +235,9 @@ mod tests {
             let top_hz = (p.first_bin + p.bins()) as f32 * INTERNAL_RATE as f32 / p.fft_len as f32;
             assert!(top_hz <= 7000.0, "{m} reaches {top_hz} Hz");
             assert!(p.max_block_data + ((p.max_block_data as f32) * p.parity_ratio).ceil() as usize <= 255);
+            if let Modulation::Dpsk { carriers, bits } = p.modulation {
+                assert_eq!(carriers * bits % 8, 0, "{m}: a symbol must hold whole bytes");
+            }
             spacings.push(p.chirp_spacing as f32);
         }
         // The preamble search window is +-0.7% of the spacing: windows must not overlap.

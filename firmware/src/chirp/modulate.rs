@@ -1,4 +1,4 @@
-//! Bytes to sound: symbols (MFSK or DQPSK) and the whole frame.
+//! Bytes to sound: symbols (MFSK, DQPSK or D8PSK) and the whole frame.
 
 use super::frame::{body_bytes, body_start, FrameLayout};
 use super::mode::{Mode, Modulation, Params, INTERNAL_RATE};
@@ -11,28 +11,40 @@ use std::f32::consts::PI;
 /// Amplitude of each of the MFSK tones: four sound at once, so their sum peaks
 /// below 0.9 and never clips.
 const MFSK_AMPLITUDE: f32 = 0.22;
-/// RMS of a DQPSK symbol, close to the MFSK symbols' and the sweeps' so that every
+/// RMS of a DPSK symbol, close to the MFSK symbols' and the sweeps' so that every
 /// part of a frame is equally loud. OFDM peaks sit about 3.5x above the RMS; the
 /// rare taller ones are clipped at 1.0, which the error correction absorbs.
-const DQPSK_RMS: f32 = 0.27;
+const DPSK_RMS: f32 = 0.27;
 /// Seed of the reference symbol's phases (known to the receiver).
 pub(crate) const REFERENCE_SEED: u32 = 0x5245_4631;
 
-/// The QPSK phase step for a 2-bit value, Gray coded so that the likeliest
-/// mistake (a neighbouring phase) costs one bit.
-pub(crate) fn dibit_phase(d: u8) -> f32 {
-    match d & 3 {
-        0 => 0.0,
-        1 => PI / 2.0,
-        3 => PI,
-        _ => 3.0 * PI / 2.0,
+/// The phase step for a `bits`-bit value (QPSK or 8PSK), Gray coded so that the
+/// likeliest mistake (a neighbouring phase) costs one bit.
+pub(crate) fn step_phase(value: u8, bits: usize) -> f32 {
+    let m = 1u8 << bits;
+    let mut index = value & (m - 1);
+    // Inverse Gray code: the index whose Gray code is `value`.
+    let mut shift = index >> 1;
+    while shift != 0 {
+        index ^= shift;
+        shift >>= 1;
     }
+    index as f32 * 2.0 * PI / m as f32
+}
+
+/// The value of the `bits` bits of `bytes` (read as one big-endian bit stream)
+/// starting at bit `at`.
+pub(crate) fn bits_at(bytes: &[u8], at: usize, bits: usize) -> u8 {
+    (0..bits).fold(0u8, |v, b| {
+        let i = at + b;
+        v << 1 | (bytes[i / 8] >> (7 - i % 8)) & 1
+    })
 }
 
 /// The reference symbol's phase on each carrier.
 pub(crate) fn reference_phases(carriers: usize) -> Vec<f32> {
     let mut rng = Prng::new(REFERENCE_SEED);
-    (0..carriers).map(|_| dibit_phase(rng.next_u8())).collect()
+    (0..carriers).map(|_| step_phase(rng.next_u8(), 2)).collect()
 }
 
 /// Builds symbols (guard + FFT window) from carrier values.
@@ -80,10 +92,13 @@ pub(crate) fn frame(payload: &[u8], mode: Mode) -> Vec<f32> {
     let layout = FrameLayout::new(mode, payload.len());
     let p = layout.params;
     let mut out = Vec::with_capacity(layout.total_len());
-    let sweep = chirp(INTERNAL_RATE as f64);
-    out.extend_from_slice(&sweep);
-    out.resize(p.chirp_spacing, 0.0);
-    out.extend_from_slice(&sweep);
+    let sweep = chirp(&p.sweep, INTERNAL_RATE as f64);
+    // The second sweep may overlap the first (short sweeps): add, not append.
+    out.resize(p.chirp_spacing + sweep.len(), 0.0);
+    for (i, s) in sweep.iter().enumerate() {
+        out[i] += s;
+        out[p.chirp_spacing + i] += s;
+    }
     out.resize(body_start(&p), 0.0);
 
     let bytes = body_bytes(payload, mode);
@@ -104,15 +119,14 @@ pub(crate) fn frame(payload: &[u8], mode: Mode) -> Vec<f32> {
                 synth.push(&values, &mut out);
             }
         }
-        Modulation::Dqpsk { carriers } => {
-            let amp = DQPSK_RMS / (carriers as f32 / 2.0).sqrt();
+        Modulation::Dpsk { carriers, bits } => {
+            let amp = DPSK_RMS / (carriers as f32 / 2.0).sqrt();
             let mut phases = reference_phases(carriers);
             let values: Vec<Complex32> = phases.iter().map(|&ph| Complex32::from_polar(amp, ph)).collect();
             synth.push(&values, &mut out);
             for sym in bytes.chunks(bps) {
                 for (c, ph) in phases.iter_mut().enumerate() {
-                    let dibit = (sym[c / 4] >> (6 - 2 * (c % 4))) & 3;
-                    *ph = (*ph + dibit_phase(dibit)) % (2.0 * PI);
+                    *ph = (*ph + step_phase(bits_at(sym, c * bits, bits), bits)) % (2.0 * PI);
                 }
                 let values: Vec<Complex32> =
                     phases.iter().map(|&ph| Complex32::from_polar(amp, ph)).collect();
@@ -126,5 +140,31 @@ pub(crate) fn frame(payload: &[u8], mode: Mode) -> Vec<f32> {
         out.extend_from_slice(&sweep);
     }
     debug_assert_eq!(out.len(), layout.total_len());
+    // Where the two short sweeps overlap they add up; keep the sum in range.
+    for s in out.iter_mut() {
+        *s = s.clamp(-1.0, 1.0);
+    }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gray_coded_neighbours_differ_by_one_bit() {
+        for bits in [2, 3] {
+            let m = 1usize << bits;
+            let mut by_phase: Vec<(u32, u8)> = (0..m as u8)
+                .map(|v| ((step_phase(v, bits) / (2.0 * PI) * m as f32).round() as u32, v))
+                .collect();
+            by_phase.sort();
+            assert!(by_phase.iter().enumerate().all(|(i, (k, _))| *k == i as u32), "{bits}: {by_phase:?}");
+            for i in 0..m {
+                let (a, b) = (by_phase[i].1, by_phase[(i + 1) % m].1);
+                assert_eq!((a ^ b).count_ones(), 1, "{bits}: {a} {b}");
+            }
+        }
+        assert_eq!(bits_at(&[0b1011_0010, 0b1100_0000], 6, 3), 0b101);
+    }
 }

@@ -1,36 +1,35 @@
 //! The chirp preamble: finding frames in a long recording and measuring the
 //! sender's clock.
 //!
-//! A frame opens with two identical rising sweeps (1 to 6.5 kHz, 100 ms). Their
-//! distance names the mode, and the ratio of the measured to the nominal distance
-//! is the sender's clock relative to ours. A long frame ends with a third sweep,
-//! which measures that ratio over the whole frame.
+//! A frame opens with two identical sweeps ([`Sweep`]): a long rising one (1 to
+//! 6.5 kHz, 100 ms) for robust mode, a short falling one (6.5 to 1 kHz, 50 ms)
+//! for the others. The kind of sweep and the distance between the two name the
+//! mode, and the ratio of the measured to the nominal distance is the sender's
+//! clock relative to ours. A long frame ends with a third sweep, which measures
+//! that ratio over the whole frame.
 //!
 //! Sweeps are found in two steps. Detection correlates the whole recording with
 //! the four quarters of the sweep's analytic (complex) form and adds their
 //! magnitudes, which tolerates a clock offset; it is normalised by the energy of
 //! the recording under it, so it reads 1.0 for a clean sweep at any volume and
-//! stays near 0 for noise, speech or music. Then [`refine`] correlates coherently
-//! with the sweep stretched to the measured clock, near each detection, for a
-//! position good to a small fraction of a sample. Sweeps survive clipping.
+//! stays near 0 for noise, speech, music or a sweep of the other kind. Then
+//! [`refine`] correlates coherently with the sweep stretched to the measured
+//! clock, near each detection, for a position good to a small fraction of a
+//! sample. Sweeps survive clipping.
 
+pub(crate) use super::mode::Sweep;
 use rustfft::num_complex::Complex32;
 use rustfft::FftPlanner;
 use std::f64::consts::PI;
 
-/// Length of one sweep in internal samples (100 ms). Its time-bandwidth product
-/// (about 550) gives 27 dB of processing gain over white noise.
-pub(crate) const CHIRP_LEN: usize = 1600;
-/// Lowest and highest frequency of the sweep (Hz), the band the modes use.
-const SWEEP_FROM: f64 = 1000.0;
-const SWEEP_TO: f64 = 6500.0;
 /// Peak amplitude of a sweep: its RMS (0.32) matches the data symbols', so the
 /// frame is evenly loud and the preamble is not what clips first.
 const CHIRP_AMPLITUDE: f32 = 0.45;
-/// Taper at each end of the sweep (samples): a click would spread over the whole band.
+/// Taper at each end of the sweep (5 ms): a click would spread over the whole band.
 const TAPER: usize = 80;
 /// Normalised correlation above which a sweep counts as present. Noise alone stays
-/// below about 0.12 over an hour of audio; a sweep at 0 dB in-band SNR reads 0.7.
+/// below about 0.12 (long sweep) or 0.17 (short) over an hour of audio; a long sweep
+/// at 0 dB in-band SNR reads 0.7.
 pub(crate) const THRESHOLD: f32 = 0.3;
 /// Largest clock offset between sender and receiver that the search allows for (0.7%,
 /// a margin over the 0.5% a cheap sound card may be off).
@@ -39,8 +38,8 @@ pub(crate) const MAX_CLOCK_OFFSET: f64 = 0.007;
 const BLOCK: usize = 8192;
 
 /// Amplitude envelope of the sweep at (fractional) sample `i`.
-fn envelope(i: f64) -> f64 {
-    let edge = i.min(CHIRP_LEN as f64 - 1.0 - i);
+fn envelope(sweep: &Sweep, i: f64) -> f64 {
+    let edge = i.min(sweep.len as f64 - 1.0 - i);
     if edge < 0.0 {
         0.0
     } else if edge >= TAPER as f64 {
@@ -51,16 +50,16 @@ fn envelope(i: f64) -> f64 {
 }
 
 /// Phase of the sweep at (fractional) sample `i`.
-fn phase(i: f64, rate: f64) -> f64 {
+fn phase(sweep: &Sweep, i: f64, rate: f64) -> f64 {
     let t = i / rate;
-    let dur = CHIRP_LEN as f64 / rate;
-    2.0 * PI * (SWEEP_FROM * t + (SWEEP_TO - SWEEP_FROM) * t * t / (2.0 * dur))
+    let dur = sweep.len as f64 / rate;
+    2.0 * PI * (sweep.from * t + (sweep.to - sweep.from) * t * t / (2.0 * dur))
 }
 
 /// The sweep as transmitted, at the internal rate.
-pub(crate) fn chirp(rate: f64) -> Vec<f32> {
-    (0..CHIRP_LEN)
-        .map(|i| (envelope(i as f64) * phase(i as f64, rate).cos()) as f32 * CHIRP_AMPLITUDE)
+pub(crate) fn chirp(sweep: &Sweep, rate: f64) -> Vec<f32> {
+    (0..sweep.len)
+        .map(|i| (envelope(sweep, i as f64) * phase(sweep, i as f64, rate).cos()) as f32 * CHIRP_AMPLITUDE)
         .collect()
 }
 
@@ -72,29 +71,32 @@ const PIECES: usize = 4;
 /// Normalised correlation of a whole recording with the sweep.
 #[derive(Debug)]
 pub(crate) struct Correlation {
+    /// The sweep looked for.
+    pub sweep: Sweep,
     /// `values[n]`: how much the recording from sample `n` on looks like a sweep (0..~1).
     pub values: Vec<f32>,
 }
 
 impl Correlation {
-    /// Correlates `x` (at the internal rate) with the sweep.
-    pub fn new(x: &[f32], rate: f64) -> Correlation {
-        if x.len() < CHIRP_LEN {
-            return Correlation { values: Vec::new() };
+    /// Correlates `x` (at the internal rate) with `sweep`.
+    pub fn new(x: &[f32], rate: f64, sweep: Sweep) -> Correlation {
+        let chirp_len = sweep.len;
+        if x.len() < chirp_len {
+            return Correlation { sweep, values: Vec::new() };
         }
-        let outputs = x.len() - CHIRP_LEN + 1;
+        let outputs = x.len() - chirp_len + 1;
         let mut planner = FftPlanner::<f32>::new();
         let fwd = planner.plan_fft_forward(BLOCK);
         let inv = planner.plan_fft_inverse(BLOCK);
-        let norm_t: f64 = (0..CHIRP_LEN).map(|i| envelope(i as f64).powi(2)).sum::<f64>().sqrt();
-        let piece = CHIRP_LEN.div_ceil(PIECES);
+        let norm_t: f64 = (0..chirp_len).map(|i| envelope(&sweep, i as f64).powi(2)).sum::<f64>().sqrt();
+        let piece = chirp_len.div_ceil(PIECES);
         let templates: Vec<Vec<Complex32>> = (0..PIECES)
             .map(|k| {
                 let mut t: Vec<Complex32> = (0..BLOCK)
                     .map(|i| {
-                        if i / piece == k && i < CHIRP_LEN {
-                            let p = phase(i as f64, rate);
-                            let a = envelope(i as f64) / norm_t;
+                        if i / piece == k && i < chirp_len {
+                            let p = phase(&sweep, i as f64, rate);
+                            let a = envelope(&sweep, i as f64) / norm_t;
                             Complex32::new((a * p.cos()) as f32, (a * p.sin()) as f32)
                         } else {
                             Complex32::new(0.0, 0.0)
@@ -114,7 +116,7 @@ impl Correlation {
         }
         let mut values = vec![0.0f32; outputs];
         let mut power = vec![0.0f32; BLOCK];
-        let hop = BLOCK - CHIRP_LEN + 1;
+        let hop = BLOCK - chirp_len + 1;
         let mut spectrum = vec![Complex32::new(0.0, 0.0); BLOCK];
         let mut buf = vec![Complex32::new(0.0, 0.0); BLOCK];
         let mut start = 0;
@@ -135,7 +137,7 @@ impl Correlation {
             }
             let fft_gain = (BLOCK as f32) * (BLOCK as f32);
             let count = hop.min(outputs - start);
-            let window = |n: usize| energy[start + n + CHIRP_LEN] - energy[start + n];
+            let window = |n: usize| energy[start + n + chirp_len] - energy[start + n];
             // FFT round-off leaves a faint copy of the block's loudest sound everywhere
             // in it; in digital silence, dividing by the tiny energy there would make
             // that residue look like a sweep. So the energy is floored 60 dB under the
@@ -150,7 +152,7 @@ impl Correlation {
             }
             start += hop;
         }
-        Correlation { values }
+        Correlation { sweep, values }
     }
 
     /// The position (fractional, by a parabola through the top three values) and
@@ -183,12 +185,15 @@ impl Correlation {
         let mut out = Vec::new();
         let mut i = 0;
         let v = &self.values;
+        // Half a sweep ahead: short of the second sweep of an overlapping pair (the
+        // short sweeps are 440 or 480 samples apart), which stays a candidate of its own.
+        let ahead = self.sweep.len / 2;
         while i < v.len() {
             if v[i] >= THRESHOLD {
                 // Climb to the top of this bump, looking half a sweep ahead each time.
                 let mut top = i;
                 loop {
-                    let end = (top + CHIRP_LEN / 2).min(v.len());
+                    let end = (top + ahead).min(v.len());
                     let next = (top..end).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap_or(top);
                     if next == top {
                         break;
@@ -196,7 +201,7 @@ impl Correlation {
                     top = next;
                 }
                 out.push(top);
-                i = top + CHIRP_LEN / 2;
+                i = top + ahead;
             } else {
                 i += 1;
             }
@@ -208,14 +213,14 @@ impl Correlation {
 /// Locates a sweep precisely: coherent correlation with the sweep as a sender
 /// whose clock is `clock` (received length / sent length) would have played it,
 /// around `approx`, to a fraction of a sample. `None` if nothing is there.
-pub(crate) fn refine(x: &[f32], rate: f64, approx: f64, clock: f64) -> Option<f64> {
+pub(crate) fn refine(x: &[f32], rate: f64, approx: f64, clock: f64, sweep: &Sweep) -> Option<f64> {
     const REACH: i64 = 6;
-    let len = (CHIRP_LEN as f64 * clock).ceil() as usize;
+    let len = (sweep.len as f64 * clock).ceil() as usize;
     let template: Vec<(f32, f32)> = (0..len)
         .map(|i| {
             let t = i as f64 / clock;
-            let a = envelope(t);
-            let p = phase(t, rate);
+            let a = envelope(sweep, t);
+            let p = phase(sweep, t, rate);
             ((a * p.cos()) as f32, -(a * p.sin()) as f32)
         })
         .collect();
@@ -249,10 +254,30 @@ mod tests {
 
     #[test]
     fn a_clean_sweep_reads_one_and_noise_reads_little() {
+        for sweep in Sweep::ALL {
+            sweep_is_found(sweep);
+        }
+    }
+
+    #[test]
+    fn a_sweep_of_one_kind_is_not_taken_for_the_other() {
+        let rate = 16_000.0;
+        let mut x = vec![0.0f32; 8_000];
+        x[2_000..2_000 + Sweep::LONG.len].copy_from_slice(&chirp(&Sweep::LONG, rate));
+        x[5_000..5_000 + Sweep::SHORT.len].copy_from_slice(&chirp(&Sweep::SHORT, rate));
+        let long = Correlation::new(&x, rate, Sweep::LONG);
+        let short = Correlation::new(&x, rate, Sweep::SHORT);
+        assert_eq!(long.candidates(), vec![2_000]);
+        assert_eq!(short.candidates(), vec![5_000]);
+        let cross = long.values[4_000..].iter().chain(&short.values[..4_000]).fold(0.0f32, |m, v| m.max(*v));
+        assert!(cross < THRESHOLD, "{cross}");
+    }
+
+    fn sweep_is_found(sweep: Sweep) {
         let rate = 16_000.0;
         let mut x = vec![0.0f32; 20_000];
-        let c = chirp(rate);
-        x[5_000..5_000 + CHIRP_LEN].copy_from_slice(&c);
+        let c = chirp(&sweep, rate);
+        x[5_000..5_000 + sweep.len].copy_from_slice(&c);
         // Deterministic pseudo-noise at a low level everywhere.
         let mut s = 1u32;
         for v in x.iter_mut() {
@@ -261,11 +286,11 @@ mod tests {
             s ^= s << 5;
             *v += (s as f32 / u32::MAX as f32 - 0.5) * 0.01;
         }
-        let corr = Correlation::new(&x, rate);
+        let corr = Correlation::new(&x, rate, sweep);
         assert_eq!(corr.candidates(), vec![5_000]);
         let (pos, val) = corr.peak_in(4_990.0, 5_010.0).unwrap();
         assert!((pos - 5_000.0).abs() < 1.0, "{pos}");
-        let fine = refine(&x, rate, pos, 1.0).unwrap();
+        let fine = refine(&x, rate, pos, 1.0, &sweep).unwrap();
         assert!((fine - 5_000.0).abs() < 0.1, "{fine}");
         assert!(val > 0.95, "{val}");
         let noise = corr.values[10_000..].iter().fold(0.0f32, |m, v| m.max(*v));

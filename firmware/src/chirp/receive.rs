@@ -1,9 +1,10 @@
 //! Finding and reading every frame in a recording.
 //!
-//! 1. Convert the recording to the internal rate and correlate it with the sweep.
-//! 2. For each sweep, look for its twin at each mode's spacing (allowing for a
-//!    clock offset): the spacing that fits names the mode, and the measured
-//!    spacing gives the sender's clock.
+//! 1. Convert the recording to the internal rate and correlate it with each kind
+//!    of sweep (long rising, short falling).
+//! 2. For each sweep, in order of time, look for its twin at the spacing of each
+//!    mode that opens with that kind (allowing for a clock offset): the spacing
+//!    that fits names the mode, and the measured spacing gives the sender's clock.
 //! 3. Resample the frame from the original recording with that clock, aligned to
 //!    the first sweep, and read the header.
 //! 4. If the frame is long, find the closing sweep, which measures the clock over
@@ -17,8 +18,8 @@ use super::demodulate;
 use super::frame::{
     body_start, header_first_symbol, header_symbols, read_header, read_payload, FrameLayout, PayloadError,
 };
-use super::mode::{Mode, INTERNAL_RATE};
-use super::preamble::{refine, Correlation, CHIRP_LEN, MAX_CLOCK_OFFSET};
+use super::mode::{Mode, Sweep, INTERNAL_RATE};
+use super::preamble::{refine, Correlation, MAX_CLOCK_OFFSET};
 use super::resample::{convert, resample_at};
 use super::{Damage, Received};
 
@@ -39,18 +40,22 @@ pub(crate) struct Scan {
 /// checked by the caller.
 pub(crate) fn scan(samples: &[f32], rate: u32) -> Scan {
     let internal = convert(samples, rate, INTERNAL_RATE);
-    let corr = Correlation::new(&internal, INTERNAL_RATE as f64);
+    let corrs: Vec<Correlation> =
+        Sweep::ALL.into_iter().map(|s| Correlation::new(&internal, INTERNAL_RATE as f64, s)).collect();
+    let mut candidates: Vec<(usize, &Correlation)> =
+        corrs.iter().flat_map(|c| c.candidates().into_iter().map(move |at| (at, c))).collect();
+    candidates.sort_by_key(|c| c.0);
     let mut found = Vec::new();
     let mut pending_from = None;
     let mut wait_until = None;
     let mut consumed = 0;
     let mut next_free = 0.0f64;
     let to_input = rate as f64 / INTERNAL_RATE as f64;
-    for cand in corr.candidates() {
+    for (cand, corr) in candidates {
         if (cand as f64) < next_free {
             continue;
         }
-        match read_frame(samples, rate, &internal, &corr, cand) {
+        match read_frame(samples, rate, &internal, corr, cand) {
             Attempt::NoFrame => {}
             Attempt::Pending(at) => {
                 pending_from = Some(keep_from(at * to_input, rate));
@@ -97,7 +102,7 @@ fn read_frame(samples: &[f32], rate: u32, internal: &[f32], corr: &Correlation, 
     // The twin sweep, at each mode's spacing give or take the clock offset.
     let mut best: Option<(Mode, f64, f32)> = None;
     let mut beyond_end = false;
-    for mode in Mode::ALL {
+    for mode in Mode::ALL.into_iter().filter(|m| m.params().sweep == corr.sweep) {
         let spacing = mode.params().chirp_spacing as f64;
         let lo = p1 + spacing * (1.0 - MAX_CLOCK_OFFSET) - 2.0;
         let hi = p1 + spacing * (1.0 + MAX_CLOCK_OFFSET) + 3.0;
@@ -119,10 +124,14 @@ fn read_frame(samples: &[f32], rate: u32, internal: &[f32], corr: &Correlation, 
     // sweep stretched to the coarse clock gives a small fraction of one.
     let coarse = (p2 - p1) / spacing;
     let rate_i = INTERNAL_RATE as f64;
-    let (p1, clock0) = match (refine(internal, rate_i, p1, coarse), refine(internal, rate_i, p2, coarse)) {
-        (Some(a), Some(b)) if ((b - a) / spacing - 1.0).abs() <= MAX_CLOCK_OFFSET => (a, (b - a) / spacing),
-        _ => (p1, coarse),
-    };
+    let sweep = &params.sweep;
+    let (p1, clock0) =
+        match (refine(internal, rate_i, p1, coarse, sweep), refine(internal, rate_i, p2, coarse, sweep)) {
+            (Some(a), Some(b)) if ((b - a) / spacing - 1.0).abs() <= MAX_CLOCK_OFFSET => {
+                (a, (b - a) / spacing)
+            }
+            _ => (p1, coarse),
+        };
     let strength = v1.min(v2);
     let to_input = rate as f64 / INTERNAL_RATE as f64;
     let align = |clock: f64, len: usize| resample_at(samples, p1 * to_input, clock * to_input, len);
@@ -147,7 +156,7 @@ fn read_frame(samples: &[f32], rate: u32, internal: &[f32], corr: &Correlation, 
         .and_then(|(bytes, conf)| read_header(&bytes, &conf, mode));
     let Some(header) = header else {
         // Skip this preamble; what follows may still hold a readable frame.
-        let skip = p1 + clock0 * (params.chirp_spacing + CHIRP_LEN) as f64;
+        let skip = p1 + clock0 * (params.chirp_spacing + sweep.len) as f64;
         return Attempt::Frame(received(clock0, Err(Damage::Header), 0), skip);
     };
 
@@ -159,7 +168,7 @@ fn read_frame(samples: &[f32], rate: u32, internal: &[f32], corr: &Correlation, 
         let expect = p1 + clock0 * post as f64;
         let margin = post as f64 * 1.5e-3 + 8.0;
         if let Some((p3, _)) = corr.peak_in(expect - margin, expect + margin) {
-            let p3 = refine(internal, rate_i, p3, clock0).unwrap_or(p3);
+            let p3 = refine(internal, rate_i, p3, clock0, sweep).unwrap_or(p3);
             let measured = (p3 - p1) / post as f64;
             if (measured - 1.0).abs() <= MAX_CLOCK_OFFSET {
                 clock = measured;
@@ -175,8 +184,7 @@ fn read_frame(samples: &[f32], rate: u32, internal: &[f32], corr: &Correlation, 
     let Some((bytes, conf)) = demodulate::body(&y, &params, layout.body_symbols) else {
         return Attempt::Frame(received(clock, Err(Damage::Truncated), 0), end);
     };
-    let skip = (layout.payload_first_symbol - header_first_symbol(&params)) * params.bytes_per_symbol();
-    let result = match read_payload(&bytes[skip..], &conf[skip..], &header) {
+    let result = match read_payload(&bytes, &conf, &header) {
         Ok((data, corrected)) => return Attempt::Frame(received(clock, Ok(data), corrected), end),
         Err(PayloadError::Unrecoverable) => Damage::Payload { len: header.len },
         Err(PayloadError::Checksum) => Damage::Checksum { len: header.len },

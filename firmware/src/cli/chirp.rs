@@ -24,7 +24,7 @@ const SEND_LEAD_SECONDS: f64 = 0.3;
 #[derive(Debug, clap::Args)]
 #[command(
     about = "Send and receive small data over sound (speaker to microphone, no network)",
-    after_help = "Modes (payload bytes per second, 32 B to 4 KB messages): robust 30-57 (noisy rooms, distance),\nstandard 59-319 (default), fast 75-736 (quiet desk). The receiver detects the mode by itself.\nExit codes: 0 all messages delivered, 1 nothing heard, 2 error or damaged message."
+    after_help = "Modes (payload bytes per second, 32 B to 4 KB messages): robust 31-57 (noisy rooms, distance),\nstandard 121-574 (default), fast 147-1131 (quiet desk). The receiver detects the mode by itself.\nExit codes: 0 all messages delivered, 1 nothing heard, 2 error or damaged message."
 )]
 pub struct ChirpArgs {
     #[command(subcommand)]
@@ -59,7 +59,7 @@ enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
-    /// Play data through the default output device.
+    /// Play data through the default (or a named) output device.
     Send {
         /// Text to send (else --file, else standard input).
         #[arg(conflicts_with = "file")]
@@ -71,10 +71,13 @@ enum Command {
         #[arg(long, default_value = "standard")]
         mode: Mode,
         /// Write the sound to this WAV file instead of playing it.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", conflicts_with = "device")]
         wav: Option<PathBuf>,
+        /// Play on this output device (a name from `fazt hal audio list`).
+        #[arg(long, value_name = "NAME")]
+        device: Option<String>,
     },
-    /// Wait on the default input device and print the messages heard.
+    /// Wait on the default (or a named) input device and print the messages heard.
     Listen {
         /// Stop after this many messages.
         #[arg(long, default_value_t = 1)]
@@ -86,8 +89,11 @@ enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
         /// Listen to this WAV file instead of the microphone, as if it were live.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", conflicts_with = "device")]
         wav: Option<PathBuf>,
+        /// Record from this input device (a name from `fazt hal audio list`).
+        #[arg(long, value_name = "NAME")]
+        device: Option<String>,
     },
 }
 
@@ -129,7 +135,7 @@ pub fn run(args: ChirpArgs) -> anyhow::Result<()> {
             }
             deliver(&found, output.as_deref())
         }
-        Command::Send { text, file, mode, wav } => {
+        Command::Send { text, file, mode, wav, device } => {
             let payload = match (text, file) {
                 (Some(t), _) => t.into_bytes(),
                 (None, Some(path)) => read_input(&path.to_string_lossy())?,
@@ -140,15 +146,15 @@ pub fn run(args: ChirpArgs) -> anyhow::Result<()> {
             samples.extend(chirp::encode(&payload, mode, rate)?);
             match wav {
                 Some(path) => WavSink::new(path).play(&samples, rate)?,
-                None => audio::live_output()?.play(&samples, rate)?,
+                None => audio::live_output(device.as_deref())?.play(&samples, rate)?,
             }
             eprintln!("chirp: sent {} bytes in {mode} mode", payload.len());
             Ok(())
         }
-        Command::Listen { count, timeout, output, wav } => {
+        Command::Listen { count, timeout, output, wav, device } => {
             let found = match wav {
                 Some(path) => listen(&mut WavSource::open(&path)?, count, timeout)?,
-                None => listen(&mut audio::live_input()?, count, timeout)?,
+                None => listen(&mut audio::live_input(device.as_deref())?, count, timeout)?,
             };
             if found.is_empty() {
                 return Err(NothingHeard(format!(

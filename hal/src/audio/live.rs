@@ -1,4 +1,4 @@
-//! Live audio on the default sound devices, through cpal (ALSA on Linux).
+//! Live audio on the sound devices, through cpal (ALSA on Linux).
 //!
 //! cpal calls back on its own audio thread; samples cross to and from it through
 //! a mutex-guarded buffer (playing) or a bounded channel (capturing), so a slow
@@ -40,13 +40,38 @@ pub fn devices() -> Result<Vec<DeviceInfo>, AudioError> {
     Ok(out)
 }
 
-pub fn output() -> Result<Box<dyn Play<Error = AudioError>>, AudioError> {
-    let device = cpal::default_host().default_output_device().ok_or(AudioError::NoDevice("output"))?;
+/// The device of a direction named `name` (exactly, as `devices` lists it), or the
+/// default one; an unknown name is an error that lists the names there are.
+fn pick(name: Option<&str>, input: bool) -> Result<cpal::Device, AudioError> {
+    let host = cpal::default_host();
+    let direction = if input { "input" } else { "output" };
+    let Some(name) = name else {
+        let default = if input { host.default_input_device() } else { host.default_output_device() };
+        return default.ok_or(AudioError::NoDevice(direction));
+    };
+    let all: Vec<cpal::Device> = if input {
+        host.input_devices().map_err(backend)?.collect()
+    } else {
+        host.output_devices().map_err(backend)?.collect()
+    };
+    let mut known = Vec::new();
+    for d in all {
+        let Ok(n) = d.name() else { continue };
+        if n == name {
+            return Ok(d);
+        }
+        known.push(n);
+    }
+    Err(AudioError::UnknownDevice { name: name.to_string(), direction, known })
+}
+
+pub fn output(name: Option<&str>) -> Result<Box<dyn Play<Error = AudioError>>, AudioError> {
+    let device = pick(name, false)?;
     Ok(Box::new(LiveOutput { device }))
 }
 
-pub fn input() -> Result<Box<dyn Capture<Error = AudioError>>, AudioError> {
-    let device = cpal::default_host().default_input_device().ok_or(AudioError::NoDevice("input"))?;
+pub fn input(name: Option<&str>) -> Result<Box<dyn Capture<Error = AudioError>>, AudioError> {
+    let device = pick(name, true)?;
     let config = device.default_input_config().map_err(backend)?;
     let rate = config.sample_rate().0;
     let channels = config.channels() as usize;
@@ -90,7 +115,7 @@ where
         .map_err(backend)
 }
 
-/// The default output device.
+/// An output device.
 struct LiveOutput {
     device: cpal::Device,
 }
@@ -163,7 +188,7 @@ where
         .map_err(backend)
 }
 
-/// The default input device, as a stream.
+/// An input device, as a stream.
 struct LiveInput {
     _stream: cpal::Stream,
     rx: Receiver<Vec<f32>>,

@@ -8,7 +8,8 @@
 //! Backends:
 //! - [`wav`]: files. [`wav::WavSink`] "plays" into a WAV file, [`wav::WavSource`]
 //!   "captures" from one. Always built; the tests use it.
-//! - `live` (feature `audio-alsa`): the default sound card through cpal. Without
+//! - `live` (feature `audio-alsa`): a sound card through cpal, the default one or
+//!   one picked by name as [`devices`] lists it. Without
 //!   the feature, [`live_output`], [`live_input`] and [`devices`] return
 //!   [`AudioError::NotCompiled`], which names the feature and the WAV fallback.
 //!
@@ -142,6 +143,16 @@ pub enum AudioError {
     /// No default device of the wanted direction.
     #[error("no {0} audio device found (check that a sound card or PulseAudio is running, and `fazt hal audio list`)")]
     NoDevice(&'static str),
+    /// No device of the wanted direction has this name.
+    #[error("no {direction} audio device is named {name:?} (the {direction} devices are: {}; see `fazt hal audio list`)", if known.is_empty() { "none".to_string() } else { known.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(", ") })]
+    UnknownDevice {
+        /// The name asked for.
+        name: String,
+        /// "input" or "output".
+        direction: &'static str,
+        /// The names of the devices of that direction.
+        known: Vec<String>,
+    },
     /// The device refused the configuration.
     #[error("the audio device does not support {0}")]
     Unsupported(String),
@@ -165,7 +176,7 @@ impl Error for AudioError {
     fn kind(&self) -> ErrorKind {
         match self {
             AudioError::NotCompiled => ErrorKind::NotCompiled,
-            AudioError::NoDevice(_) => ErrorKind::NoDevice,
+            AudioError::NoDevice(_) | AudioError::UnknownDevice { .. } => ErrorKind::NoDevice,
             AudioError::Unsupported(_) => ErrorKind::Unsupported,
             AudioError::File { .. } => ErrorKind::Io,
             AudioError::Wav(e) => e.kind(),
@@ -192,14 +203,15 @@ pub fn devices() -> Result<Vec<DeviceInfo>, AudioError> {
     imp::devices()
 }
 
-/// The default output device.
-pub fn live_output() -> Result<Box<dyn Play<Error = AudioError>>, AudioError> {
-    imp::output()
+/// The output device named `device` (as [`devices`] lists it), or the default one.
+pub fn live_output(device: Option<&str>) -> Result<Box<dyn Play<Error = AudioError>>, AudioError> {
+    imp::output(device)
 }
 
-/// The default input device, capturing at its preferred rate.
-pub fn live_input() -> Result<Box<dyn Capture<Error = AudioError>>, AudioError> {
-    imp::input()
+/// The input device named `device` (as [`devices`] lists it), or the default one,
+/// capturing at its preferred rate.
+pub fn live_input(device: Option<&str>) -> Result<Box<dyn Capture<Error = AudioError>>, AudioError> {
+    imp::input(device)
 }
 
 #[cfg(feature = "audio-alsa")]
@@ -213,10 +225,10 @@ mod imp {
     pub fn devices() -> Result<Vec<DeviceInfo>, AudioError> {
         Err(AudioError::NotCompiled)
     }
-    pub fn output() -> Result<Box<dyn Play<Error = AudioError>>, AudioError> {
+    pub fn output(_device: Option<&str>) -> Result<Box<dyn Play<Error = AudioError>>, AudioError> {
         Err(AudioError::NotCompiled)
     }
-    pub fn input() -> Result<Box<dyn Capture<Error = AudioError>>, AudioError> {
+    pub fn input(_device: Option<&str>) -> Result<Box<dyn Capture<Error = AudioError>>, AudioError> {
         Err(AudioError::NotCompiled)
     }
 }
