@@ -52,8 +52,10 @@ start() { # host -> LAST (pid)
   for _ in $(seq 100); do grep -q '^fazt is ready' "$TMP/$1.out" && return; sleep 0.05; done
   echo "node $1 did not start" >&2; cat "$TMP/$1.out" >&2; exit 1
 }
+POLLS=0
 sees() { # host name: does the node on host $1 list a peer called $2?
   local out
+  POLLS=$((POLLS + 1))
   out=$(ip netns exec "fzbench$1" "$BIN" beacon status --json --server http://admin.localhost:8080 \
     --token "$(cat "$TMP/$1.tok")" --data "$TMP/$1/data.db" 2>/dev/null || true)
   grep -q "\"name\": \"$2\"" <<<"$out"
@@ -62,6 +64,8 @@ now_ms() { date +%s%3N; }
 tx_packets() { ip -n "fzbench$1" -s link show eth0 | awk '/TX:/{getline; print $2}'; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kb() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
+rss_split() { awk '/RssAnon/{a=$2} /RssFile/{f=$2} END{print a " + " f}' "/proc/$1/status"; }
+threads() { awk '/Threads/{print $2}' "/proc/$1/status"; }
 
 init 1 watcher true; init 2 newcomer true; init 3 quiet false
 start 1; WATCHER=$LAST
@@ -78,6 +82,10 @@ for run in $(seq "$RUNS"); do
 done
 start 2; NEW=$LAST
 start 3; QUIET=$LAST
+# The watcher answered POLLS status requests; the quiet node answers as many, so that
+# the HTTP and JSON code both have touched counts in their memory, not only the beacon.
+n=$POLLS
+for _ in $(seq "$n"); do sees 3 newcomer || true; done
 echo "bench/beacon.sh: idle for ${IDLE_SECS}s (after a 10 s settle)" >&2
 sleep 10
 tx0_on=$(tx_packets 1); tx0_off=$(tx_packets 3)
@@ -93,6 +101,8 @@ cat <<REPORT
 | start to seen by a peer (ms, $RUNS runs) | ${seen[*]} | - |
 | idle CPU over ${IDLE_SECS} s (ticks of 1/${hz} s) | $cpu_on | $cpu_off |
 | RSS when idle (KiB) | $(rss_kb "$WATCHER") | $(rss_kb "$QUIET") |
+| of which anonymous + file-backed (KiB) | $(rss_split "$WATCHER") | $(rss_split "$QUIET") |
+| threads | $(threads "$WATCHER") | $(threads "$QUIET") |
 | packets sent in ${IDLE_SECS} s (all of the host's eth0) | $tx_on | $tx_off |
 | packets sent per hour, extrapolated | $(per_hour "$tx_on") | $(per_hour "$tx_off") |
 REPORT

@@ -37,7 +37,11 @@ impl Beacon {
             multicast_loop: false,
         };
         match MdnsDiscovery::new(options) {
-            Ok(discovery) => Some(executor.spawn(self.clone().run(Arc::new(discovery), storage, clock))),
+            Ok((discovery, pump)) => {
+                // Ends by itself when the daemon stops at shutdown.
+                executor.spawn(pump).detach();
+                Some(executor.spawn(self.clone().run(Arc::new(discovery), storage, clock)))
+            }
             Err(err) => {
                 tracing::warn!(error = %err, "beacon unavailable; the node runs without LAN discovery");
                 let mut inner = self.inner();

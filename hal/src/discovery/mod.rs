@@ -181,7 +181,8 @@ pub trait Discovery: Send + Sync + fmt::Debug {
     fn browse(&self, service_type: &str) -> Result<(), Error>;
 
     /// Announces `service` (probing its names first), replacing an announcement of the
-    /// same full name; calling it again re-announces.
+    /// same full name; calling it again re-announces, with one packet per interface and
+    /// IP family (a first announcement is sent twice, as RFC 6762 section 8.3 asks).
     fn announce(&self, service: &Announcement) -> Result<(), Error>;
 
     /// Withdraws an announcement with goodbye packets.
