@@ -108,7 +108,7 @@ impl PeerTable {
     pub fn upsert(&mut self, record: NodeRecord, now_ms: UnixMillis, now: Instant) -> (Upsert, Peer) {
         let key = record.fullname.to_ascii_lowercase();
         if let Some(peer) = self.peers.get_mut(&key) {
-            let changed = peer.record != record;
+            let changed = !peer.record.same_as(&record);
             peer.record = record;
             peer.last_seen = now_ms;
             peer.seen_at = now;
@@ -206,6 +206,7 @@ mod tests {
             ca_fingerprint: None,
             verified: false,
             ntp_port: None,
+            seq: None,
         }
     }
 

@@ -39,6 +39,37 @@ pub enum Interfaces {
     Address(std::net::IpAddr),
 }
 
+impl Interfaces {
+    /// The addresses announced for this choice: those of the chosen interfaces that
+    /// are up (as mdns-sd picks them), sorted; for `Address`, every address of that
+    /// family on the interface that holds it.
+    pub fn addresses(&self) -> Vec<std::net::IpAddr> {
+        let list: Vec<_> = if_addrs::get_if_addrs()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|i| i.is_oper_up() && !i.is_p2p())
+            .collect();
+        let holder = match self {
+            Interfaces::Address(ip) => list.iter().find(|i| i.ip() == *ip).map(|i| (i.index, ip.is_ipv4())),
+            _ => None,
+        };
+        let mut addresses: Vec<_> = list
+            .iter()
+            .filter(|i| match self {
+                Interfaces::Auto => !skipped_by_default(&i.name, i.is_loopback()),
+                Interfaces::Only(names) => names.contains(&i.name),
+                Interfaces::Address(_) => {
+                    holder.is_some_and(|(index, v4)| i.index == index && i.ip().is_ipv4() == v4)
+                }
+            })
+            .map(|i| i.ip())
+            .collect();
+        addresses.sort();
+        addresses.dedup();
+        addresses
+    }
+}
+
 /// Name prefixes of interfaces that `Auto` leaves alone: bridges and veths of Docker,
 /// Podman, libvirt, LXC/LXD, Kubernetes CNIs and desktop hypervisors. Announcing there
 /// would publish addresses that no LAN peer can reach.
@@ -82,6 +113,7 @@ impl Default for MdnsOptions {
 /// mDNS discovery over the `mdns-sd` daemon.
 pub struct MdnsDiscovery {
     daemon: ServiceDaemon,
+    interfaces: Interfaces,
     /// Browses started, handed to the [`Pump`].
     browses: async_channel::Sender<NewBrowse>,
     tx: async_channel::Sender<Event>,
@@ -173,6 +205,7 @@ impl MdnsDiscovery {
         let monitor = daemon.monitor().map_err(backend)?;
         let this = MdnsDiscovery {
             daemon: daemon.clone(),
+            interfaces: options.interfaces.clone(),
             browses,
             tx: tx.clone(),
             rx,
@@ -311,6 +344,10 @@ impl PumpState {
 impl Discovery for MdnsDiscovery {
     fn events(&self) -> async_channel::Receiver<Event> {
         self.rx.clone()
+    }
+
+    fn addresses(&self) -> Vec<std::net::IpAddr> {
+        self.interfaces.addresses()
     }
 
     fn browse(&self, service_type: &str) -> Result<(), Error> {

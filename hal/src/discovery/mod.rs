@@ -176,6 +176,9 @@ pub trait Discovery: Send + Sync + fmt::Debug {
     /// The channel on which every event of this backend arrives.
     fn events(&self) -> async_channel::Receiver<Event>;
 
+    /// The addresses this backend announces for our host name (A/AAAA records) now.
+    fn addresses(&self) -> Vec<IpAddr>;
+
     /// Starts browsing `service_type` (e.g. `_fazt._tcp.local.`); results arrive as
     /// [`Event::Resolved`] and [`Event::Removed`].
     fn browse(&self, service_type: &str) -> Result<(), Error>;
