@@ -107,7 +107,9 @@ impl Beacon {
                             tracing::warn!(error = %err, "beacon: announcing new addresses");
                         }
                     }
-                    if last_announce.elapsed() >= due {
+                    // Half a tick of slack: a tick that comes a hair early must not
+                    // push the announcement a whole tick later.
+                    if last_announce.elapsed() + self.config.tick() / 2 >= due {
                         last_announce = Instant::now();
                         self.follow_name(&*discovery, &storage).await;
                         if !interval.is_zero() {

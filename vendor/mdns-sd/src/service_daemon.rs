@@ -2417,6 +2417,23 @@ impl Zeroconf {
             }
         };
         for if_index in announced {
+            // The instance name is ours already: its new TXT data needs no probing
+            // (RFC 6762 section 8.4), or it would be probed instead of announced.
+            if let (Some(dns_registry), Some(mine)) = (
+                self.dns_registry_map.get_mut(&if_index),
+                self.my_services.get(&key),
+            ) {
+                let mut txt = DnsTxt::new(
+                    mine.get_fullname(),
+                    CLASS_IN | CLASS_CACHE_FLUSH,
+                    mine.get_other_ttl(),
+                    mine.generate_txt(),
+                );
+                if let Some(new_name) = dns_registry.name_changes.get(mine.get_fullname()) {
+                    txt.get_record_mut().set_new_name(new_name.to_string());
+                }
+                dns_registry.replace_active(Box::new(txt));
+            }
             if let Err(InternalError::IntfAddrInvalid(intf_addr)) =
                 self.exec_command_register_resend(key.clone(), if_index)
             {

@@ -1243,6 +1243,14 @@ impl DnsRegistry {
         }
     }
 
+    /// Makes `record` the only active record of its name and type (fazt patch): new
+    /// data for a name already owned is announced, not probed (RFC 6762 section 8.4).
+    pub(crate) fn replace_active(&mut self, record: DnsRecordBox) {
+        let records = self.active.entry(record.get_name().to_string()).or_default();
+        records.retain(|r| r.get_type() != record.get_type());
+        records.push(record);
+    }
+
     pub(crate) fn is_probing_done<T>(
         &mut self,
         answer: &T,
