@@ -158,7 +158,8 @@ pub struct Counters {
     pub ignored_full: u64,
     /// Times our name was taken on the LAN and changed.
     pub renamed: u64,
-    /// Announcements sent (each is a pair of packets).
+    /// Announcements sent (the first is two packets per interface and family, later
+    /// ones one).
     pub announcements: u64,
 }
 
