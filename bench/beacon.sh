@@ -52,16 +52,43 @@ start() { # host -> LAST (pid)
   for _ in $(seq 100); do grep -q '^fazt is ready' "$TMP/$1.out" && return; sleep 0.05; done
   echo "node $1 did not start" >&2; cat "$TMP/$1.out" >&2; exit 1
 }
+POLLS=0
 sees() { # host name: does the node on host $1 list a peer called $2?
   local out
+  POLLS=$((POLLS + 1))
   out=$(ip netns exec "fzbench$1" "$BIN" beacon status --json --server http://admin.localhost:8080 \
     --token "$(cat "$TMP/$1.tok")" --data "$TMP/$1/data.db" 2>/dev/null || true)
   grep -q "\"name\": \"$2\"" <<<"$out"
 }
 now_ms() { date +%s%3N; }
 tx_packets() { ip -n "fzbench$1" -s link show eth0 | awk '/TX:/{getline; print $2}'; }
+# Counts the mDNS packets (UDP to port 5353, IPv4 and IPv6) host $1 sends on eth0 for
+# $2 seconds, into $TMP/mdns$1 (python3 with a raw socket; the kernel counters above
+# also count the timekeeper's NTP, ARP and IPv6 housekeeping).
+count_mdns() {
+  ip netns exec "fzbench$1" python3 - "$2" >"$TMP/mdns$1" <<'PY' &
+import socket, struct, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+s.bind(("eth0", 0)); s.settimeout(0.5)
+end, n = time.time() + float(sys.argv[1]), 0
+while time.time() < end:
+    try: data, addr = s.recvfrom(65535)
+    except socket.timeout: continue
+    if addr[2] != socket.PACKET_OUTGOING: continue
+    kind, ip = struct.unpack("!H", data[12:14])[0], data[14:]
+    if kind == 0x0800 and ip[9] == 17: udp = ip[(ip[0] & 15) * 4:]
+    elif kind == 0x86DD and ip[6] == 17: udp = ip[40:]
+    else: continue
+    n += struct.unpack("!H", udp[2:4])[0] == 5353
+print(n)
+PY
+  SNIFFERS+=($!)
+}
+SNIFFERS=()
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kb() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
+rss_split() { awk '/RssAnon/{a=$2} /RssFile/{f=$2} END{print a " + " f}' "/proc/$1/status"; }
+threads() { awk '/Threads/{print $2}' "/proc/$1/status"; }
 
 init 1 watcher true; init 2 newcomer true; init 3 quiet false
 start 1; WATCHER=$LAST
@@ -78,11 +105,17 @@ for run in $(seq "$RUNS"); do
 done
 start 2; NEW=$LAST
 start 3; QUIET=$LAST
+# The watcher answered POLLS status requests; the quiet node answers as many, so that
+# the HTTP and JSON code both have touched counts in their memory, not only the beacon.
+n=$POLLS
+for _ in $(seq "$n"); do sees 3 newcomer || true; done
 echo "bench/beacon.sh: idle for ${IDLE_SECS}s (after a 10 s settle)" >&2
 sleep 10
 tx0_on=$(tx_packets 1); tx0_off=$(tx_packets 3)
 cpu0_on=$(cpu_ticks "$WATCHER"); cpu0_off=$(cpu_ticks "$QUIET")
+if command -v python3 >/dev/null; then count_mdns 1 "$IDLE_SECS"; count_mdns 3 "$IDLE_SECS"; fi
 sleep "$IDLE_SECS"
+for pid in "${SNIFFERS[@]}"; do wait "$pid" || true; done
 tx_on=$(( $(tx_packets 1) - tx0_on )); tx_off=$(( $(tx_packets 3) - tx0_off ))
 cpu_on=$(( $(cpu_ticks "$WATCHER") - cpu0_on )); cpu_off=$(( $(cpu_ticks "$QUIET") - cpu0_off ))
 hz=$(getconf CLK_TCK)
@@ -93,6 +126,9 @@ cat <<REPORT
 | start to seen by a peer (ms, $RUNS runs) | ${seen[*]} | - |
 | idle CPU over ${IDLE_SECS} s (ticks of 1/${hz} s) | $cpu_on | $cpu_off |
 | RSS when idle (KiB) | $(rss_kb "$WATCHER") | $(rss_kb "$QUIET") |
+| of which anonymous + file-backed (KiB) | $(rss_split "$WATCHER") | $(rss_split "$QUIET") |
+| threads | $(threads "$WATCHER") | $(threads "$QUIET") |
 | packets sent in ${IDLE_SECS} s (all of the host's eth0) | $tx_on | $tx_off |
 | packets sent per hour, extrapolated | $(per_hour "$tx_on") | $(per_hour "$tx_off") |
+| of which mDNS (UDP to port 5353), per hour | $(per_hour "$(cat "$TMP/mdns1" 2>/dev/null || echo 0)") | $(per_hour "$(cat "$TMP/mdns3" 2>/dev/null || echo 0)") |
 REPORT

@@ -688,3 +688,77 @@ fn hostile_mdns_packets_leave_the_node_serving_and_its_table_bounded() {
     }
     assert!(real.peer_names().contains(&"target".into()));
 }
+
+#[test]
+fn replayed_and_redirected_announcements_are_refused() {
+    let Some(lab) = Lab::new("e", 3) else { return };
+    let watcher = start(&lab, 1, &with("watcher", &[]));
+    let mut victim = start(&lab, 2, &with("victim", &[]));
+    // Host 3 records one of the victim's signed announcements off the link.
+    ok(Command::new("ip").args(["-n", &lab.ns(3), "route", "add", "224.0.0.0/4", "dev", "eth0"]));
+    let recorded = in_netns(&lab.ns(3), || {
+        let sock = std::net::UdpSocket::bind("0.0.0.0:5353").unwrap();
+        sock.join_multicast_v4(&[224, 0, 0, 251].into(), &[10, 77, 0, 3].into()).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut buf = [0u8; 9000];
+        while Instant::now() < deadline {
+            if let Ok((n, from)) = sock.recv_from(&mut buf) {
+                let packet = &buf[..n];
+                // A response (not a probe), with the TXT record.
+                if from.ip() == std::net::IpAddr::from([10, 77, 0, 2])
+                    && n > 12
+                    && packet[2] & 0x80 != 0
+                    && packet.windows(4).any(|w| w == b"seq=")
+                {
+                    return Some(packet.to_vec());
+                }
+            }
+        }
+        None
+    })
+    .expect("no announcement of the victim was heard");
+    // The victim restarts: a newer boot, which the watcher hears.
+    wait_for("the watcher to see the victim", Duration::from_secs(20), || {
+        watcher.peer_names().contains(&"victim".into())
+    });
+    victim.stop();
+    wait_for("the goodbye", Duration::from_secs(10), || !watcher.peer_names().contains(&"victim".into()));
+    victim.spawn();
+    wait_for("the victim back", Duration::from_secs(20), || watcher.peer_names().contains(&"victim".into()));
+    let counter = |name: &str| watcher.beacon()["counters"][name].as_u64().unwrap();
+    let replayed = counter("replayed");
+    // The recording replayed as is, then with its address record (type A, class IN with
+    // cache-flush, TTL 120) pointing at host 3 instead.
+    let a_record = [0, 1, 0x80, 0x01, 0, 0, 0, 120, 0, 4, 10, 77, 0, 2];
+    let at = recorded.windows(a_record.len()).position(|w| w == a_record);
+    let at = at.expect("the recorded announcement has the victim's A record");
+    let mut redirected = recorded.clone();
+    redirected[at + a_record.len() - 1] = 3;
+    // A socket made in host 3's namespace stays there.
+    let sock = in_netns(&lab.ns(3), || {
+        let sock = std::net::UdpSocket::bind("0.0.0.0:5353").unwrap();
+        sock.set_multicast_ttl_v4(255).unwrap();
+        sock
+    });
+    sock.send_to(&recorded, "224.0.0.251:5353").unwrap();
+    wait_for("the replay to be refused", Duration::from_secs(10), || counter("replayed") > replayed);
+    // Sent again until heard as a change (mdns-sd reports changes of its cache, and the
+    // victim's own announcements every 2 s change it back).
+    let refused = counter("rejected") + counter("replayed");
+    wait_for("the redirect to be refused", Duration::from_secs(20), || {
+        sock.send_to(&redirected, "224.0.0.251:5353").unwrap();
+        std::thread::sleep(Duration::from_millis(1100));
+        counter("rejected") + counter("replayed") > refused
+    });
+    // (The victim itself hears its name announced with other data, and renames its
+    // service instance as RFC 6762 section 9 says: any host on a link can force that.)
+    let status = watcher.beacon();
+    let peer = status["peers"].as_array().unwrap().iter().find(|p| p["name"] == "victim").cloned();
+    let peer = peer.unwrap_or_else(|| panic!("the victim was dropped: {status}"));
+    // Only the addresses the victim signed (its IPv4 and IPv6 link-local ones).
+    let addresses = peer["addresses"].as_array().unwrap();
+    assert!(addresses.contains(&"10.77.0.2".into()), "{peer}");
+    assert!(!addresses.contains(&"10.77.0.3".into()), "{peer}");
+    assert_eq!(peer["verified"], true);
+}

@@ -7,6 +7,7 @@
 //! - [`identity`]: the node key pair and the id derived from it.
 //! - [`name`]: the node's name, a DNS label.
 //! - [`record`]: the signed TXT record and the checks on records heard from the LAN.
+//! - [`freshness`]: the signed sequence that lets nodes refuse replayed announcements.
 //! - [`peers`]: the bounded peer table and its liveness bookkeeping.
 //! - [`scan`]: a one-off look at the LAN, without a running node.
 //! - `run`: the loop that announces, listens and expires.
@@ -18,6 +19,7 @@
 //! [`BeaconConfig::tick`]), and writes the `beacon_nodes` table only when the peer
 //! table changed.
 
+pub mod freshness;
 pub mod identity;
 pub mod name;
 pub mod peers;
@@ -28,6 +30,7 @@ pub mod scan;
 use crate::config::NodeConfig;
 use fazt_hal::discovery::mdns::Interfaces;
 use fazt_hal::discovery::Discovery;
+use freshness::Freshness;
 use identity::NodeIdentity;
 use peers::{Peer, PeerEvent, PeerTable};
 use serde::Serialize;
@@ -37,6 +40,10 @@ use std::time::Duration;
 
 /// What a node offers, announced in its TXT record; later subsystems add theirs.
 pub const SERVICES: &[&str] = &["web"];
+
+/// Node ids whose newest sequence is remembered, per place in the peer table: nodes
+/// that left are remembered too, so a replay of their old announcement is refused.
+const FRESHNESS_PER_NODE: usize = 4;
 
 /// Capacity of a subscriber's event queue; a subscriber that falls further behind
 /// misses events rather than holding memory.
@@ -144,11 +151,15 @@ pub struct Counters {
     pub lost: u64,
     /// Records refused (malformed, oversized, forged).
     pub rejected: u64,
+    /// Signed records refused for being older than one already seen from the same node
+    /// (replays).
+    pub replayed: u64,
     /// Newcomers ignored because the table was full.
     pub ignored_full: u64,
     /// Times our name was taken on the LAN and changed.
     pub renamed: u64,
-    /// Announcements sent (each is a pair of packets).
+    /// Announcements sent (the first is two packets per interface and family, later
+    /// ones one).
     pub announcements: u64,
 }
 
@@ -162,6 +173,12 @@ struct Inner {
     /// The full name we registered, for goodbyes.
     announced: Option<String>,
     peers: PeerTable,
+    /// The newest sequence seen per node id (kept after a node leaves).
+    freshness: Freshness,
+    /// This start's boot value (see [`freshness`]) and when the loop started.
+    boot: Option<(u64, std::time::Instant)>,
+    /// The addresses of our last announcement, to notice DHCP changes.
+    announced_addresses: Vec<IpAddr>,
     discovery: Option<Arc<dyn Discovery>>,
     counters: Counters,
     error: Option<String>,
@@ -190,6 +207,9 @@ impl Beacon {
             wanted: config.name.clone(),
             announced: None,
             peers: PeerTable::new(config.max_nodes),
+            freshness: Freshness::new(FRESHNESS_PER_NODE * config.max_nodes),
+            boot: None,
+            announced_addresses: Vec::new(),
             discovery: None,
             counters: Counters::default(),
             error: config.off_reason.clone(),

@@ -2,7 +2,8 @@
 //! that tells a quiet node from a gone one.
 //!
 //! mDNS caches do not report that a record was heard again, only that it changed or
-//! went away. So a peer is "seen" when it is resolved or changes, and when it has been
+//! went away. So a peer is "seen" when it is resolved or changes (every announcement of
+//! a fazt node changes, by its signed sequence), and when it has been
 //! quiet for most of the expiry time the beacon asks the link to confirm it (RFC 6762
 //! section 10.4): if nobody answers, the mDNS layer removes it; if the window passes
 //! without a removal, it answered and counts as seen again.
@@ -108,7 +109,7 @@ impl PeerTable {
     pub fn upsert(&mut self, record: NodeRecord, now_ms: UnixMillis, now: Instant) -> (Upsert, Peer) {
         let key = record.fullname.to_ascii_lowercase();
         if let Some(peer) = self.peers.get_mut(&key) {
-            let changed = peer.record != record;
+            let changed = !peer.record.same_as(&record);
             peer.record = record;
             peer.last_seen = now_ms;
             peer.seen_at = now;
@@ -206,6 +207,7 @@ mod tests {
             ca_fingerprint: None,
             verified: false,
             ntp_port: None,
+            seq: None,
         }
     }
 

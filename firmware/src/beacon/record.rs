@@ -2,6 +2,7 @@
 //! the node key, and the checks applied to records heard from the LAN (which anyone can
 //! send, so every field is bounded before it is kept).
 
+use super::freshness::Seq;
 use super::identity::{self, NodeIdentity};
 use fazt_hal::discovery::Service;
 use fazt_hal::keystore;
@@ -11,8 +12,9 @@ use std::net::IpAddr;
 /// The DNS-SD service type of fazt nodes.
 pub const SERVICE_TYPE: &str = "_fazt._tcp.local.";
 
-/// Version of the signed message layout, part of what is signed.
-const SIGNED_TAG: &str = "fazt-beacon-v1";
+/// Version of the signed message layout, part of what is signed (v2 added the
+/// addresses and the sequence).
+const SIGNED_TAG: &str = "fazt-beacon-v2";
 
 /// Bounds on what a peer may claim (a TXT record may hold 64 KB of anything).
 const MAX_NAME: usize = 63;
@@ -22,19 +24,28 @@ const MAX_SERVICES: usize = 16;
 const MAX_SERVICE_LEN: usize = 32;
 const MAX_ADDRESSES: usize = 8;
 const MAX_FULLNAME: usize = 255;
+/// Longest `addrs` value: a TXT string holds at most 255 bytes, key included.
+const MAX_ADDRS_TEXT: usize = 240;
 
-/// The bytes a node signs: every TXT field that says who it is and where to reach it,
-/// one per line, so that no field can be shifted into another. The LAN CA fingerprint
-/// is appended only when announced, so records without one keep their old layout.
-fn signed_message(
-    id: &str,
-    name: &str,
+/// What a node signs besides its id: every TXT field that says who it is, where to
+/// reach it and when it said so.
+struct Signed<'a> {
+    name: &'a str,
     port: u16,
-    version: &str,
-    services: &str,
-    ca: Option<&str>,
-) -> Vec<u8> {
-    let mut message = format!("{SIGNED_TAG}\n{id}\n{name}\n{port}\n{version}\n{services}");
+    version: &'a str,
+    services: &'a str,
+    /// The announced addresses, as in the `addrs` TXT entry.
+    addrs: &'a str,
+    /// The sequence, as in the `seq` TXT entry (see [`super::freshness`]).
+    seq: &'a str,
+    ca: Option<&'a str>,
+}
+
+/// The bytes a node signs: the fields one per line, so that no field can be shifted
+/// into another. The LAN CA fingerprint is appended only when announced.
+fn signed_message(id: &str, f: &Signed<'_>) -> Vec<u8> {
+    let Signed { name, port, version, services, addrs, seq, ca } = f;
+    let mut message = format!("{SIGNED_TAG}\n{id}\n{name}\n{port}\n{version}\n{services}\n{addrs}\n{seq}");
     if let Some(ca) = ca {
         message.push_str("\nca:");
         message.push_str(ca);
@@ -47,23 +58,66 @@ fn is_fingerprint(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// Our TXT record: id, name, version, services, the LAN CA fingerprint (when the node
-/// has a LAN CA, so other fazt nodes can pin it), public key and signature.
-pub fn own_txt(
-    identity: &NodeIdentity,
-    name: &str,
-    port: u16,
-    services: &[&str],
-    ca: Option<&str>,
-) -> Result<Vec<(String, String)>, keystore::Error> {
-    let services = services.join(",");
+/// The `addrs` TXT value: the announced addresses, comma-separated, as many as fit
+/// (at most 8 and 240 bytes; peers ignore an address that is not listed).
+pub fn addrs_text(addresses: &[IpAddr]) -> String {
+    let mut text = String::new();
+    for address in addresses.iter().take(MAX_ADDRESSES) {
+        let item = address.to_string();
+        if text.len() + item.len() + 1 > MAX_ADDRS_TEXT {
+            break;
+        }
+        if !text.is_empty() {
+            text.push(',');
+        }
+        text.push_str(&item);
+    }
+    text
+}
+
+/// What this node announces about itself, to be signed into its TXT record.
+#[derive(Debug, Clone)]
+pub struct Own<'a> {
+    /// The name in use.
+    pub name: &'a str,
+    /// The HTTP port.
+    pub port: u16,
+    /// The services offered.
+    pub services: &'a [&'a str],
+    /// The LAN CA fingerprint, when the node has a LAN CA.
+    pub ca: Option<&'a str>,
+    /// The addresses announced (A/AAAA records).
+    pub addresses: &'a [IpAddr],
+    /// This announcement's place in the node's history.
+    pub seq: Seq,
+}
+
+/// Our TXT record: id, name, version, services, addresses, sequence, the LAN CA
+/// fingerprint (when the node has a LAN CA, so other fazt nodes can pin it), public
+/// key and signature.
+pub fn own_txt(identity: &NodeIdentity, own: &Own<'_>) -> Result<Vec<(String, String)>, keystore::Error> {
+    let services = own.services.join(",");
     let version = crate::VERSION;
-    let sig = identity.sign(&signed_message(&identity.id, name, port, version, &services, ca))?;
+    let addrs = addrs_text(own.addresses);
+    let seq = own.seq.to_string();
+    let signed = Signed {
+        name: own.name,
+        port: own.port,
+        version,
+        services: &services,
+        addrs: &addrs,
+        seq: &seq,
+        ca: own.ca,
+    };
+    let sig = identity.sign(&signed_message(&identity.id, &signed))?;
+    let ca = own.ca;
     let mut txt = vec![
         ("id".into(), identity.id.clone()),
-        ("name".into(), name.into()),
+        ("name".into(), own.name.into()),
         ("version".into(), version.into()),
         ("services".into(), services),
+        ("addrs".into(), addrs),
+        ("seq".into(), seq),
         ("pk".into(), identity::encode_key(&identity.public_key)),
         ("sig".into(), identity::encode_signature(&sig)),
     ];
@@ -84,7 +138,7 @@ pub struct NodeRecord {
     pub name: String,
     /// Its mDNS host name, e.g. `kitchen-pi.local.`.
     pub host: String,
-    /// Its addresses.
+    /// Its addresses (of a signed record, only those it signed).
     pub addresses: Vec<IpAddr>,
     /// Its HTTP port.
     pub port: u16,
@@ -100,6 +154,18 @@ pub struct NodeRecord {
     pub verified: bool,
     /// The UDP port of its time server, when it runs one.
     pub ntp_port: Option<u16>,
+    /// The signed sequence of this announcement (see [`super::freshness`]).
+    #[serde(skip)]
+    pub seq: Option<Seq>,
+}
+
+impl NodeRecord {
+    /// True when `other` announces the same as this record, whatever its sequence (a
+    /// periodic announcement changes only that).
+    pub fn same_as(&self, other: &NodeRecord) -> bool {
+        let unsequenced = |r: &NodeRecord| NodeRecord { seq: None, ..r.clone() };
+        unsequenced(self) == unsequenced(other)
+    }
 }
 
 /// Why a record was refused.
@@ -114,6 +180,9 @@ pub enum Rejected {
     /// A key and signature are present but do not match the fields or the id.
     #[error("bad signature")]
     BadSignature,
+    /// A signed record resolved to addresses none of which it signed.
+    #[error("addresses not signed")]
+    UnsignedAddresses,
 }
 
 fn printable(s: &str) -> bool {
@@ -165,31 +234,61 @@ pub fn parse(service: &Service) -> Result<NodeRecord, Rejected> {
     if ca.is_some_and(|c| !is_fingerprint(c)) {
         return Err(Rejected::Malformed("ca"));
     }
+    let addrs = txt("addrs").unwrap_or("");
+    if addrs.len() > MAX_ADDRS_TEXT {
+        return Err(Rejected::Oversized("addrs"));
+    }
+    let signed_addresses = addrs
+        .split(',')
+        .filter(|a| !a.is_empty())
+        .map(|a| a.parse::<IpAddr>().map_err(|_| Rejected::Malformed("addrs")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let seq_text = txt("seq");
+    let seq = match seq_text {
+        Some(text) => Some(Seq::parse(text).ok_or(Rejected::Malformed("seq"))?),
+        None => None,
+    };
     let verified = match (txt("pk"), txt("sig")) {
         (Some(pk), Some(sig)) => {
             let key = identity::decode_key(pk).ok_or(Rejected::BadSignature)?;
             let sig = identity::decode_signature(sig).ok_or(Rejected::BadSignature)?;
-            let message = signed_message(
-                id.unwrap_or(""),
+            let signed = Signed {
                 name,
-                service.port,
-                version.unwrap_or(""),
-                services_text,
+                port: service.port,
+                version: version.unwrap_or(""),
+                services: services_text,
+                addrs,
+                seq: seq_text.unwrap_or(""),
                 ca,
-            );
-            if id != Some(identity::id_for(&key).as_str()) || !keystore::verify(&key, &message, &sig) {
+            };
+            let message = signed_message(id.unwrap_or(""), &signed);
+            // A signed record without a sequence could be replayed forever.
+            if seq.is_none()
+                || id != Some(identity::id_for(&key).as_str())
+                || !keystore::verify(&key, &message, &sig)
+            {
                 return Err(Rejected::BadSignature);
             }
             true
         }
         _ => false,
     };
+    let mut addresses: Vec<IpAddr> = service.addresses.iter().copied().take(MAX_ADDRESSES).collect();
+    if verified {
+        // Only the addresses the node signed: anyone on the link can answer for its host
+        // name with another address.
+        let resolved = !addresses.is_empty();
+        addresses.retain(|a| signed_addresses.contains(a));
+        if resolved && addresses.is_empty() {
+            return Err(Rejected::UnsignedAddresses);
+        }
+    }
     Ok(NodeRecord {
         fullname: service.fullname.clone(),
         id: id.map(str::to_string),
         name: name.to_string(),
         host: service.host.clone(),
-        addresses: service.addresses.iter().copied().take(MAX_ADDRESSES).collect(),
+        addresses,
         port: service.port,
         version: version.map(str::to_string),
         services,
@@ -197,6 +296,7 @@ pub fn parse(service: &Service) -> Result<NodeRecord, Rejected> {
         ca_fingerprint: ca.map(str::to_string),
         verified,
         ntp_port: txt("ntp").and_then(|p| p.parse::<u16>().ok()).filter(|&p| p != 0),
+        seq: seq.filter(|_| verified),
     })
 }
 
@@ -211,6 +311,14 @@ mod tests {
         NodeIdentity::load_or_create(keystore).unwrap()
     }
 
+    fn own(me: &NodeIdentity, ca: Option<&str>, seq: Seq) -> Vec<(String, String)> {
+        let addresses: Vec<IpAddr> = vec!["10.77.0.1".parse().unwrap(), "fe80::1".parse().unwrap()];
+        let own = Own { name: "pi", port: 8080, services: &["web"], ca, addresses: &addresses, seq };
+        own_txt(me, &own).unwrap()
+    }
+
+    const SEQ: Seq = Seq { boot: 1_764_250_000_000, n: 30 };
+
     fn service(txt: Vec<(String, String)>) -> Service {
         Service {
             fullname: format!("pi.{SERVICE_TYPE}"),
@@ -224,12 +332,12 @@ mod tests {
     #[test]
     fn own_record_verifies() {
         let me = identity();
-        let record = parse(&service(own_txt(&me, "pi", 8080, &["web"], None).unwrap())).unwrap();
+        let record = parse(&service(own(&me, None, SEQ))).unwrap();
         assert!(record.verified);
         assert_eq!(record.id.as_deref(), Some(me.id.as_str()));
         assert_eq!(record.services, vec!["web"]);
         assert_eq!(record.ntp_port, None);
-        let mut with_ntp = service(own_txt(&me, "pi", 8080, &["web"], None).unwrap());
+        let mut with_ntp = service(own(&me, None, SEQ));
         with_ntp.txt.insert("ntp".into(), "123".into());
         assert_eq!(parse(&with_ntp).unwrap().ntp_port, Some(123));
         with_ntp.txt.insert("ntp".into(), "99999".into());
@@ -239,7 +347,7 @@ mod tests {
     #[test]
     fn tampered_records_are_refused() {
         let me = identity();
-        let txt = own_txt(&me, "pi", 8080, &["web"], None).unwrap();
+        let txt = own(&me, None, SEQ);
         let mut moved = service(txt.clone());
         moved.port = 9090;
         assert_eq!(parse(&moved), Err(Rejected::BadSignature));
@@ -256,7 +364,7 @@ mod tests {
     fn the_ca_fingerprint_is_signed() {
         let me = identity();
         let fp = "ab".repeat(32);
-        let txt = own_txt(&me, "pi", 8080, &["web"], Some(&fp)).unwrap();
+        let txt = own(&me, Some(&fp), SEQ);
         let record = parse(&service(txt.clone())).unwrap();
         assert!(record.verified);
         assert_eq!(record.ca_fingerprint.as_deref(), Some(fp.as_str()));
@@ -269,6 +377,59 @@ mod tests {
         let mut junk = service(txt);
         junk.txt.insert("ca".into(), "<not hex>".into());
         assert_eq!(parse(&junk), Err(Rejected::Malformed("ca")));
+    }
+
+    #[test]
+    fn addresses_and_sequence_are_signed() {
+        let me = identity();
+        let txt = own(&me, None, SEQ);
+        let record = parse(&service(txt.clone())).unwrap();
+        assert_eq!(record.seq, Some(SEQ));
+        assert_eq!(record.addresses, vec!["10.77.0.1".parse::<IpAddr>().unwrap()]);
+        // Someone else answers for the host name with its own address: not kept.
+        let mut both = service(txt.clone());
+        both.addresses.push("10.77.0.66".parse().unwrap());
+        assert_eq!(parse(&both).unwrap().addresses, record.addresses);
+        let mut hijacked = service(txt.clone());
+        hijacked.addresses = vec!["10.77.0.66".parse().unwrap()];
+        assert_eq!(parse(&hijacked), Err(Rejected::UnsignedAddresses));
+        // The lists and the sequence cannot be edited.
+        let mut more = service(txt.clone());
+        more.txt.insert("addrs".into(), "10.77.0.1,10.77.0.66".into());
+        assert_eq!(parse(&more), Err(Rejected::BadSignature));
+        let mut newer = service(txt.clone());
+        newer.txt.insert("seq".into(), format!("{}-{}", SEQ.boot, SEQ.n + 1));
+        assert_eq!(parse(&newer), Err(Rejected::BadSignature));
+        let mut unsequenced = service(txt.clone());
+        unsequenced.txt.remove("seq");
+        assert_eq!(parse(&unsequenced), Err(Rejected::BadSignature));
+        let mut junk = service(txt);
+        junk.txt.insert("addrs".into(), "10.77.0.1,not-an-address".into());
+        assert_eq!(parse(&junk), Err(Rejected::Malformed("addrs")));
+        junk.txt.insert("addrs".into(), "1".repeat(241));
+        assert_eq!(parse(&junk), Err(Rejected::Oversized("addrs")));
+    }
+
+    #[test]
+    fn a_later_announcement_is_the_same_record() {
+        let me = identity();
+        let a = parse(&service(own(&me, None, SEQ))).unwrap();
+        let b = parse(&service(own(&me, None, Seq { n: SEQ.n + 30, ..SEQ }))).unwrap();
+        assert_ne!(a, b);
+        assert!(a.same_as(&b));
+        let mut moved = b.clone();
+        moved.port = 9090;
+        assert!(!a.same_as(&moved));
+    }
+
+    #[test]
+    fn the_address_list_fits_a_txt_string() {
+        let many: Vec<IpAddr> =
+            (0..20).map(|i| format!("fd00:1234:5678:9abc:def0:1234:5678:{i:x}").parse().unwrap()).collect();
+        let text = addrs_text(&many);
+        assert!(text.len() <= MAX_ADDRS_TEXT && !text.is_empty(), "{}", text.len());
+        assert!(text.split(',').all(|a| a.parse::<IpAddr>().is_ok()));
+        assert_eq!(addrs_text(&[]), "");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The beacon loop: announce, listen, confirm quiet peers, expire silent ones, follow
 //! name changes, and mirror the peer table into `beacon_nodes`.
 
+use super::freshness::Seq;
 use super::peers::{Peer, PeerEvent, Upsert};
 use super::record::{self, SERVICE_TYPE};
 use super::{name, Beacon, State};
@@ -37,7 +38,11 @@ impl Beacon {
             multicast_loop: false,
         };
         match MdnsDiscovery::new(options) {
-            Ok(discovery) => Some(executor.spawn(self.clone().run(Arc::new(discovery), storage, clock))),
+            Ok((discovery, pump)) => {
+                // Ends by itself when the daemon stops at shutdown.
+                executor.spawn(pump).detach();
+                Some(executor.spawn(self.clone().run(Arc::new(discovery), storage, clock)))
+            }
             Err(err) => {
                 tracing::warn!(error = %err, "beacon unavailable; the node runs without LAN discovery");
                 let mut inner = self.inner();
@@ -62,6 +67,7 @@ impl Beacon {
         {
             tracing::warn!(error = %err, "beacon: clearing beacon_nodes");
         }
+        self.start_boot(&storage, &clock).await;
         let events = discovery.events();
         let started = discovery.browse(SERVICE_TYPE).and_then(|()| self.announce(&*discovery));
         if let Err(err) = started {
@@ -93,7 +99,17 @@ impl Beacon {
                     dirty |= self.liveness(&*discovery, &clock);
                     let interval = self.config.announce_interval;
                     let due = if interval.is_zero() { super::Duration::from_secs(30) } else { interval };
-                    if last_announce.elapsed() >= due {
+                    // The signed address list must follow DHCP changes at once: peers
+                    // ignore addresses it does not list.
+                    let moved = discovery.addresses() != self.inner().announced_addresses;
+                    if moved {
+                        if let Err(err) = self.announce(&*discovery) {
+                            tracing::warn!(error = %err, "beacon: announcing new addresses");
+                        }
+                    }
+                    // Half a tick of slack: a tick that comes a hair early must not
+                    // push the announcement a whole tick later.
+                    if last_announce.elapsed() + self.config.tick() / 2 >= due {
                         last_announce = Instant::now();
                         self.follow_name(&*discovery, &storage).await;
                         if !interval.is_zero() {
@@ -115,11 +131,46 @@ impl Beacon {
         }
     }
 
+    /// Picks this start's boot value (see [`super::freshness`]) and keeps it in
+    /// `data.db` for the next start.
+    async fn start_boot(&self, storage: &Arc<Storage>, clock: &Clock) {
+        let now = clock.now_millis();
+        let boot = storage
+            .write(move |conn| {
+                let previous =
+                    crate::config::get_state(conn, "beacon.boot")?.and_then(|v| v.parse::<u64>().ok());
+                let boot = Seq::next_boot(previous, now);
+                crate::config::set_state(conn, "beacon.boot", &boot.to_string())?;
+                Ok::<_, StorageError>(boot)
+            })
+            .await
+            .unwrap_or_else(|err| {
+                tracing::warn!(error = %err, "beacon: keeping the boot sequence");
+                Seq::next_boot(None, now)
+            });
+        self.inner().boot = Some((boot, Instant::now()));
+    }
+
+    /// This announcement's sequence.
+    fn seq(&self) -> Seq {
+        let (boot, since) = self.inner().boot.unwrap_or((0, Instant::now()));
+        Seq { boot, n: since.elapsed().as_secs() }
+    }
+
     /// Announces (or re-announces) our service and host name.
     fn announce(&self, discovery: &dyn Discovery) -> Result<(), fazt_hal::discovery::Error> {
         let name = self.name();
         let ca = self.ca_fingerprint();
-        let mut txt = record::own_txt(&self.identity, &name, self.port, super::SERVICES, ca.as_deref())
+        let addresses = discovery.addresses();
+        let own = record::Own {
+            name: &name,
+            port: self.port,
+            services: super::SERVICES,
+            ca: ca.as_deref(),
+            addresses: &addresses,
+            seq: self.seq(),
+        };
+        let mut txt = record::own_txt(&self.identity, &own)
             .map_err(|e| fazt_hal::discovery::Error::Backend(format!("signing the announcement: {e}")))?;
         txt.extend(self.extra_txt());
         let announcement = Announcement {
@@ -132,6 +183,7 @@ impl Beacon {
         discovery.announce(&announcement)?;
         let mut inner = self.inner();
         inner.announced = Some(announcement.fullname());
+        inner.announced_addresses = addresses;
         inner.counters.announcements += 1;
         Ok(())
     }
@@ -167,6 +219,15 @@ impl Beacon {
                 // not the name: a peer may hold the name we asked for (see `Renamed`).
                 if record.id.as_deref() == Some(self.identity.id.as_str()) {
                     return false;
+                }
+                // A signed record older than one already seen from that node: a replay.
+                if let (Some(id), Some(seq)) = (record.id.as_deref(), record.seq) {
+                    let mut inner = self.inner();
+                    if !inner.freshness.admit(id, seq) {
+                        inner.counters.replayed += 1;
+                        tracing::debug!(fullname = %service.fullname, %seq, "beacon: replayed record refused");
+                        return false;
+                    }
                 }
                 if self.clashes(&record) {
                     self.yield_name(discovery, &record.host);
@@ -480,6 +541,55 @@ mod tests {
         assert_eq!(a.beacon.name(), "pi", "a larger id yields");
         lan.inject(SERVICE_TYPE, twin("node_0000000000000000"));
         wait(ex, "rename", || a.beacon.name() == "pi-2");
+    }
+
+    #[test]
+    fn replayed_and_redirected_records_are_refused() {
+        let ex: &'static smol::Executor<'static> = Box::leak(Box::new(smol::Executor::new()));
+        let lan = LoopbackNetwork::new();
+        let a = node(ex, &lan, 1, "a");
+        wait(ex, "announcing", || a.beacon.state() == State::Announcing);
+        // Another node's real, signed announcements, as recorded off the link.
+        let keystore: Arc<dyn Keystore> = Arc::new(SoftwareKeystore::new(MemorySeeds::default()));
+        let x = NodeIdentity::load_or_create(keystore).unwrap();
+        let home: std::net::IpAddr = "10.0.0.9".parse().unwrap();
+        let announcement = |seq: Seq, resolved: std::net::IpAddr| {
+            let own =
+                record::Own { name: "x", port: 8080, services: &["web"], ca: None, addresses: &[home], seq };
+            fazt_hal::discovery::Service {
+                fullname: format!("x.{SERVICE_TYPE}"),
+                host: "x.local.".into(),
+                port: 8080,
+                addresses: vec![resolved],
+                txt: record::own_txt(&x, &own).unwrap().into_iter().collect(),
+            }
+        };
+        let seen = |a: &TestNode| a.beacon.peers().iter().find(|p| p.record.name == "x").cloned();
+        let old = Seq { boot: 7, n: 30 };
+        let new = Seq { boot: 7, n: 60 };
+        lan.inject(SERVICE_TYPE, announcement(new, home));
+        wait(ex, "x found", || seen(&a).is_some_and(|p| p.record.seq == Some(new)));
+        // The older one, replayed: refused and counted; the newer one stays.
+        lan.inject(SERVICE_TYPE, announcement(old, home));
+        wait(ex, "replay counted", || a.beacon.inner().counters.replayed == 1);
+        let kept = seen(&a).unwrap();
+        assert_eq!(kept.record.seq, Some(new));
+        assert_eq!(kept.record.addresses, vec![home]);
+        // The newest one, answered for from another address: that address is not
+        // signed, so the record is refused and the peer keeps its signed address.
+        let rejected = a.beacon.inner().counters.rejected;
+        lan.inject(SERVICE_TYPE, announcement(new, "10.0.0.66".parse().unwrap()));
+        wait(ex, "redirect refused", || a.beacon.inner().counters.rejected == rejected + 1);
+        assert_eq!(seen(&a).unwrap().record.addresses, vec![home]);
+        // After the node left, an old announcement of it is still refused.
+        lan.remove(SERVICE_TYPE, &format!("x.{SERVICE_TYPE}"));
+        wait(ex, "x lost", || seen(&a).is_none());
+        lan.inject(SERVICE_TYPE, announcement(old, home));
+        wait(ex, "second replay counted", || a.beacon.inner().counters.replayed == 2);
+        assert!(seen(&a).is_none());
+        // A restart (a later boot) is welcome.
+        lan.inject(SERVICE_TYPE, announcement(Seq { boot: 8, n: 0 }, home));
+        wait(ex, "x back", || seen(&a).is_some());
     }
 
     #[test]

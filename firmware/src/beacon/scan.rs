@@ -23,13 +23,13 @@ pub struct ScanResult {
 
 /// Browses for `timeout` on `interfaces`.
 pub fn scan(timeout: Duration, interfaces: Interfaces) -> Result<ScanResult, fazt_hal::discovery::Error> {
-    let discovery = MdnsDiscovery::new(MdnsOptions { interfaces, ..MdnsOptions::default() })?;
+    let (discovery, pump) = MdnsDiscovery::new(MdnsOptions { interfaces, ..MdnsOptions::default() })?;
     let events = discovery.events();
     discovery.browse(SERVICE_TYPE)?;
     let deadline = Instant::now() + timeout;
     let mut found: BTreeMap<String, NodeRecord> = BTreeMap::new();
     let mut rejected = 0;
-    smol::block_on(async {
+    let listen = async {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let next = future::or(async { events.recv().await.ok() }, async {
@@ -53,7 +53,12 @@ pub fn scan(timeout: Duration, interfaces: Interfaces) -> Result<ScanResult, faz
                 Some(_) => {}
             }
         }
-    });
+    };
+    let pump = async {
+        pump.await;
+        future::pending::<()>().await
+    };
+    smol::block_on(future::or(listen, pump));
     let _ = discovery.shutdown();
     let mut nodes: Vec<NodeRecord> = found.into_values().collect();
     nodes.sort_by(|a, b| a.name.cmp(&b.name));

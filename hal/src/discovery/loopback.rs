@@ -77,6 +77,15 @@ impl LoopbackNetwork {
     }
 }
 
+impl LoopbackNetwork {
+    /// Takes an injected service off the link with a goodbye.
+    pub fn remove(&self, service_type: &str, fullname: &str) {
+        let mut net = self.net.lock().unwrap_or_else(|e| e.into_inner());
+        net.announced.remove(&fullname.to_ascii_lowercase());
+        net.deliver(service_type, &Event::Removed { fullname: fullname.to_string() }, None);
+    }
+}
+
 /// One host on a [`LoopbackNetwork`].
 #[derive(Debug)]
 pub struct LoopbackDiscovery {
@@ -125,6 +134,10 @@ fn next_free(base: &str, mut taken: impl FnMut(&str) -> bool, instance: bool) ->
 impl Discovery for LoopbackDiscovery {
     fn events(&self) -> async_channel::Receiver<Event> {
         self.rx.clone()
+    }
+
+    fn addresses(&self) -> Vec<IpAddr> {
+        vec![self.addr]
     }
 
     fn browse(&self, service_type: &str) -> Result<(), Error> {

@@ -176,12 +176,16 @@ pub trait Discovery: Send + Sync + fmt::Debug {
     /// The channel on which every event of this backend arrives.
     fn events(&self) -> async_channel::Receiver<Event>;
 
+    /// The addresses this backend announces for our host name (A/AAAA records) now.
+    fn addresses(&self) -> Vec<IpAddr>;
+
     /// Starts browsing `service_type` (e.g. `_fazt._tcp.local.`); results arrive as
     /// [`Event::Resolved`] and [`Event::Removed`].
     fn browse(&self, service_type: &str) -> Result<(), Error>;
 
     /// Announces `service` (probing its names first), replacing an announcement of the
-    /// same full name; calling it again re-announces.
+    /// same full name; calling it again re-announces, with one packet per interface and
+    /// IP family (a first announcement is sent twice, as RFC 6762 section 8.3 asks).
     fn announce(&self, service: &Announcement) -> Result<(), Error>;
 
     /// Withdraws an announcement with goodbye packets.
