@@ -74,7 +74,15 @@ fn a_node_hours_off_joins_three_honest_peers_and_a_liar_does_not_move_it() {
     eprintln!("timekeeper: converged in {took:?}; error against the true time (ms): {errors:?}");
     assert!(errors.iter().all(|e| e.abs() < 1000.0), "{errors:?}");
 
-    let status = node.time();
+    // All four peers are sources. A peer can be missing from one round when its beacon
+    // record is being replaced (every announcement now carries a new signed sequence), so
+    // this waits for a round that has all four rather than reading a single instant.
+    // (Seen once in 2026-11; see the session note.)
+    let mut status = node.time();
+    wait_for("all four peers as sources", Duration::from_secs(40), || {
+        status = node.time();
+        status["sources"].as_array().is_some_and(|s| s.len() == 4)
+    });
     assert_eq!(status["source"], "peers", "{status:#}");
     assert_eq!(status["synchronized"], true);
     assert!(status["last_step"]["by_ms"].as_f64().unwrap() < -3.0 * 3_600_000.0 + 5000.0, "{status:#}");
