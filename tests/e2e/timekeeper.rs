@@ -77,11 +77,15 @@ fn a_node_hours_off_joins_three_honest_peers_and_a_liar_does_not_move_it() {
     // All four peers are sources. A peer can be missing from one round when its beacon
     // record is being replaced (every announcement now carries a new signed sequence), so
     // this waits for a round that has all four rather than reading a single instant.
-    // (Seen once in 2026-11; see the session note.)
+    // (Seen once in 2026-11. And a peer whose beacon record held only its link-local
+    // IPv6 address right after a rename had no address to poll; records now carry every
+    // signed address, see beacon/record.rs.)
     let mut status = node.time();
     wait_for("all four peers as sources", Duration::from_secs(40), || {
         status = node.time();
-        status["sources"].as_array().is_some_and(|s| s.len() == 4)
+        status["sources"]
+            .as_array()
+            .is_some_and(|s| s.len() == 4 && s.iter().all(|s| s["address"].is_string()))
     });
     assert_eq!(status["source"], "peers", "{status:#}");
     assert_eq!(status["synchronized"], true);

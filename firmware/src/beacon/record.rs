@@ -282,6 +282,15 @@ pub fn parse(service: &Service) -> Result<NodeRecord, Rejected> {
         if resolved && addresses.is_empty() {
             return Err(Rejected::UnsignedAddresses);
         }
+        // Then the other signed ones, after those heard on this link. Address records
+        // come in separate packets (A over IPv4, AAAA over IPv6), so right after a node
+        // renames itself the mDNS layer may know only its link-local IPv6 address for
+        // the new host name; the signed list still says how to reach it over IPv4.
+        for signed in signed_addresses.iter().take(MAX_ADDRESSES) {
+            if !addresses.contains(signed) && addresses.len() < MAX_ADDRESSES {
+                addresses.push(*signed);
+            }
+        }
     }
     Ok(NodeRecord {
         fullname: service.fullname.clone(),
@@ -385,7 +394,14 @@ mod tests {
         let txt = own(&me, None, SEQ);
         let record = parse(&service(txt.clone())).unwrap();
         assert_eq!(record.seq, Some(SEQ));
-        assert_eq!(record.addresses, vec!["10.77.0.1".parse::<IpAddr>().unwrap()]);
+        // Heard on the link first, then the rest of what it signed.
+        let signed: Vec<IpAddr> = vec!["10.77.0.1".parse().unwrap(), "fe80::1".parse().unwrap()];
+        assert_eq!(record.addresses, signed);
+        // Only the link-local address heard so far (A and AAAA records come in separate
+        // packets): the signed IPv4 address is still known.
+        let mut v6_only = service(txt.clone());
+        v6_only.addresses = vec!["fe80::1".parse().unwrap()];
+        assert_eq!(parse(&v6_only).unwrap().addresses, vec![signed[1], signed[0]]);
         // Someone else answers for the host name with its own address: not kept.
         let mut both = service(txt.clone());
         both.addresses.push("10.77.0.66".parse().unwrap());

@@ -112,8 +112,6 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
     // so the client config is saved only for the stored port.
     let client_config = opts.client_config.as_deref().filter(|_| opts.port.is_none());
     announce(&kernel, bound, first.as_ref(), client_config);
-    // The last line of the banner: scripts and tests wait for it.
-    println!("fazt is ready (started in {} ms)", started.elapsed().as_millis());
 
     let executor = Arc::new(smol::Executor::new());
     let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
@@ -167,6 +165,9 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
             executor.spawn(crate::net::tls::acme::run(kernel.tls.clone(), manager, domain)).detach();
         }
     }
+    // The last line of the banner: scripts and tests wait for it, so it comes once every
+    // socket is bound (the time server's UDP port too), not when the HTTP one is.
+    println!("fazt is ready (started in {} ms)", started.elapsed().as_millis());
     let result = smol::block_on(executor.run(crate::net::server::serve(
         executor.clone(),
         listener,
