@@ -58,7 +58,16 @@ PI = {
         "config_txt": (str, "extra lines of config.txt for this board"),
     },
 }
-OPTIONAL = {"features"}
+# WiFi (pi kind only, optional): the firmware of the board's WiFi chip goes into the
+# initramfs, wpa_supplicant and its libraries into the root slot (image-builder/build).
+WIFI = {
+    "wifi": {
+        "packages": (list, "Debian packages whose lib/firmware holds the chip's firmware, e.g. firmware-brcm80211"),
+        "firmware": (list, "files under lib/firmware of those packages, copied into the initramfs"),
+        "modules": (list, "kernel modules of the WiFi chip (dependencies are added)"),
+    },
+}
+OPTIONAL = {"features", "wifi"}
 
 
 def schema_for(kind):
@@ -67,6 +76,7 @@ def schema_for(kind):
         s.update(IMAGE)
     if kind == "pi":
         s.update(PI)
+        s.update(WIFI)
     return s
 
 

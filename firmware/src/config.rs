@@ -234,6 +234,12 @@ pub const KEYS: &[Key] = &[
         help: "Strict-Transport-Security max-age in seconds on HTTPS answers (0: no header)",
     },
     Key {
+        name: "setup.page",
+        default: "off",
+        kind: Kind::Choice(&["off", "loopback", "lan"]),
+        help: "who sees the first-boot setup page (setup code, set the admin password) until the node is claimed: off, loopback, or lan (loopback, private and link-local addresses; the Pi image's choice)",
+    },
+    Key {
         name: "acme.directory_url",
         default: "https://acme-v02.api.letsencrypt.org/directory",
         kind: Kind::Url,

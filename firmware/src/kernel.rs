@@ -65,6 +65,8 @@ pub struct Kernel {
     pub timekeeper: Arc<Timekeeper>,
     /// HTTPS: certificates by SNI, the LAN CA.
     pub tls: Arc<crate::net::tls::Tls>,
+    /// First-boot setup: whether the node is still unclaimed, and who may see the page.
+    pub setup: crate::security::setup::SetupState,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -116,6 +118,10 @@ impl Kernel {
         )?);
         beacon.set_ca_fingerprint(tls.lan_ca.as_ref().map(|ca| ca.fingerprint.clone()));
         storage.set_max_bytes(config.get_u64("storage.max_db_bytes"))?;
+        let setup = crate::security::setup::SetupState::load(
+            &storage,
+            crate::security::setup::SetupMode::parse(config.get("setup.page")),
+        )?;
         let blobs = BlobCache::new(config.get_u64("cache.max_bytes"), config.get_u64("cache.max_file_bytes"));
         let workers = match config.get_u64("runtime.workers") {
             0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) + 1,
@@ -145,6 +151,7 @@ impl Kernel {
             beacon,
             timekeeper,
             tls,
+            setup,
         })
     }
 

@@ -171,3 +171,43 @@ fn dashboard_shows_login_apps_files_tokens_and_health() {
     browser.click("#logout");
     browser.wait_for("#login-form");
 }
+
+#[test]
+fn first_boot_setup_page_sets_the_password_in_a_browser() {
+    let mut node = Node::start();
+    node.stop();
+    node.cli_ok(&["config", "set", "setup.page", "loopback"]);
+    node.spawn();
+    let browser = Browser::start();
+    // The bare IP address, as a user would type the Pi's address.
+    let url = format!("http://127.0.0.1:{}/", node.addr.port());
+    browser.goto(&url);
+    browser.wait_for("#code");
+    assert!(node.stdout.contains(&browser.text("#code")), "the page shows the code the node printed");
+
+    browser.type_into("#p", "kitchen password 1");
+    browser.type_into("#p2", "kitchen password 2");
+    browser.click("#f button");
+    browser.wait_for("#msg.err");
+    assert!(browser.text("#msg").contains("differ"), "{}", browser.text("#msg"));
+
+    browser.call("POST", &format!("/element/{}/clear", browser.wait_for("#p2")), Some(json!({})));
+    browser.type_into("#p2", "kitchen password 1");
+    browser.click("#f button");
+    browser.wait_for("#msg pre");
+    let cli = browser.text("#msg pre");
+    let token =
+        cli.split_whitespace().find(|w| w.starts_with("fzt_")).expect("a token in the CLI line").to_string();
+    let auth = format!("Bearer {token}");
+    assert_eq!(
+        node.request("GET", "admin.localhost", "/api/me", &[("Authorization", &auth)], b"").status,
+        200
+    );
+    let login = serde_json::json!({"password": "kitchen password 1"}).to_string();
+    assert_eq!(node.request("POST", "admin.localhost", "/api/login", &[], login.as_bytes()).status, 200);
+
+    // Claimed: the same address now serves the landing page.
+    browser.goto(&url);
+    let source = browser.call("GET", "/source", None);
+    assert!(!source.as_str().unwrap_or("").contains("Setup code:"), "{source}");
+}

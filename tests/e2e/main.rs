@@ -18,5 +18,6 @@ mod mnemonic;
 mod ocsp;
 mod serverless;
 mod serving;
+mod setup_page;
 mod support;
 mod timekeeper;

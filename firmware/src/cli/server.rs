@@ -105,8 +105,12 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         ServerCommand::SetCredentials { data, username, password } => {
             let storage = Storage::open_existing(&data.data)?;
             let now = Clock::new().now_millis();
-            storage
-                .write_blocking(|conn| crate::security::users::set_admin(conn, &username, &password, now))?;
+            // Choosing the password claims the node: the first-boot setup page is gone.
+            storage.write_blocking(|conn| -> anyhow::Result<()> {
+                crate::security::users::set_admin(conn, &username, &password, now)?;
+                crate::security::setup::claim(conn)?;
+                Ok(())
+            })?;
             println!("credentials updated for '{username}'; browser sessions were ended");
             Ok(())
         }

@@ -10,6 +10,7 @@
 //! - [`cache`]: current sites and hot file bodies in memory.
 //! - [`api`]: the admin JSON API on `admin.<domain>/api/`.
 //! - [`response`]: response helpers and the JSON error shape.
+//! - [`setup`]: the first-boot setup page of a node nobody has claimed yet.
 //! - [`tls`]: HTTPS (rustls), certificates by SNI, the LAN CA.
 
 pub mod api;
@@ -20,5 +21,6 @@ pub mod io;
 pub mod response;
 pub mod server;
 pub mod serverless;
+pub mod setup;
 pub mod static_files;
 pub mod tls;

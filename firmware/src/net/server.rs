@@ -173,6 +173,11 @@ async fn route_request(kernel: Arc<Kernel>, peer: SocketAddr, req: Request<Incom
         Ok(route) if host_ok => route,
         _ => return ApiError::bad_request("bad_host", "malformed Host header").into_response(),
     };
+    // While nobody has claimed the node, its own names show the first-boot setup page.
+    let req = match super::setup::intercept(&kernel, peer, req, &route).await {
+        Ok(resp) => return resp,
+        Err(req) => req,
+    };
     let admin = route == Route::Admin;
     if admin && (req.uri().path() == "/api" || req.uri().path().starts_with("/api/")) {
         return super::api::handle(&kernel, peer, req).await;

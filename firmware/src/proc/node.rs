@@ -42,9 +42,12 @@ pub struct Bootstrap {
     pub password: String,
     /// An API token for the CLI on this machine.
     pub token: String,
+    /// The first-boot setup code: set when the password was generated, not chosen.
+    pub setup_code: Option<String>,
 }
 
-/// Creates the admin user and a first API token when the data file has none.
+/// Creates the admin user and a first API token when the data file has none. A
+/// generated password also leaves the node unclaimed (see [`crate::security::setup`]).
 pub fn bootstrap(
     storage: &Storage,
     clock: &Clock,
@@ -53,14 +56,16 @@ pub fn bootstrap(
     if storage.read_blocking(users::has_admin)? {
         return Ok(None);
     }
+    let generated = password.is_none();
     let password = password.unwrap_or_else(password::generate);
     let now = clock.now_millis();
-    let token = storage.write_blocking(|conn| -> anyhow::Result<String> {
+    let (token, setup_code) = storage.write_blocking(|conn| -> anyhow::Result<_> {
         users::set_admin(conn, "admin", &password, now)?;
         let (_, secret) = tokens::create(conn, "first start", None, now)?;
-        Ok(secret)
+        let code = generated.then(|| crate::security::setup::create_code(conn)).transpose()?;
+        Ok((secret, code))
     })?;
-    Ok(Some(Bootstrap { username: "admin".into(), password, token }))
+    Ok(Some(Bootstrap { username: "admin".into(), password, token, setup_code }))
 }
 
 /// Runs a node in the foreground until SIGINT or SIGTERM.
@@ -218,6 +223,30 @@ fn remove_stale_spools(data: &Path) {
     }
 }
 
+/// Prints the setup page's address and code while the node is unclaimed and the page on.
+fn announce_setup(kernel: &Kernel, bound: SocketAddr) {
+    use crate::security::setup::SetupMode;
+    if kernel.setup.mode == SetupMode::Off || !kernel.setup.maybe_unclaimed() {
+        return;
+    }
+    let code = match kernel.storage.read_blocking(crate::security::setup::code) {
+        Ok(Some(code)) => code,
+        _ => return,
+    };
+    let host = match kernel.beacon.config().enabled {
+        true => format!("{}.local", kernel.beacon.name()),
+        false => kernel.config.domain().to_string(),
+    };
+    let who = match kernel.setup.mode {
+        SetupMode::Lan => "from this network",
+        _ => "from this machine",
+    };
+    println!(
+        "  setup:     http://{host}:{}/  {who}, setup code {code}  (until the admin logs in)",
+        bound.port()
+    );
+}
+
 /// Prints where the node is and, on first start, how to log in.
 fn announce(kernel: &Kernel, bound: SocketAddr, first: Option<&Bootstrap>, client_config: Option<&Path>) {
     let admin = kernel.app_url("admin");
@@ -250,6 +279,7 @@ fn announce(kernel: &Kernel, bound: SocketAddr, first: Option<&Bootstrap>, clien
             );
         }
     }
+    announce_setup(kernel, bound);
     let Some(first) = first else { return };
     println!();
     println!("First start: log in to the dashboard as '{}' with password:", first.username);

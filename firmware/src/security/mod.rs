@@ -6,6 +6,7 @@
 //! - [`sessions`]: browser sessions (cookie) created by a password login.
 //! - [`tokens`]: API tokens for the CLI, created, listed and revoked.
 //! - [`ratelimit`]: slowing down password guessing per client address.
+//! - [`setup`]: the one-time setup code of a node nobody has claimed yet.
 //!
 //! Secrets (session cookies, API tokens) are stored only as SHA-256 hashes: a copy of
 //! `data.db` does not let anyone log in.
@@ -13,6 +14,7 @@
 pub mod password;
 pub mod ratelimit;
 pub mod sessions;
+pub mod setup;
 pub mod tokens;
 pub mod users;
 

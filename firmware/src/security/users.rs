@@ -25,6 +25,14 @@ impl From<rusqlite::Error> for CredentialsError {
     }
 }
 
+/// Checks a new admin username: 1-64 letters, digits, '.', '_' or '-'.
+pub fn check_username(username: &str) -> Result<(), CredentialsError> {
+    let valid = !username.is_empty()
+        && username.len() <= 64
+        && username.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    valid.then_some(()).ok_or(CredentialsError::BadUsername)
+}
+
 /// Sets (or replaces) the single admin user's name and password, and ends its sessions.
 pub fn set_admin(
     conn: &mut Connection,
@@ -32,34 +40,40 @@ pub fn set_admin(
     password: &str,
     now: UnixMillis,
 ) -> Result<(), CredentialsError> {
-    let valid_name = !username.is_empty()
-        && username.len() <= 64
-        && username.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if !valid_name {
-        return Err(CredentialsError::BadUsername);
-    }
+    let tx = conn.transaction()?;
+    set_admin_in(&tx, username, password, now)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// [`set_admin`] inside a transaction the caller holds.
+pub fn set_admin_in(
+    conn: &Connection,
+    username: &str,
+    password: &str,
+    now: UnixMillis,
+) -> Result<(), CredentialsError> {
+    check_username(username)?;
     password::check_length(password)?;
     let hash = password::hash(password);
-    let tx = conn.transaction()?;
     let existing: Option<String> =
-        tx.query_row("SELECT id FROM users ORDER BY created_at LIMIT 1", [], |r| r.get(0)).optional()?;
+        conn.query_row("SELECT id FROM users ORDER BY created_at LIMIT 1", [], |r| r.get(0)).optional()?;
     match existing {
         Some(id) => {
-            tx.execute(
+            conn.execute(
                 "UPDATE users SET username = ?1, password_hash = ?2, updated_at = ?3 WHERE id = ?4",
                 params![username, hash, now, id],
             )?;
             // A new password ends every open browser session.
-            tx.execute("DELETE FROM sessions WHERE user_id = ?1", [id])?;
+            conn.execute("DELETE FROM sessions WHERE user_id = ?1", [id])?;
         }
         None => {
-            tx.execute(
+            conn.execute(
                 "INSERT INTO users(id, username, password_hash, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
                 params![crate::ids::new_id("usr"), username, hash, now],
             )?;
         }
     }
-    tx.commit()?;
     Ok(())
 }
 
@@ -89,6 +103,11 @@ pub fn check_login(
 /// The name of a user.
 pub fn username(conn: &Connection, user_id: &str) -> Result<Option<String>, StorageError> {
     Ok(conn.query_row("SELECT username FROM users WHERE id = ?1", [user_id], |r| r.get(0)).optional()?)
+}
+
+/// The id of the user named `username`.
+pub fn user_id(conn: &Connection, username: &str) -> Result<Option<String>, StorageError> {
+    Ok(conn.query_row("SELECT id FROM users WHERE username = ?1", [username], |r| r.get(0)).optional()?)
 }
 
 /// True when an admin user exists.

@@ -86,6 +86,7 @@ pub async fn login(kernel: &Arc<Kernel>, peer: SocketAddr, req: Request<Incoming
         tracing::warn!(%peer, "failed admin login");
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "bad_credentials", "wrong username or password"));
     };
+    kernel.setup.claim(&kernel.storage, "password login").await;
     let mut resp = ok(serde_json::json!({ "user": username }));
     let cookie = format!(
         "{}={secret}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
@@ -126,6 +127,7 @@ pub async fn authenticate(kernel: &Arc<Kernel>, req: &Request<Incoming>) -> Resu
         };
         let touched = token_id.clone();
         kernel.storage.write(move |conn| tokens::touch(conn, &touched, now)).await?;
+        kernel.setup.claim(&kernel.storage, "API token").await;
         return Ok(Principal::Token { token_id });
     }
     let Some(secret) = cookie(req, sessions::COOKIE).map(str::to_string) else {
