@@ -350,3 +350,57 @@ fn v07_main_js_with_req_and_res_still_works() {
     deploy(&node, "plain", &[("index.html", "x")]);
     assert_eq!(call(&node, "plain", "GET", "/api/anything", "").status, 404);
 }
+
+#[test]
+fn inline_runs_keep_other_apps_answering_while_a_handler_spins() {
+    // runtime.inline_ms: handlers run on the HTTP threads, watched (runtime::inline).
+    let node = Node::start_with(&[("runtime.inline_ms", "2")], None);
+    deploy(&node, "echo", &[("api/main.js", ECHO)]);
+    let spin = "module.exports = async (r) => { if (r.url.pathname === '/api/loop') { while (true) {} } return 'alive'; };";
+    deploy(&node, "spin", &[("api/main.js", spin)]);
+    deploy(
+        &node,
+        "good",
+        &[("api/main.js", "module.exports = async (r) => ({ json: { path: r.url.pathname } })")],
+    );
+    node.cli_ok(&["app", "limits", "spin", "--timeout-ms", "8000"]);
+
+    // The same answers as on the workers, timers and KV included.
+    let echo = call(&node, "echo", "POST", "/api/echo?x=1", r#"{"a":1}"#);
+    assert_eq!(echo.status, 200, "{}", echo.text());
+    assert_eq!(echo.json()["request"]["json"]["a"], 1);
+    assert_eq!(echo.json()["request"]["url"]["query"]["x"], "1");
+    let created = call(&node, "echo", "GET", "/api/created", "");
+    assert_eq!(
+        (created.status, created.header("x-custom"), created.text().as_str()),
+        (201, Some("yes"), "made")
+    );
+    assert_eq!(call(&node, "echo", "GET", "/api/later", "").text(), "waited");
+    assert_eq!(call(&node, "echo", "GET", "/api/badstatus", "").status, 500);
+    assert_eq!(call(&node, "echo", "GET", "/api/number", "").text(), "42");
+
+    // Two spinning handlers, as many as the node has HTTP threads on two cores: the
+    // watchdog lends spare threads, so other connections and apps keep being served
+    // while both still spin.
+    let loops: Vec<_> = (0..2)
+        .map(|_| {
+            let addr = node.addr;
+            std::thread::spawn(move || {
+                crate::support::raw_request(addr, "GET", "spin.localhost", "/api/loop", &[], b"")
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    for i in 0..20 {
+        let path = format!("/api/n{i}");
+        assert_eq!(call(&node, "good", "GET", &path, "").json()["path"], path.as_str());
+    }
+    assert_eq!(node.get("localhost", "/").status, 200);
+    assert!(loops.iter().all(|l| !l.is_finished()), "the other requests were answered while both spun");
+    for l in loops {
+        let looped = l.join().unwrap();
+        assert_eq!((looped.status, looped.code().as_str()), (504, "timeout"), "{}", looped.text());
+    }
+    // The spinning app itself recovers (served by the workers for a while).
+    assert_eq!(call(&node, "spin", "GET", "/api/ok", "").text(), "alive");
+}
