@@ -68,7 +68,7 @@ impl Warm {
         self.tick += 1;
         // A panic in one job must not take the thread (and every later request) down.
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            handle(&self.host, ctx, &mut self.instances, site, entry, request, ready, self.tick)
+            handle(self, ctx, site, entry, request, ready)
         }));
         outcome.unwrap_or_else(|_| {
             self.instances.clear();
@@ -77,16 +77,16 @@ impl Warm {
     }
 }
 
+/// Runs one request with `warm`'s instances (see [`Warm::invoke`]).
 fn handle(
-    host: &Host,
+    warm: &mut Warm,
     ctx: &WorkerContext,
-    instances: &mut HashMap<String, (Instance, u64)>,
     site: &Arc<Site>,
     entry: Entry,
     request: &JsRequest,
     ready: &dyn Fn(),
-    tick: u64,
 ) -> Result<JsResponse, RuntimeError> {
+    let (host, instances, tick) = (&warm.host, &mut warm.instances, warm.tick);
     let app_id = &site.app_id;
     let generation = ctx.config_generation.load(Ordering::Acquire);
     let fresh = instances.get(app_id).is_some_and(|(i, _)| {
