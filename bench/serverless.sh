@@ -8,7 +8,8 @@
 #   QUICK=1 bash bench/serverless.sh    # short runs
 #
 # Environment: FAZT_BIN, CARGO_TARGET_DIR, DURATION (default 10s), CONNECTIONS
-# (default 50), THREADS (default 2), GROWTH_REQUESTS (default 100000).
+# (default 50), THREADS (default 2), GROWTH_REQUESTS (default 100000), INLINE_MS (sets
+# the node's runtime.inline_ms; default: the node's default, 0 = worker threads).
 # Everything talks to 127.0.0.1 only; every loop is bounded.
 set -euo pipefail
 
@@ -65,6 +66,10 @@ module.exports = async function () {
 };
 JS
 
+if [ -n "${INLINE_MS:-}" ]; then
+  "$FAZT_BIN" server init --password bench-password-1 --data "$TMP/node/data.db" >"$TMP/out/init.log"
+  "$FAZT_BIN" server set-config runtime.inline_ms "$INLINE_MS" --data "$TMP/node/data.db" >&2
+fi
 log "starting fazt ($FAZT_BIN) on $FAZT_PORT and node on $NODE_PORT"
 "$FAZT_BIN" server start --data "$TMP/node/data.db" --listen 127.0.0.1 --port "$FAZT_PORT" \
   --config "$TMP/node/client.json" >"$TMP/out/fazt.log" 2>&1 &
@@ -72,6 +77,9 @@ FAZT_PID=$!
 for _ in $(seq 1 300); do grep -q 'fazt is ready' "$TMP/out/fazt.log" && break; sleep 0.1; done
 grep -q 'fazt is ready' "$TMP/out/fazt.log" || die "fazt did not start: $(cat "$TMP/out/fazt.log")"
 TOKEN="$(sed -n 's/.*API token for the CLI: \(fzt_[0-9a-f]*\).*/\1/p' "$TMP/out/fazt.log" | head -n 1)"
+if [ -z "$TOKEN" ] && [ -f "$TMP/out/init.log" ]; then
+  TOKEN="$(sed -n 's/^API token: \(fzt_[0-9a-f]*\).*/\1/p' "$TMP/out/init.log" | head -n 1)"
+fi
 export FAZT_SERVER="http://admin.localhost:$FAZT_PORT" FAZT_TOKEN="$TOKEN"
 "$FAZT_BIN" deploy "$TMP/hello" --name hello >&2
 "$FAZT_BIN" deploy "$TMP/counter" --name counter >&2
@@ -121,7 +129,7 @@ RSS_AFTER="$(status_kb "$FAZT_PID" VmRSS)"
 cat <<REPORT
 # fazt serverless benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')
 
-- fazt: \`$("$FAZT_BIN" --version)\`, node: $(node --version); wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, keep-alive, loopback; $(nproc) cores shared by wrk and the servers
+- fazt: \`$("$FAZT_BIN" --version)\` (runtime.inline_ms ${INLINE_MS:-default}), node: $(node --version); wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, keep-alive, loopback; $(nproc) cores shared by wrk and the servers
 
 | handler | fazt req/s | node req/s | fazt/node | fazt p99 (ms) | node p99 (ms) |
 | --- | ---: | ---: | ---: | ---: | ---: |

@@ -106,6 +106,12 @@ pub const KEYS: &[Key] = &[
         help: "JavaScript worker threads (0: one per core, plus one)",
     },
     Key {
+        name: "runtime.inline_ms",
+        default: "0",
+        kind: Kind::Count,
+        help: "N > 0: run handlers on the HTTP threads; one running over N ms gets a spare thread and its app goes to the workers for 30 s (0: always the workers)",
+    },
+    Key {
         name: "runtime.max_body_bytes",
         default: "1048576",
         kind: Kind::Count,

@@ -128,6 +128,8 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
             let stop = stop_rx.clone();
             std::thread::Builder::new()
                 .name(format!("fazt-worker-{i}"))
+                // JavaScript handlers run on these threads too (runtime::inline).
+                .stack_size(crate::runtime::inline::THREAD_STACK_BYTES)
                 .spawn(move || smol::block_on(ex.run(async { stop.recv().await.ok() })))
         })
         .collect::<Result<_, _>>()?;
@@ -170,16 +172,20 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
             executor.spawn(crate::net::tls::acme::run(kernel.tls.clone(), manager, domain)).detach();
         }
     }
+    let inline_ms = kernel.config.get_u64("runtime.inline_ms");
+    if inline_ms > 0 {
+        kernel
+            .runtime
+            .run_inline(executor.clone(), std::time::Duration::from_millis(inline_ms.min(10_000)))?;
+    }
+    // A task, not the main thread's own future: the main thread may be busy running a
+    // JavaScript handler inline, and accepting must go on on the other threads.
+    let server =
+        executor.spawn(crate::net::server::serve(executor.clone(), listener, kernel.clone(), None, shutdown));
     // The last line of the banner: scripts and tests wait for it, so it comes once every
     // socket is bound (the time server's UDP port too), not when the HTTP one is.
     println!("fazt is ready (started in {} ms)", started.elapsed().as_millis());
-    let result = smol::block_on(executor.run(crate::net::server::serve(
-        executor.clone(),
-        listener,
-        kernel.clone(),
-        None,
-        shutdown,
-    )));
+    let result = smol::block_on(executor.run(server));
     // Goodbyes before exit, so peers drop this node at once instead of at expiry.
     kernel.beacon.stop();
     drop(beacon);

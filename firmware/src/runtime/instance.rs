@@ -105,6 +105,18 @@ fn compile<'js>(ctx: Ctx<'js>, name: String, source: String) -> rquickjs::Result
     ctx.eval_with_options(source, options)
 }
 
+/// Reads the prelude's normalised response (`{ status, headers, body }`, all checked
+/// and turned into strings by `normalizeResponse`) straight from the JavaScript object.
+fn read_response(value: Value<'_>) -> Option<JsResponse> {
+    let object = value.into_object()?;
+    let status: f64 = object.get("status").ok()?;
+    let status = (100.0..=599.0).contains(&status).then_some(status as u16)?;
+    let headers: Object = object.get("headers").ok()?;
+    let headers = headers.props::<String, String>().collect::<rquickjs::Result<BTreeMap<_, _>>>().ok()?;
+    let body: String = object.get("body").ok()?;
+    Some(JsResponse { status, headers, body })
+}
+
 impl Instance {
     /// Builds an instance: runtime, limits, `fazt.*`, and (for `api/main.js` apps) the
     /// app's modules evaluated up to their top-level awaits.
@@ -442,7 +454,7 @@ impl Instance {
         let request_json =
             serde_json::to_string(request).map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
         self.arm();
-        let result = self.ctx.with(|ctx| -> Result<String, RuntimeError> {
+        let result = self.ctx.with(|ctx| -> Result<JsResponse, RuntimeError> {
             let globals = ctx.globals();
             let called = match &self.legacy_source {
                 None => globals
@@ -454,9 +466,7 @@ impl Instance {
             };
             let promise = called.map_err(|_| self.failure(&ctx, ctx.catch(), false))?;
             let value = self.settle(&ctx, promise, false)?;
-            value
-                .as_string()
-                .and_then(|s| s.to_string().ok())
+            read_response(value)
                 .ok_or_else(|| RuntimeError::Handler("the handler's response could not be read".into()))
         });
         self.disarm();
@@ -475,10 +485,7 @@ impl Instance {
             };
             self.log_line("error", why);
         }
-        let text = result?;
-        let response: JsResponse = serde_json::from_str(&text)
-            .map_err(|e| RuntimeError::Handler(format!("the handler returned an unusable response: {e}")))?;
-        Ok(response)
+        result
     }
 
     /// Writes this invocation's log lines to the app's log.

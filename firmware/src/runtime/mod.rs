@@ -6,16 +6,22 @@
 //! - [`instance`]: one app's JavaScript world (runtime, context, modules, `fazt.*`).
 //! - [`memory`]: the allocator that enforces and reports the memory limit.
 //! - [`worker`]: the threads that run instances, each with its own cache of them.
+//! - [`inline`]: handlers run on the HTTP executor's own threads, watched.
 //! - `prelude.js`: the JavaScript side of `require`, `console`, timers and `fazt.*`.
 //!
 //! # Implementation
-//! QuickJS is single-threaded, so JavaScript runs on dedicated worker threads, never on
-//! the async executor. Each worker keeps a warm instance per app (module code evaluated
-//! once per deploy); an instance is thrown away after a timeout, an out-of-memory or a
-//! redeploy. An app may use at most `workers - 1` workers at once, so one busy or hostile
-//! app cannot starve the others. Limits per invocation: wall time (interrupt handler),
-//! memory (QuickJS allocator limit), script size and require depth.
+//! QuickJS is single-threaded; every thread that runs JavaScript keeps its own warm
+//! instance per app (module code evaluated once per deploy); an instance is thrown away
+//! after a timeout, an out-of-memory or a redeploy. Once the node attaches its executor
+//! ([`JsRuntime::run_inline`]), a request runs on the executor thread that received it
+//! (no hand-off between threads); a watchdog lends the executor a spare thread for any
+//! run that takes longer than the inline budget and sends that app to the worker
+//! threads for a while (see [`inline`]). Without an executor, or for such apps, requests
+//! go to the worker threads. An app may run at most `workers - 1` requests at once, so
+//! one busy or hostile app cannot starve the others. Limits per invocation: wall time
+//! (interrupt handler), memory (QuickJS allocator limit), script size and require depth.
 
+pub mod inline;
 pub mod instance;
 pub mod memory;
 pub mod request;
@@ -27,7 +33,8 @@ use crate::fs::site::Site;
 use crate::storage::Storage;
 use crate::time::Clock;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 /// Which entry point an app uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +116,10 @@ pub struct JsRuntime {
     waiting: Mutex<HashMap<String, usize>>,
     /// Bumped when any app's environment or limits change, so instances reload them.
     pub config_generation: Arc<std::sync::atomic::AtomicU64>,
+    /// What inline runs share with the workers.
+    context: worker::WorkerContext,
+    /// Set once the node attaches its executor.
+    inline: OnceLock<inline::Inline>,
 }
 
 impl std::fmt::Debug for JsRuntime {
@@ -129,16 +140,20 @@ impl JsRuntime {
         let workers = workers.max(2);
         let (tx, rx) = async_channel::unbounded::<Job>();
         let config_generation = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let context = worker::WorkerContext {
+            storage,
+            clock,
+            timekeeper,
+            config_generation: config_generation.clone(),
+            sealer,
+        };
         for i in 0..workers {
             let rx = rx.clone();
-            let ctx = worker::WorkerContext {
-                storage: storage.clone(),
-                clock: clock.clone(),
-                timekeeper: timekeeper.clone(),
-                config_generation: config_generation.clone(),
-                sealer: sealer.clone(),
-            };
-            std::thread::Builder::new().name(format!("fazt-js-{i}")).spawn(move || worker::run(rx, ctx))?;
+            let ctx = context.clone();
+            std::thread::Builder::new()
+                .name(format!("fazt-js-{i}"))
+                .stack_size(inline::THREAD_STACK_BYTES)
+                .spawn(move || worker::run(rx, ctx))?;
         }
         Ok(JsRuntime {
             jobs: tx,
@@ -146,7 +161,24 @@ impl JsRuntime {
             gates: Mutex::new(HashMap::new()),
             waiting: Mutex::new(HashMap::new()),
             config_generation,
+            context,
+            inline: OnceLock::new(),
         })
+    }
+
+    /// From now on, runs handlers on the threads of `executor` that receive their
+    /// requests, lending it a spare thread whenever one runs past `budget` (see
+    /// [`inline`]). The threads running `executor` need [`inline::THREAD_STACK_BYTES`] of
+    /// stack. Only the first call counts.
+    pub fn run_inline(
+        &self,
+        executor: Arc<smol::Executor<'static>>,
+        budget: Duration,
+    ) -> std::io::Result<()> {
+        if self.inline.get().is_none() {
+            let _ = self.inline.set(inline::Inline::start(executor, budget)?);
+        }
+        Ok(())
     }
 
     /// Runs the app's handler for one request.
@@ -168,6 +200,12 @@ impl JsRuntime {
         let queued = QueueGuard::enter(&self.waiting, &site.app_id)?;
         let permit = gate.acquire_arc().await;
         drop(queued);
+        if let Some(run) = self.inline.get().and_then(|inline| inline.begin(&site.app_id)) {
+            let result = inline::run_here(&run, &self.context, &site, entry, &request);
+            drop(run);
+            drop(permit);
+            return result;
+        }
         let (reply, answer) = async_channel::bounded(1);
         // The permit travels with the job and is released by the worker when the job
         // is done, not when this future is dropped: a client that hangs up must not free

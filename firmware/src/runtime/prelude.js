@@ -134,6 +134,8 @@
   }
 
   // ---------- requests ----------
+  // The result, { status, headers, body } with string headers and body, is read field by
+  // field from Rust (no JSON round trip).
   function normalizeResponse(r) {
     if (r === undefined || r === null) return { status: 204, headers: {}, body: '' };
     if (typeof r === 'string') return { status: 200, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: r };
@@ -173,7 +175,7 @@
   };
   global.__fazt_invoke = async function (requestJson) {
     const request = JSON.parse(requestJson);
-    return JSON.stringify(normalizeResponse(await handler(request)));
+    return normalizeResponse(await handler(request));
   };
   // v0.7 apps: main.js at the root runs per request with `req` and `res` globals.
   global.__fazt_invoke_legacy = async function (requestJson, source) {
@@ -197,6 +199,6 @@
     await fn(req, res, (spec) => { throw new Error(`require('${spec}') needs an api/ folder (v0.10 apps)`); });
     const r = { status: out.status, headers: out.headers };
     if (out.body !== undefined) r.body = out.body;
-    return JSON.stringify(normalizeResponse(out.body === undefined && out.status === 200 ? { status: 204, headers: out.headers } : r));
+    return normalizeResponse(out.body === undefined && out.status === 200 ? { status: 204, headers: out.headers } : r);
   };
 })(globalThis);

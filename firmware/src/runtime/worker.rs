@@ -1,8 +1,10 @@
 //! JavaScript worker threads: each takes jobs from the shared queue and keeps warm
-//! instances of the apps it has run.
+//! instances of the apps it has run ([`Warm`], also used by inline runs on the executor).
 
 use super::instance::{Host, Instance};
-use super::{Job, RuntimeError};
+use super::request::{JsRequest, JsResponse};
+use super::{Entry, Job, RuntimeError};
+use crate::fs::site::Site;
 use crate::syscall::{env, limits};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +14,7 @@ use std::sync::Arc;
 const MAX_INSTANCES: usize = 16;
 
 /// What a worker shares with the kernel.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct WorkerContext {
     /// The database.
     pub storage: Arc<crate::storage::Storage>,
@@ -28,35 +30,67 @@ pub struct WorkerContext {
 
 /// The worker loop; returns when the queue closes.
 pub(crate) fn run(jobs: async_channel::Receiver<Job>, ctx: WorkerContext) {
-    let host =
-        Host { storage: ctx.storage.clone(), clock: ctx.clock.clone(), timekeeper: ctx.timekeeper.clone() };
-    let mut instances: HashMap<String, (Instance, u64)> = HashMap::new();
-    let mut tick = 0u64;
+    let mut warm = Warm::new(&ctx);
     while let Ok(job) = jobs.recv_blocking() {
-        tick += 1;
-        // A panic in one job must not take the worker (and every later request) down.
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            handle(&host, &ctx, &mut instances, &job, tick)
-        }));
-        let result = outcome.unwrap_or_else(|_| {
-            instances.clear();
-            Err(RuntimeError::Unavailable("internal error in the JavaScript worker".into()))
-        });
+        let result = warm.invoke(&ctx, &job.site, job.entry, &job.request, &|| {});
         let _ = job.reply.send_blocking(result);
     }
 }
 
-fn handle(
-    host: &Host,
-    ctx: &WorkerContext,
-    instances: &mut HashMap<String, (Instance, u64)>,
-    job: &Job,
+/// One thread's warm instances, keyed by app id.
+pub(crate) struct Warm {
+    host: Host,
+    instances: HashMap<String, (Instance, u64)>,
     tick: u64,
-) -> Result<super::JsResponse, RuntimeError> {
-    let app_id = &job.site.app_id;
+}
+
+impl Warm {
+    /// An empty cache for the current thread.
+    pub(crate) fn new(ctx: &WorkerContext) -> Self {
+        let host = Host {
+            storage: ctx.storage.clone(),
+            clock: ctx.clock.clone(),
+            timekeeper: ctx.timekeeper.clone(),
+        };
+        Warm { host, instances: HashMap::new(), tick: 0 }
+    }
+
+    /// Runs one request on this thread, building or rebuilding the app's instance first
+    /// when needed; `ready` is called when the instance is there and the handler starts.
+    pub(crate) fn invoke(
+        &mut self,
+        ctx: &WorkerContext,
+        site: &Arc<Site>,
+        entry: Entry,
+        request: &JsRequest,
+        ready: &dyn Fn(),
+    ) -> Result<JsResponse, RuntimeError> {
+        self.tick += 1;
+        // A panic in one job must not take the thread (and every later request) down.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            handle(self, ctx, site, entry, request, ready)
+        }));
+        outcome.unwrap_or_else(|_| {
+            self.instances.clear();
+            Err(RuntimeError::Unavailable("internal error in the JavaScript worker".into()))
+        })
+    }
+}
+
+/// Runs one request with `warm`'s instances (see [`Warm::invoke`]).
+fn handle(
+    warm: &mut Warm,
+    ctx: &WorkerContext,
+    site: &Arc<Site>,
+    entry: Entry,
+    request: &JsRequest,
+    ready: &dyn Fn(),
+) -> Result<JsResponse, RuntimeError> {
+    let (host, instances, tick) = (&warm.host, &mut warm.instances, warm.tick);
+    let app_id = &site.app_id;
     let generation = ctx.config_generation.load(Ordering::Acquire);
     let fresh = instances.get(app_id).is_some_and(|(i, _)| {
-        i.deployment_id == job.site.deployment_id && i.generation == generation && i.entry == job.entry
+        i.deployment_id == site.deployment_id && i.generation == generation && i.entry == entry
     });
     if !fresh {
         instances.remove(app_id);
@@ -69,13 +103,13 @@ fn handle(
                 ))
             })
             .map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
-        let built = Instance::new(host, job.site.clone(), job.entry, vars, limits, generation);
+        let built = Instance::new(host, site.clone(), entry, vars, limits, generation);
         let instance = match built {
             Ok(instance) => instance,
             Err(err) => {
                 // Script errors are already in the app's log, with their stack; other
                 // failures (limits, a missing or unreadable entry file) are logged here.
-                if !matches!(err, RuntimeError::Load(_)) || !job.site.files.contains_key("api/main.js") {
+                if !matches!(err, RuntimeError::Load(_)) || !site.files.contains_key("api/main.js") {
                     let line =
                         vec![(host.clock.now_millis(), "error", format!("loading the app failed: {err}"))];
                     let _ = host.storage.write_blocking(|c| crate::syscall::logs::append(c, app_id, &line));
@@ -95,7 +129,8 @@ fn handle(
         return Err(RuntimeError::Unavailable("instance vanished".into()));
     };
     *used = tick;
-    let result = instance.invoke(&job.request);
+    ready();
+    let result = instance.invoke(request);
     instance.flush_logs(host);
     if instance.poisoned {
         instances.remove(app_id);
