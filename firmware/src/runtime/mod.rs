@@ -6,6 +6,7 @@
 //! - [`instance`]: one app's JavaScript world (runtime, context, modules, `fazt.*`).
 //! - [`memory`]: the allocator that enforces and reports the memory limit.
 //! - [`worker`]: the threads that run instances, each with its own cache of them.
+//! - [`gate`]: the per-app limit on concurrent runs, first come first served.
 //! - [`inline`]: handlers run on the HTTP executor's own threads, watched.
 //! - `prelude.js`: the JavaScript side of `require`, `console`, timers and `fazt.*`.
 //!
@@ -21,6 +22,7 @@
 //! one busy or hostile app cannot starve the others. Limits per invocation: wall time
 //! (interrupt handler), memory (QuickJS allocator limit), script size and require depth.
 
+pub mod gate;
 pub mod inline;
 pub mod instance;
 pub mod memory;
@@ -102,7 +104,7 @@ pub(crate) struct Job {
     request: JsRequest,
     reply: async_channel::Sender<Result<JsResponse, RuntimeError>>,
     /// The app's concurrency slot, held until the worker drops the job.
-    _permit: async_lock::SemaphoreGuardArc,
+    _permit: gate::Permit,
 }
 
 /// Invocations waiting per app beyond those running, before `busy` answers.
@@ -112,7 +114,7 @@ const MAX_QUEUED_PER_APP: usize = 256;
 pub struct JsRuntime {
     jobs: async_channel::Sender<Job>,
     per_app: usize,
-    gates: Mutex<HashMap<String, Arc<async_lock::Semaphore>>>,
+    gates: Mutex<HashMap<String, Arc<gate::FairGate>>>,
     waiting: Mutex<HashMap<String, usize>>,
     /// Bumped when any app's environment or limits change, so instances reload them.
     pub config_generation: Arc<std::sync::atomic::AtomicU64>,
@@ -192,13 +194,13 @@ impl JsRuntime {
             let mut gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
             gates
                 .entry(site.app_id.clone())
-                .or_insert_with(|| Arc::new(async_lock::Semaphore::new(self.per_app)))
+                .or_insert_with(|| Arc::new(gate::FairGate::new(self.per_app)))
                 .clone()
         };
         // Bound the queue of one app, so a flood answers `busy` instead of growing memory.
         // The guard leaves the queue however this future ends (served or cancelled).
         let queued = QueueGuard::enter(&self.waiting, &site.app_id)?;
-        let permit = gate.acquire_arc().await;
+        let permit = gate.acquire().await;
         drop(queued);
         if let Some(run) = self.inline.get().and_then(|inline| inline.begin(&site.app_id)) {
             let result = inline::run_here(&run, &self.context, &site, entry, &request);
