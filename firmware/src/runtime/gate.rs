@@ -96,6 +96,10 @@ impl Drop for Waiting {
         self.handed.close();
         if self.handed.try_recv().is_ok() {
             self.gate.release();
+        } else {
+            // Forget the closed slot now: clients that give up while an app is at its
+            // limit (say, behind 30 s loops) must not pile up until the next release.
+            self.gate.state().waiting.retain(|slot| !slot.is_closed());
         }
     }
 }
@@ -145,6 +149,17 @@ mod tests {
         drop(first);
         let again = future::block_on(future::poll_once(&mut Box::pin(gate.acquire())));
         assert!(again.is_some(), "the place went to a waiter that had left");
+    }
+
+    #[test]
+    fn waiters_that_give_up_leave_nothing_behind() {
+        let gate = Arc::new(FairGate::new(1));
+        let _held = future::block_on(gate.acquire());
+        for _ in 0..1000 {
+            let mut quitter = Box::pin(gate.acquire());
+            assert!(future::block_on(future::poll_once(&mut quitter)).is_none());
+        }
+        assert_eq!(gate.state().waiting.len(), 0);
     }
 
     #[test]
