@@ -9,7 +9,8 @@
 #
 # Environment: FAZT_BIN, CARGO_TARGET_DIR, DURATION (default 10s), CONNECTIONS
 # (default 50), THREADS (default 2), GROWTH_REQUESTS (default 100000), INLINE_MS (sets
-# the node's runtime.inline_ms; default: the node's default, 0 = worker threads).
+# the node's runtime.inline_ms; default: the node's default, 0 = worker threads),
+# FAZT_SET (more node settings, "key=value key=value", e.g. "runtime.workers=2").
 # Everything talks to 127.0.0.1 only; every loop is bounded.
 set -euo pipefail
 
@@ -66,9 +67,13 @@ module.exports = async function () {
 };
 JS
 
-if [ -n "${INLINE_MS:-}" ]; then
+SETTINGS="${FAZT_SET:-}"
+[ -n "${INLINE_MS:-}" ] && SETTINGS="runtime.inline_ms=$INLINE_MS $SETTINGS"
+if [ -n "${SETTINGS// /}" ]; then
   "$FAZT_BIN" server init --password bench-password-1 --data "$TMP/node/data.db" >"$TMP/out/init.log"
-  "$FAZT_BIN" server set-config runtime.inline_ms "$INLINE_MS" --data "$TMP/node/data.db" >&2
+  for setting in $SETTINGS; do
+    "$FAZT_BIN" server set-config "${setting%%=*}" "${setting#*=}" --data "$TMP/node/data.db" >&2
+  done
 fi
 log "starting fazt ($FAZT_BIN) on $FAZT_PORT and node on $NODE_PORT"
 "$FAZT_BIN" server start --data "$TMP/node/data.db" --listen 127.0.0.1 --port "$FAZT_PORT" \
@@ -129,7 +134,7 @@ RSS_AFTER="$(status_kb "$FAZT_PID" VmRSS)"
 cat <<REPORT
 # fazt serverless benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')
 
-- fazt: \`$("$FAZT_BIN" --version)\` (runtime.inline_ms ${INLINE_MS:-default}), node: $(node --version); wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, keep-alive, loopback; $(nproc) cores shared by wrk and the servers
+- fazt: \`$("$FAZT_BIN" --version)\` (settings: ${SETTINGS:-defaults}), node: $(node --version); wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, keep-alive, loopback; $(nproc) cores shared by wrk and the servers
 
 | handler | fazt req/s | node req/s | fazt/node | fazt p99 (ms) | node p99 (ms) |
 | --- | ---: | ---: | ---: | ---: | ---: |

@@ -6,7 +6,7 @@
 //! - [`instance`]: one app's JavaScript world (runtime, context, modules, `fazt.*`).
 //! - [`memory`]: the allocator that enforces and reports the memory limit.
 //! - [`worker`]: the threads that run instances, each with its own cache of them.
-//! - [`gate`]: the per-app limit on concurrent runs, first come first served.
+//! - [`gate`]: the per-app limit on concurrent runs and the queue of requests waiting.
 //! - [`inline`]: handlers run on the HTTP executor's own threads, watched.
 //! - `prelude.js`: the JavaScript side of `require`, `console`, timers and `fazt.*`.
 //!
@@ -97,14 +97,28 @@ impl RuntimeError {
     }
 }
 
-/// A job for a worker.
-pub(crate) struct Job {
+/// One request for an app's handler, as it waits in the app's gate.
+pub(crate) struct Pending {
     site: Arc<Site>,
     entry: Entry,
     request: JsRequest,
     reply: async_channel::Sender<Result<JsResponse, RuntimeError>>,
-    /// The app's concurrency slot, held until the worker drops the job.
-    _permit: gate::Permit,
+}
+
+impl gate::Queued for Pending {
+    fn abandoned(&self) -> bool {
+        // The invoking future (and with it the receiver) is gone: its client hung up.
+        self.reply.is_closed()
+    }
+}
+
+/// A job for a worker: a request and the app's place it runs in. The place travels with
+/// the job and is passed on by the worker when the run is done, not when the invoking
+/// future is dropped: a client that hangs up must not free its app's place while the
+/// JavaScript keeps running.
+pub(crate) struct Job {
+    slot: gate::Slot<Pending>,
+    pending: Pending,
 }
 
 /// Invocations waiting per app beyond those running, before `busy` answers.
@@ -114,8 +128,7 @@ const MAX_QUEUED_PER_APP: usize = 256;
 pub struct JsRuntime {
     jobs: async_channel::Sender<Job>,
     per_app: usize,
-    gates: Mutex<HashMap<String, Arc<gate::FairGate>>>,
-    waiting: Mutex<HashMap<String, usize>>,
+    gates: Mutex<HashMap<String, Arc<gate::AppGate<Pending>>>>,
     /// Bumped when any app's environment or limits change, so instances reload them.
     pub config_generation: Arc<std::sync::atomic::AtomicU64>,
     /// What inline runs share with the workers.
@@ -161,7 +174,6 @@ impl JsRuntime {
             jobs: tx,
             per_app: workers - 1,
             gates: Mutex::new(HashMap::new()),
-            waiting: Mutex::new(HashMap::new()),
             config_generation,
             context,
             inline: OnceLock::new(),
@@ -194,55 +206,40 @@ impl JsRuntime {
             let mut gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
             gates
                 .entry(site.app_id.clone())
-                .or_insert_with(|| Arc::new(gate::FairGate::new(self.per_app)))
+                .or_insert_with(|| {
+                    // A queued job that finds no thread to take it (its place was freed by
+                    // an inline run) goes to the workers.
+                    let jobs = self.jobs.clone();
+                    let dispatch: gate::Dispatch<Pending> = Box::new(move |slot, pending| {
+                        // Fails only when the workers have stopped; dropping the job then
+                        // answers its client "unavailable".
+                        let _ = jobs.try_send(Job { slot, pending });
+                    });
+                    Arc::new(gate::AppGate::new(self.per_app, MAX_QUEUED_PER_APP, dispatch))
+                })
                 .clone()
         };
-        // Bound the queue of one app, so a flood answers `busy` instead of growing memory.
-        // The guard leaves the queue however this future ends (served or cancelled).
-        let queued = QueueGuard::enter(&self.waiting, &site.app_id)?;
-        let permit = gate.acquire().await;
-        drop(queued);
-        if let Some(run) = self.inline.get().and_then(|inline| inline.begin(&site.app_id)) {
-            let result = inline::run_here(&run, &self.context, &site, entry, &request);
-            drop(run);
-            drop(permit);
-            return result;
-        }
         let (reply, answer) = async_channel::bounded(1);
-        // The permit travels with the job and is released by the worker when the job
-        // is done, not when this future is dropped: a client that hangs up must not free
-        // its app's slot while the JavaScript keeps running.
-        self.jobs
-            .send(Job { site, entry, request, reply, _permit: permit })
-            .await
-            .map_err(|_| RuntimeError::Unavailable("workers stopped".into()))?;
+        let pending = Pending { site, entry, request, reply };
+        match gate.admit(pending) {
+            gate::Admission::Full => return Err(RuntimeError::Busy),
+            // A worker finishing a run of this app takes it (see [`gate`]).
+            gate::Admission::Queued => {}
+            gate::Admission::Run(slot, pending) => {
+                if let Some(run) = self.inline.get().and_then(|inline| inline.begin(&pending.site.app_id)) {
+                    let result =
+                        inline::run_here(&run, &self.context, &pending.site, pending.entry, &pending.request);
+                    drop(run);
+                    // Passes the place to the app's next queued job, on a worker.
+                    drop(slot);
+                    return result;
+                }
+                self.jobs
+                    .send(Job { slot, pending })
+                    .await
+                    .map_err(|_| RuntimeError::Unavailable("workers stopped".into()))?;
+            }
+        }
         answer.recv().await.map_err(|_| RuntimeError::Unavailable("a worker stopped".into()))?
-    }
-}
-
-/// A place in one app's wait queue, given back on drop.
-struct QueueGuard<'a> {
-    waiting: &'a Mutex<HashMap<String, usize>>,
-    app_id: String,
-}
-
-impl<'a> QueueGuard<'a> {
-    fn enter(waiting: &'a Mutex<HashMap<String, usize>>, app_id: &str) -> Result<Self, RuntimeError> {
-        let mut map = waiting.lock().unwrap_or_else(|e| e.into_inner());
-        let n = map.entry(app_id.to_string()).or_insert(0);
-        if *n >= MAX_QUEUED_PER_APP {
-            return Err(RuntimeError::Busy);
-        }
-        *n += 1;
-        Ok(QueueGuard { waiting, app_id: app_id.to_string() })
-    }
-}
-
-impl Drop for QueueGuard<'_> {
-    fn drop(&mut self) {
-        let mut map = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = map.get_mut(&self.app_id) {
-            *n = n.saturating_sub(1);
-        }
     }
 }

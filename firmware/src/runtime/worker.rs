@@ -28,12 +28,23 @@ pub struct WorkerContext {
     pub sealer: Arc<dyn fazt_hal::keystore::Sealer>,
 }
 
-/// The worker loop; returns when the queue closes.
+/// The worker loop; returns when the queue closes. After each run the worker goes on
+/// with the same app's next queued request, if any, while it holds the app's place.
 pub(crate) fn run(jobs: async_channel::Receiver<Job>, ctx: WorkerContext) {
     let mut warm = Warm::new(&ctx);
-    while let Ok(job) = jobs.recv_blocking() {
-        let result = warm.invoke(&ctx, &job.site, job.entry, &job.request, &|| {});
-        let _ = job.reply.send_blocking(result);
+    while let Ok(Job { mut slot, mut pending }) = jobs.recv_blocking() {
+        loop {
+            // A request whose client hung up while it waited is not run.
+            if !pending.reply.is_closed() {
+                let result = warm.invoke(&ctx, &pending.site, pending.entry, &pending.request, &|| {});
+                // The reply channel has room for exactly this one answer.
+                let _ = pending.reply.try_send(result);
+            }
+            match slot.next_job() {
+                Some(next) => pending = next,
+                None => break,
+            }
+        }
     }
 }
 
