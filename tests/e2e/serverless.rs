@@ -25,6 +25,7 @@ const started = await Promise.resolve('awaited at load');
 module.exports = async function (request) {
   const { pathname } = request.url;
   if (pathname === '/api/echo') return { json: { request, started } };
+  if (pathname === '/api/shape') return { json: { own: Object.keys(request.url.query), proto: Object.getPrototypeOf(request.url.query) === Object.prototype, polluted: ({}).polluted === undefined ? 'no' : 'yes', hasJson: 'json' in request, body: request.body } };
   if (pathname === '/api/text') return 'plain text';
   if (pathname === '/api/nothing') return undefined;
   if (pathname === '/api/created') return { status: 201, headers: { 'X-Custom': 'yes', 'Content-Length': '999' }, body: 'made' };
@@ -59,6 +60,15 @@ fn handlers_get_the_request_and_shape_the_response() {
     assert_eq!(req["body"], r#"{"name":"Alice"}"#);
     assert_eq!(req["json"]["name"], "Alice");
     assert_eq!(json["started"], "awaited at load", "top-level await in the module");
+    // Hostile query names are plain own properties; a body that claims JSON and is not
+    // stays text, with no `json`.
+    let shape =
+        call(&node, "echo", "POST", "/api/shape?__proto__=x&constructor=y&polluted=z", "{not json").json();
+    assert_eq!(shape["own"], serde_json::json!(["__proto__", "constructor", "polluted"]));
+    assert_eq!(shape["proto"], true, "the query object's prototype was replaced");
+    assert_eq!(shape["polluted"], "no");
+    assert_eq!(shape["hasJson"], false);
+    assert_eq!(shape["body"], "{not json");
 
     assert_eq!(call(&node, "echo", "GET", "/api/text", "").text(), "plain text");
     assert_eq!(call(&node, "echo", "GET", "/api/nothing", "").status, 204);

@@ -67,14 +67,13 @@ pub async fn js_request(kernel: &Kernel, req: Request<Incoming>) -> Result<JsReq
             .or_insert(value);
     }
     let body = String::from_utf8_lossy(&body).into_owned();
-    let is_json = headers.get("content-type").is_some_and(|t| t.contains("json"));
-    let json = if is_json { serde_json::from_str(&body).ok() } else { None };
+    let json_body = headers.get("content-type").is_some_and(|t| t.contains("json"));
     Ok(JsRequest {
         method: parts.method.to_string(),
         url: JsUrl::parse(parts.uri.path(), parts.uri.query()),
         headers,
         body,
-        json,
+        json_body,
     })
 }
 

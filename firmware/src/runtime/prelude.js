@@ -173,13 +173,20 @@
     if (!handler) throw new Error('api/main.js must export a function: module.exports = async function (request) { ... }');
     return exports !== undefined;
   };
-  global.__fazt_invoke = async function (requestJson) {
-    const request = JSON.parse(requestJson);
-    return normalizeResponse(await handler(request));
+  // The kernel builds `request` field by field; a body declared JSON is parsed here,
+  // and one that does not parse is left as text only.
+  function withJson(request, jsonBody) {
+    if (jsonBody) {
+      try { request.json = JSON.parse(request.body); } catch (_) { /* not JSON after all */ }
+    }
+    return request;
+  }
+  global.__fazt_invoke = async function (request, jsonBody) {
+    return normalizeResponse(await handler(withJson(request, jsonBody)));
   };
   // v0.7 apps: main.js at the root runs per request with `req` and `res` globals.
-  global.__fazt_invoke_legacy = async function (requestJson, source) {
-    const request = JSON.parse(requestJson);
+  global.__fazt_invoke_legacy = async function (request, jsonBody, source) {
+    withJson(request, jsonBody);
     const out = { status: 200, headers: {}, body: undefined };
     const res = {
       status(code) { out.status = Number(code); return res; },

@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The request handed to a handler (see docs/serverless.md for its JavaScript shape).
-#[derive(Debug, Clone, Serialize)]
+/// It is built into a JavaScript object field by field (no JSON round trip).
+#[derive(Debug, Clone)]
 pub struct JsRequest {
     /// HTTP method.
     pub method: String,
@@ -14,13 +15,13 @@ pub struct JsRequest {
     pub headers: BTreeMap<String, String>,
     /// The body as text.
     pub body: String,
-    /// The body parsed, when it is JSON.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub json: Option<serde_json::Value>,
+    /// The body says it is JSON (its content type): the handler's request gets it
+    /// parsed as `json` when it parses.
+    pub json_body: bool,
 }
 
 /// URL parts of a request.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct JsUrl {
     /// Path, e.g. `/api/users`.
     pub pathname: String,

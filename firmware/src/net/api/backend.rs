@@ -96,7 +96,7 @@ pub async fn invoke(kernel: &Arc<Kernel>, id: &str, req: Request<Incoming>) -> R
         url: JsUrl::parse(&path, query.as_deref()),
         headers: BTreeMap::from([("content-type".to_string(), "application/json".to_string())]),
         body: input.to_string(),
-        json: Some(input),
+        json_body: true,
     };
     let response = kernel.runtime.invoke(site, entry, request).await?;
     let json = serde_json::from_str::<serde_json::Value>(&response.body).ok();
