@@ -115,6 +115,9 @@ for i in 1 2 3 4 5; do
   echo "// version $i" >>"$TMP/hello/api/main.js"
   "$FAZT_BIN" deploy "$TMP/hello" --name hello >/dev/null
   COLD+=("$(time_get hello.localhost /api/hello)")
+  # Each JavaScript thread builds its own instance of the app on its first request, so
+  # the second request may be cold too (on another thread); warm is the tenth.
+  for _ in 1 2 3 4 5 6 7 8; do time_get hello.localhost /api/hello >/dev/null; done
   WARM+=("$(time_get hello.localhost /api/hello)")
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { printf "%.2f", a[int((NR + 1) / 2)] * 1000 }'; }
@@ -144,7 +147,7 @@ cat <<REPORT
 | measure | value |
 | --- | ---: |
 | first request after a deploy (cold, median of 5) | $COLD_MS ms |
-| second request (warm, median of 5) | $WARM_MS ms |
+| tenth request (warm, median of 5) | $WARM_MS ms |
 | RSS before / after $GROWTH_DONE more requests | $(kb_to_mb "$RSS_BEFORE") / $(kb_to_mb "$RSS_AFTER") MB |
 | counter value after the run (every write kept) | $HITS |
 
