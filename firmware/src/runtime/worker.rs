@@ -10,6 +10,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// How many nice levels below the HTTP threads the workers run.
+const WORKER_NICE_STEP: i32 = 5;
+
 /// Warm instances kept per worker; the least recently used goes first.
 const MAX_INSTANCES: usize = 16;
 
@@ -31,6 +34,10 @@ pub struct WorkerContext {
 /// The worker loop; returns when the queue closes. After each run the worker goes on
 /// with the same app's next queued request, if any, while it holds the app's place.
 pub(crate) fn run(jobs: async_channel::Receiver<Job>, ctx: WorkerContext) {
+    // Handlers yield the CPU to the HTTP threads (see proc::priority).
+    if let Err(err) = crate::proc::priority::lower_current_thread(WORKER_NICE_STEP) {
+        tracing::debug!(error = %err, "could not lower a JavaScript worker's priority");
+    }
     let mut warm = Warm::new(&ctx);
     while let Ok(Job { mut slot, mut pending }) = jobs.recv_blocking() {
         loop {
