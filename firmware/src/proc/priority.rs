@@ -3,7 +3,7 @@
 //! The JavaScript workers run handlers back to back while the HTTP threads wake for a few
 //! microseconds at a time (read a request, send an answer). At equal priority the
 //! kernel's fair scheduler let a woken HTTP thread wait behind a worker's time slice,
-//! which was most of serverless p99 at 50 connections (5.6-7.5 ms). With the workers
+//! which was most of serverless p99 at 50 connections (5.1-7.5 ms). With the workers
 //! five nice levels below, the HTTP threads run as soon as they wake: p99 3.6-5.1 ms, and
 //! requests per second no lower (see the README's serverless numbers).
 
