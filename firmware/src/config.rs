@@ -121,7 +121,37 @@ pub const KEYS: &[Key] = &[
         name: "http.max_connections",
         default: "4096",
         kind: Kind::Count,
-        help: "concurrent connections; more wait in the kernel's accept queue",
+        help: "concurrent connections; when all are taken, the one idle for longest is closed to make room, and new clients wait in the kernel's accept queue while none is idle",
+    },
+    Key {
+        name: "http.max_connections_per_client",
+        default: "128",
+        kind: Kind::Count,
+        help: "concurrent connections from one client (an IPv4 address or an IPv6 /64); more are closed at once (0: no cap)",
+    },
+    Key {
+        name: "http.header_timeout_secs",
+        default: "30",
+        kind: Kind::Count,
+        help: "seconds a client has to send a request's headers, and to start HTTP/2",
+    },
+    Key {
+        name: "http.body_timeout_secs",
+        default: "30",
+        kind: Kind::Count,
+        help: "longest wait, in seconds, between two pieces of a request body (nginx's client_body_timeout); a slower client gets 408",
+    },
+    Key {
+        name: "http.idle_timeout_secs",
+        default: "60",
+        kind: Kind::Count,
+        help: "seconds a keep-alive connection (HTTP/1.1), or an HTTP/2 connection with no request open, may stay idle",
+    },
+    Key {
+        name: "http.max_body_memory_bytes",
+        default: "67108864",
+        kind: Kind::Count,
+        help: "request bodies held in memory at once, node-wide (serverless and API bodies); over it, requests get 503 and Retry-After",
     },
     Key {
         name: "beacon.enabled",

@@ -51,6 +51,9 @@ pub struct Kernel {
     pub runtime: crate::runtime::JsRuntime,
     /// Password-guessing brake.
     pub login_limiter: LoginLimiter,
+    /// Password hashes checked at once (one per core): argon2 is slow and memory-hungry
+    /// on purpose.
+    pub password_checks: async_lock::Semaphore,
     /// When the node started, for uptime.
     pub started: Instant,
     /// The port clients reach us on (for the URLs we print and return).
@@ -67,6 +70,8 @@ pub struct Kernel {
     pub tls: Arc<crate::net::tls::Tls>,
     /// First-boot setup: whether the node is still unclaimed, and who may see the page.
     pub setup: crate::security::setup::SetupState,
+    /// HTTP limits: timeouts, connection caps, the request-body budget.
+    pub http: crate::net::limits::HttpGuard,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -135,7 +140,9 @@ impl Kernel {
             keys.sealer.clone(),
         )
         .map_err(KernelError::Workers)?;
+        let http = crate::net::limits::HttpGuard::new(crate::net::limits::HttpLimits::from_config(&config));
         Ok(Kernel {
+            http,
             keys,
             storage,
             clock,
@@ -145,6 +152,9 @@ impl Kernel {
             blobs,
             runtime,
             login_limiter: LoginLimiter::default(),
+            password_checks: async_lock::Semaphore::new(
+                std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            ),
             started: Instant::now(),
             public_port,
             identity,

@@ -14,6 +14,7 @@
 //! - [`mnemonic`]: bytes to BIP-39 word lists and back (data through people).
 //! - [`beacon`]: the node identity, LAN announcement (mDNS) and the peer list.
 //! - [`config`]: typed node settings.
+//! - [`rules`]: shared names and rules, the leaf every layer may import.
 //! - [`cli`]: the command line.
 //!
 //! # Implementation
@@ -36,6 +37,7 @@ pub mod keys;
 pub mod mnemonic;
 pub mod net;
 pub mod proc;
+pub mod rules;
 pub mod runtime;
 pub mod security;
 pub mod storage;

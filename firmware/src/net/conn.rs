@@ -17,7 +17,15 @@
 //!
 //! A connection that has sent a request with a body never idles: hyper may still be
 //! draining a body the handler did not read, and must not be cut off in the middle.
+//!
+//! Every phase is timed ([`HttpLimits`]): the first bytes and each request's headers
+//! (`http.header_timeout_secs`), an idle keep-alive or an HTTP/2 connection without open
+//! requests (`http.idle_timeout_secs`), bodies where they are read (`net::body`). An idle
+//! connection also closes when the node needs its slot for a new client
+//! ([`super::clients`]).
 
+use super::clients::Admission;
+use super::limits::{self, HttpLimits};
 use super::response::Body;
 use crate::kernel::Kernel;
 use async_io::{Async, Timer};
@@ -39,20 +47,23 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-/// A client has this long to send a request's headers (slowloris protection); an idle
-/// keep-alive connection is closed after as long.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// Closing a connection (a TLS close_notify, a FIN) gives up after this long.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A lingering close ends when the client sends nothing for this long (nginx:
+/// `lingering_timeout` 5 s)...
+const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
+/// ...or after this long in all (nginx: `lingering_time` 30 s).
+const LINGER_TIME: Duration = Duration::from_secs(10);
 
 /// The HTTP/2 connection preface a client speaking h2c by prior knowledge starts with.
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// The hyper builders every connection of a listener shares.
+/// The hyper builders every connection of a listener shares, and the limits.
 pub struct Protocols {
     h1: http1::Builder,
     h2: http2::Builder<SmolExecutor<Arc<Executor<'static>>>>,
+    limits: HttpLimits,
 }
 
 impl std::fmt::Debug for Protocols {
@@ -62,13 +73,19 @@ impl std::fmt::Debug for Protocols {
 }
 
 impl Protocols {
-    /// HTTP/1.1 with keep-alive and a header timeout, and HTTP/2, on `executor`.
-    pub fn new(executor: Arc<Executor<'static>>) -> Protocols {
+    /// HTTP/1.1 with keep-alive and a header timeout, and HTTP/2 with bounded streams,
+    /// windows and keep-alive pings, on `executor`.
+    pub fn new(executor: Arc<Executor<'static>>, limits: HttpLimits) -> Protocols {
         let mut h1 = http1::Builder::new();
-        h1.timer(SmolTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).keep_alive(true);
+        h1.timer(SmolTimer::new()).header_read_timeout(limits.header_timeout).keep_alive(true);
         let mut h2 = http2::Builder::new(SmolExecutor::new(executor));
-        h2.timer(SmolTimer::new());
-        Protocols { h1, h2 }
+        h2.timer(SmolTimer::new())
+            .max_concurrent_streams(limits::H2_MAX_STREAMS)
+            .initial_stream_window_size(limits::H2_STREAM_WINDOW)
+            .initial_connection_window_size(limits::H2_CONNECTION_WINDOW)
+            .keep_alive_interval(limits::H2_PING_INTERVAL)
+            .keep_alive_timeout(limits::H2_PING_TIMEOUT);
+        Protocols { h1, h2, limits }
     }
 }
 
@@ -109,7 +126,8 @@ pub enum Protocol {
     Http2,
 }
 
-/// Serves `socket` until the client leaves, an error, or an idle timeout.
+/// Serves `socket` until the client leaves, an error, a timeout, or the node closes it
+/// to make room; `admission` counts it among its client's connections.
 pub async fn serve<S: Socket>(
     protocols: Arc<Protocols>,
     kernel: Arc<Kernel>,
@@ -117,15 +135,24 @@ pub async fn serve<S: Socket>(
     secure: bool,
     mut socket: S,
     protocol: Protocol,
+    admission: Admission,
 ) {
     let mut prefix = Bytes::new();
     let protocol = match protocol {
         Protocol::Sniff => {
+            // Nothing sent yet: idle, so the node may close it to make room.
+            admission.idle();
+            let presence = admission.presence().clone();
             let sniffed = future::or(sniff(&mut socket), async {
-                Timer::after(HEADER_READ_TIMEOUT).await;
+                future::or(Timer::after(protocols.limits.header_timeout), async {
+                    presence.until_evicted().await;
+                    Instant::now()
+                })
+                .await;
                 Err(io::ErrorKind::TimedOut.into())
             })
             .await;
+            admission.busy();
             match sniffed {
                 Ok((is_h2, bytes)) => {
                     prefix = bytes;
@@ -143,29 +170,79 @@ pub async fn serve<S: Socket>(
         }
         known => known,
     };
-    let watch = Arc::new(Watch::default());
+    let h2 = protocol == Protocol::Http2;
+    let watch = Arc::new(Watch {
+        in_flight: AtomicUsize::new(0),
+        keep: AtomicBool::new(h2),
+        idle_when_done: h2,
+        admission,
+    });
     let service = Service { kernel, peer, secure, watch: watch.clone() };
     let io = Watched { socket, prefix, dirty: false, idled: false, watch };
-    if protocol == Protocol::Http2 {
-        io.watch.keep.store(true, Ordering::Relaxed);
-        let h2 = serve_http2(&protocols, io, service);
-        if let Err(err) = h2.await {
-            tracing::debug!(error = %err, %peer, "connection ended with an error");
-        }
+    if h2 {
+        serve_http2(&protocols, io, service, peer).await;
         return;
     }
     serve_http1(&protocols, io, service, peer).await;
 }
 
-/// HTTP/2's connection, boxed by a plain function: a future built inside an async fn
+/// HTTP/2 until the client leaves, or no request is open for the idle timeout, or the
+/// node needs the slot; boxed by a plain function: a future built inside an async fn
 /// keeps its room in that fn's state even after it is moved into a box, and HTTP/2's is
 /// several KB that an HTTP/1 connection's task would carry for nothing.
 fn serve_http2<S: Socket>(
     protocols: &Protocols,
     io: Watched<S>,
     service: Service,
-) -> Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>> {
-    Box::pin(protocols.h2.serve_connection(io, service))
+    peer: SocketAddr,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    let watch = io.watch.clone();
+    let idle_timeout = protocols.limits.idle_timeout;
+    let mut conn = Box::pin(protocols.h2.serve_connection(io, service));
+    Box::pin(async move {
+        watch.admission.idle();
+        let ended = future::or(async { Some(conn.as_mut().await) }, async {
+            until_idle_too_long(&watch, idle_timeout).await;
+            None
+        })
+        .await;
+        let result = match ended {
+            Some(result) => result,
+            None => {
+                // GOAWAY; requests still open (none, or one that raced in) may finish.
+                conn.as_mut().graceful_shutdown();
+                match future::or(async { Some(conn.as_mut().await) }, async {
+                    Timer::after(CLOSE_TIMEOUT).await;
+                    None
+                })
+                .await
+                {
+                    Some(result) => result,
+                    None => return,
+                }
+            }
+        };
+        if let Err(err) = result {
+            tracing::debug!(error = %err, %peer, "connection ended with an error");
+        }
+    })
+}
+
+/// Returns once an HTTP/2 connection has had no open request for `idle`, or the node
+/// asked it to make room.
+async fn until_idle_too_long(watch: &Watch, idle: Duration) {
+    let presence = watch.admission.presence().clone();
+    let timed = async {
+        loop {
+            match watch.admission.idle_for() {
+                Some(quiet) if quiet >= idle => return,
+                Some(quiet) => Timer::after(idle - quiet).await,
+                // Busy: look again in a while (the idle time starts when it goes idle).
+                None => Timer::after((idle / 4).max(Duration::from_millis(250))).await,
+            };
+        }
+    };
+    future::or(timed, presence.until_evicted()).await
 }
 
 /// HTTP/1.1: hyper connection after hyper connection, idling in between.
@@ -175,9 +252,10 @@ async fn serve_http1<S: Socket>(
     service: Service,
     peer: SocketAddr,
 ) {
+    let limits = protocols.limits;
     // The time by which a request that has begun must have all its headers: a client
     // trickling a request in pieces cannot restart hyper's header timer by idling.
-    let mut head_deadline = Some(Instant::now() + HEADER_READ_TIMEOUT);
+    let mut head_deadline = Some(Instant::now() + limits.header_timeout);
     loop {
         // Boxed: while idle, the task holds none of hyper's connection state.
         let mut conn = Box::new(protocols.h1.serve_connection(io, service.clone()));
@@ -193,7 +271,14 @@ async fn serve_http1<S: Socket>(
         if !io.idled {
             // Ended for real: the client left, `Connection: close`, or an error.
             match result {
-                Ok(()) => close(&mut io.socket).await,
+                Ok(()) => {
+                    close(&mut io.socket).await;
+                    // A request body may be left unread (an early 413 or 503): without
+                    // this, the client still sending it gets a reset instead of our answer.
+                    if io.watch.keep.load(Ordering::Relaxed) {
+                        Box::pin(linger(io.socket.tcp())).await;
+                    }
+                }
                 Err(err) => tracing::debug!(error = %err, %peer, "connection ended with an error"),
             }
             return;
@@ -213,12 +298,19 @@ async fn serve_http1<S: Socket>(
         let now = Instant::now();
         if io.prefix.is_empty() {
             head_deadline = None;
+            // Between requests: idle, and the node may close it to make room.
+            io.watch.admission.idle();
         } else if head_deadline.is_none() {
-            head_deadline = Some(now + HEADER_READ_TIMEOUT);
+            head_deadline = Some(now + limits.header_timeout);
         }
-        let deadline = head_deadline.unwrap_or(now + HEADER_READ_TIMEOUT);
+        let deadline = head_deadline.unwrap_or(now + limits.idle_timeout);
+        let presence = io.watch.admission.presence().clone();
         let readable = future::or(async { io.socket.tcp().readable().await.is_ok() }, async {
-            Timer::at(deadline).await;
+            future::or(Timer::at(deadline), async {
+                presence.until_evicted().await;
+                Instant::now()
+            })
+            .await;
             false
         })
         .await;
@@ -226,6 +318,7 @@ async fn serve_http1<S: Socket>(
             close(&mut io.socket).await;
             return;
         }
+        io.watch.admission.busy();
     }
 }
 
@@ -236,6 +329,33 @@ async fn close<S: Socket>(socket: &mut S) {
         false
     })
     .await;
+}
+
+/// nginx's lingering close: after our FIN, reads and drops what the client still sends,
+/// until it stops for [`LINGER_TIMEOUT`] or [`LINGER_TIME`] has passed in all. Memory
+/// stays one small buffer; the connection keeps its slot meanwhile, as in nginx.
+async fn linger(tcp: &Async<TcpStream>) {
+    use futures_lite::AsyncReadExt;
+    // async-io's close only flushes: the FIN that tells the client the answer is
+    // complete is sent here.
+    if tcp.get_ref().shutdown(std::net::Shutdown::Write).is_err() {
+        return;
+    }
+    let deadline = Instant::now() + LINGER_TIME;
+    let mut buf = vec![0u8; 4096];
+    let mut reader = tcp;
+    loop {
+        let wait = deadline.min(Instant::now() + LINGER_TIMEOUT);
+        let read = future::or(async { Some(reader.read(&mut buf).await) }, async {
+            Timer::at(wait).await;
+            None
+        })
+        .await;
+        match read {
+            Some(Ok(n)) if n > 0 => {}
+            _ => return,
+        }
+    }
 }
 
 /// Reads the first bytes, as long as they match the HTTP/2 preface; true when all 24
@@ -261,12 +381,17 @@ async fn sniff<S: AsyncRead + Unpin>(socket: &mut S) -> io::Result<(bool, Bytes)
 }
 
 /// What the adapter needs to know of the requests: whether one is in flight.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Watch {
     /// Requests whose answer has not been sent yet.
     in_flight: AtomicUsize,
     /// Never idle (HTTP/2, or a request with a body was seen).
     keep: AtomicBool,
+    /// HTTP/2: the connection is idle whenever no request is in flight (HTTP/1.1 marks
+    /// itself idle between hyper connections instead).
+    idle_when_done: bool,
+    /// The connection as its client's count and the node's idle list know it.
+    admission: Admission,
 }
 
 /// One request in flight, until its answer's body is dropped (sent, or abandoned).
@@ -275,7 +400,15 @@ struct InFlight(Arc<Watch>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        let watch = &self.0;
+        if watch.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 && watch.idle_when_done {
+            watch.admission.idle();
+            // A request that began meanwhile marked the connection busy before this
+            // marked it idle, or will after: look again, so busy wins either way.
+            if watch.in_flight.load(Ordering::SeqCst) > 0 {
+                watch.admission.busy();
+            }
+        }
     }
 }
 
@@ -327,7 +460,8 @@ impl hyper::service::Service<Request<Incoming>> for Service {
         if !hyper::body::Body::is_end_stream(req.body()) {
             self.watch.keep.store(true, Ordering::Relaxed);
         }
-        self.watch.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.watch.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.watch.admission.busy();
         let in_flight = InFlight(self.watch.clone());
         let (kernel, peer, secure) = (self.kernel.clone(), self.peer, self.secure);
         Box::pin(async move {

@@ -3,6 +3,9 @@
 //! # Layout
 //! - [`server`]: the accept loop and hyper (HTTP/1.1 and h2c) on smol.
 //! - [`conn`]: one connection: HTTP/1.1 that gives hyper's buffers back while idle, or HTTP/2.
+//! - [`limits`]: node-wide timeouts, connection caps and the request-body budget.
+//! - [`clients`]: connections counted per client, and the idle ones that make room.
+//! - [`body`]: request bodies read into memory within the body budget.
 //! - [`io`]: reading from smol's sockets into hyper's buffers.
 //! - [`host`]: which app a Host header names.
 //! - [`static_files`]: serving a site's files like a real web server.
@@ -14,10 +17,13 @@
 //! - [`tls`]: HTTPS (rustls), certificates by SNI, the LAN CA.
 
 pub mod api;
+pub mod body;
 pub mod cache;
+pub mod clients;
 pub mod conn;
 pub mod host;
 pub mod io;
+pub mod limits;
 pub mod response;
 pub mod server;
 pub mod serverless;

@@ -25,8 +25,10 @@ use std::time::Duration;
 /// Serves HTTP on `listener` until `shutdown` completes; HTTPS when `tls` is given.
 ///
 /// Connections are spawned on `executor`, which the caller runs on as many threads as it
-/// likes. When the connection limit is reached, accepting pauses: new clients wait in
-/// the kernel's backlog instead of costing memory here. A TLS handshake that fails or
+/// likes. When the connection limit is reached, the connection idle for longest is
+/// closed to make room; when none is idle, accepting pauses and new clients wait in the
+/// kernel's backlog instead of costing memory here. A client over its own cap
+/// (`http.max_connections_per_client`) is closed at once. A TLS handshake that fails or
 /// takes longer than [`HANDSHAKE_TIMEOUT`](super::tls::HANDSHAKE_TIMEOUT) ends its
 /// connection with a (braked) log line; the listener keeps serving.
 pub async fn serve(
@@ -36,13 +38,21 @@ pub async fn serve(
     tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let max = kernel.config.get_u64("http.max_connections").clamp(1, 1 << 20) as usize;
-    let slots = Arc::new(async_lock::Semaphore::new(max));
-    let protocols = Arc::new(Protocols::new(executor.clone()));
+    let limits = kernel.http.limits;
+    let slots = Arc::new(async_lock::Semaphore::new(limits.max_connections));
+    let protocols = Arc::new(Protocols::new(executor.clone(), limits));
 
     let accept_loop = async {
         loop {
-            let permit = slots.acquire_arc().await;
+            let permit = match slots.try_acquire_arc() {
+                Some(permit) => permit,
+                None => {
+                    // Full: the longest-idle connection makes room (nginx reuses idle
+                    // keep-alive connections the same way); with none idle, wait.
+                    kernel.http.clients.evict_idle();
+                    slots.acquire_arc().await
+                }
+            };
             let (stream, peer) = match listener.accept().await {
                 Ok(pair) => pair,
                 Err(err) => {
@@ -52,14 +62,27 @@ pub async fn serve(
                     continue;
                 }
             };
+            let admission = match kernel.http.clients.admit(peer.ip()) {
+                Ok(admission) => admission,
+                Err(over) => {
+                    kernel.http.over_cap.warn(&format!(
+                        "closed a connection from {}: it holds {} already (http.max_connections_per_client)",
+                        peer.ip(),
+                        over.cap
+                    ));
+                    continue;
+                }
+            };
             let _ = stream.get_ref().set_nodelay(true);
             let kernel = kernel.clone();
             let protocols = protocols.clone();
             let tls = tls.clone();
             let task = async move {
                 match tls {
-                    None => conn::serve(protocols, kernel, peer, false, stream, Protocol::Sniff).await,
-                    Some(config) => serve_tls(protocols, kernel, peer, config, stream).await,
+                    None => {
+                        conn::serve(protocols, kernel, peer, false, stream, Protocol::Sniff, admission).await
+                    }
+                    Some(config) => serve_tls(protocols, kernel, peer, config, stream, admission).await,
                 }
                 drop(permit);
             };
@@ -80,7 +103,10 @@ async fn serve_tls(
     peer: SocketAddr,
     config: Arc<rustls::ServerConfig>,
     stream: Async<TcpStream>,
+    admission: super::clients::Admission,
 ) {
+    // Handshakes have their own cap (https.max_handshakes), which evicts the oldest.
+    admission.busy();
     let slot = kernel.tls.handshakes.begin();
     let stream = match handshake(config, stream, slot).await {
         Ok(stream) => stream,
@@ -96,7 +122,7 @@ async fn serve_tls(
         Some(b"http/1.1") => Protocol::Http1,
         _ => Protocol::Sniff,
     };
-    conn::serve(protocols, kernel, peer, true, stream, protocol).await;
+    conn::serve(protocols, kernel, peer, true, stream, protocol, admission).await;
 }
 
 type Handshake = Pin<Box<dyn Future<Output = std::io::Result<Box<TlsStream<Async<TcpStream>>>>> + Send>>;

@@ -1,6 +1,7 @@
 //! Requests to `/api/*` of an app with `api/main.js` (or a v0.7 `main.js`): built into
 //! a JavaScript request object, run by the runtime, answered from what it returned.
 
+use super::body::Reservation;
 use super::response::{ApiError, Resp};
 use crate::fs::site::Site;
 use crate::kernel::Kernel;
@@ -8,7 +9,7 @@ use crate::runtime::request::JsUrl;
 use crate::runtime::{Entry, JsRequest, JsResponse, RuntimeError};
 use bytes::Bytes;
 use http::{header, HeaderName, HeaderValue, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -32,32 +33,17 @@ impl From<RuntimeError> for ApiError {
     }
 }
 
-/// Builds the request object from an HTTP request.
-pub async fn js_request(kernel: &Kernel, req: Request<Incoming>) -> Result<JsRequest, ApiError> {
+/// Builds the request object from an HTTP request; the reservation holds the body's
+/// bytes against the node's body budget until it is dropped.
+pub async fn js_request(
+    kernel: &Kernel,
+    req: Request<Incoming>,
+) -> Result<(JsRequest, Reservation), ApiError> {
     let (parts, body) = req.into_parts();
     let limit = kernel.config.get_u64("runtime.max_body_bytes") as usize;
-    let declared =
-        parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("request body over {limit} bytes"),
-        ));
-    }
-    let body = match Limited::new(body, limit).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                format!("request body over {limit} bytes"),
-            ));
-        }
-        Err(e) => {
-            return Err(ApiError::bad_request("upload_truncated", format!("could not read the body: {e}")))
-        }
-    };
+    let limits = kernel.http.body_limits(limit);
+    let (body, reservation) =
+        crate::net::body::read(&parts.headers, body, limits, &kernel.http.bodies).await?;
     let mut headers: BTreeMap<String, String> = BTreeMap::new();
     for (name, value) in &parts.headers {
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
@@ -68,13 +54,14 @@ pub async fn js_request(kernel: &Kernel, req: Request<Incoming>) -> Result<JsReq
     }
     let body = String::from_utf8_lossy(&body).into_owned();
     let json_body = headers.get("content-type").is_some_and(|t| t.contains("json"));
-    Ok(JsRequest {
+    let request = JsRequest {
         method: parts.method.to_string(),
         url: JsUrl::parse(parts.uri.path(), parts.uri.query()),
         headers,
         body,
         json_body,
-    })
+    };
+    Ok((request, reservation))
 }
 
 /// Turns a handler's response into HTTP, dropping what it may not set.
@@ -100,11 +87,14 @@ pub fn http_response(js: JsResponse) -> Resp {
 
 /// Serves one `/api/*` request of an app with a backend.
 pub async fn serve(kernel: &Arc<Kernel>, site: Arc<Site>, entry: Entry, req: Request<Incoming>) -> Resp {
-    let request = match js_request(kernel, req).await {
+    let (request, reservation) = match js_request(kernel, req).await {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
-    match kernel.runtime.invoke(site, entry, request).await {
+    let result = kernel.runtime.invoke(site, entry, request).await;
+    // The body's bytes are held until the handler is done with them.
+    drop(reservation);
+    match result {
         Ok(js) => http_response(js),
         Err(err) => ApiError::from(err).into_response(),
     }

@@ -112,7 +112,7 @@ async fn post(kernel: &Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>) ->
     if !csrf_header {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "csrf", "missing X-Requested-With: fazt header"));
     }
-    let body: SetupBody = read_json(req).await?;
+    let body: SetupBody = read_json(kernel, req).await?;
     let username = body.username.filter(|u| !u.is_empty()).unwrap_or_else(|| "admin".into());
     // Malformed input is refused before the brake: only tries of a code count.
     users::check_username(&username).map_err(|e| ApiError::bad_request("bad_username", e.to_string()))?;

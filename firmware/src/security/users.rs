@@ -84,18 +84,30 @@ pub fn check_login(
     username: &str,
     password: &str,
 ) -> Result<Option<String>, StorageError> {
-    let row: Option<(String, String)> = conn
+    Ok(verify_login(login_record(conn, username)?, password))
+}
+
+/// What a password check needs of a user: its id and password hash (`None`: no such
+/// user). Read apart from [`verify_login`] so that the slow hash runs outside the
+/// database.
+pub fn login_record(conn: &Connection, username: &str) -> Result<Option<(String, String)>, StorageError> {
+    Ok(conn
         .query_row("SELECT id, password_hash FROM users WHERE username = ?1", [username], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })
-        .optional()?;
-    match row {
-        Some((id, stored)) => Ok(password::verify(password, &stored).then_some(id)),
+        .optional()?)
+}
+
+/// The user's id when `password` matches `record`; an unknown user costs the same time
+/// as a known one.
+pub fn verify_login(record: Option<(String, String)>, password: &str) -> Option<String> {
+    match record {
+        Some((id, stored)) => password::verify(password, &stored).then_some(id),
         None => {
             static DUMMY_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
             let _ =
                 password::verify(password, DUMMY_HASH.get_or_init(|| password::hash("not a real password")));
-            Ok(None)
+            None
         }
     }
 }

@@ -69,19 +69,23 @@ pub async fn login(kernel: &Arc<Kernel>, peer: SocketAddr, req: Request<Incoming
         err.retry_after = Some(wait);
         return Err(err);
     }
-    let body: LoginBody = read_json(req).await?;
+    let body: LoginBody = read_json(kernel, req).await?;
     let username = if body.username.is_empty() { "admin".to_string() } else { body.username };
-    let now = kernel.clock.now_millis();
+    // argon2 takes tens of milliseconds and a lot of memory: it runs on the blocking
+    // pool, a few at a time, never inside the database writer (where it would stall
+    // every write of the node).
     let name = username.clone();
-    let session = kernel
-        .storage
-        .write(move |conn| -> Result<_, ApiError> {
-            match users::check_login(conn, &name, &body.password)? {
-                Some(user_id) => Ok(Some(sessions::create(conn, &user_id, now)?)),
-                None => Ok(None),
-            }
-        })
-        .await?;
+    let record = kernel.storage.read(move |conn| users::login_record(conn, &name)).await?;
+    let user_id = {
+        let _check = kernel.password_checks.acquire().await;
+        let password = body.password;
+        blocking::unblock(move || users::verify_login(record, &password)).await
+    };
+    let now = kernel.clock.now_millis();
+    let session = match user_id {
+        Some(user_id) => Some(kernel.storage.write(move |conn| sessions::create(conn, &user_id, now)).await?),
+        None => None,
+    };
     let Some(secret) = session else {
         tracing::warn!(%peer, "failed admin login");
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "bad_credentials", "wrong username or password"));

@@ -17,9 +17,7 @@ mod tokens;
 
 use super::response::{ApiError, Resp};
 use crate::kernel::Kernel;
-use bytes::Bytes;
 use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 use std::net::SocketAddr;
@@ -131,24 +129,15 @@ fn allowed_methods(segments: &[&str]) -> &'static [Method] {
     }
 }
 
-/// Reads a JSON body of at most [`MAX_JSON_BYTES`].
-pub(crate) async fn read_json<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, ApiError> {
-    let body = read_body(req, MAX_JSON_BYTES).await?;
-    serde_json::from_slice(&body)
+/// Reads a JSON body of at most [`MAX_JSON_BYTES`], within the node's body limits.
+pub(crate) async fn read_json<T: DeserializeOwned>(
+    kernel: &Kernel,
+    req: Request<Incoming>,
+) -> Result<T, ApiError> {
+    let (parts, body) = req.into_parts();
+    let limits = kernel.http.body_limits(MAX_JSON_BYTES);
+    let (bytes, _reservation) =
+        crate::net::body::read(&parts.headers, body, limits, &kernel.http.bodies).await?;
+    serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request("bad_json", format!("invalid JSON body: {e}")))
-}
-
-/// Reads a whole body of at most `limit` bytes.
-async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
-    match Limited::new(req.into_body(), limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("request body over {limit} bytes"),
-        )),
-        Err(err) => {
-            Err(ApiError::bad_request("upload_truncated", format!("could not read the request body: {err}")))
-        }
-    }
 }

@@ -83,7 +83,7 @@ pub async fn list(kernel: &Arc<Kernel>) -> Result<Resp, ApiError> {
 /// `POST /api/tls/certs`: add (or replace) a custom certificate; checked first, so a
 /// refused one changes nothing.
 pub async fn add(kernel: &Arc<Kernel>, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    let body: AddBody = read_json(req).await?;
+    let body: AddBody = read_json(kernel, req).await?;
     let tls = kernel.tls.clone();
     let stored =
         blocking::unblock(move || tls.add_custom(&body.domain, &body.cert_pem, &body.key_pem)).await?;

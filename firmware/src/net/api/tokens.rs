@@ -39,7 +39,7 @@ pub async fn create(
     principal: &Principal,
     req: Request<Incoming>,
 ) -> Result<Resp, ApiError> {
-    let body: CreateBody = read_json(req).await?;
+    let body: CreateBody = read_json(kernel, req).await?;
     let name = body.name.trim().to_string();
     if name.is_empty() || name.len() > tokens::MAX_NAME_LEN || name.chars().any(char::is_control) {
         return Err(ApiError::bad_request(
