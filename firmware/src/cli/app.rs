@@ -71,6 +71,9 @@ enum Sub {
         /// JavaScript memory, in MB.
         #[arg(long)]
         memory_mb: Option<u64>,
+        /// Storage quota (KV keys and values), in MB.
+        #[arg(long)]
+        storage_mb: Option<u64>,
     },
     /// Delete an app (its name is free again at once).
     Delete {
@@ -227,22 +230,26 @@ pub fn run(args: AppArgs) -> anyhow::Result<()> {
                 Ok(())
             }
         },
-        Sub::Limits { app, timeout_ms, memory_mb } => {
+        Sub::Limits { app, timeout_ms, memory_mb, storage_mb } => {
             let url = format!("/api/apps/{}/limits", encode(&app));
-            let answer = if timeout_ms.is_some() || memory_mb.is_some() {
-                let memory_bytes = match memory_mb {
-                    Some(mb) => Some(
-                        mb.checked_mul(1 << 20).ok_or_else(|| anyhow::anyhow!("--memory-mb is too large"))?,
-                    ),
-                    None => None,
+            let answer = if timeout_ms.is_some() || memory_mb.is_some() || storage_mb.is_some() {
+                let bytes = |mb: Option<u64>, flag: &str| -> anyhow::Result<Option<u64>> {
+                    mb.map(|mb| mb.checked_mul(1 << 20).ok_or_else(|| anyhow::anyhow!("{flag} is too large")))
+                        .transpose()
                 };
-                let body = serde_json::json!({"timeout_ms": timeout_ms, "memory_bytes": memory_bytes});
+                let body = serde_json::json!({
+                    "timeout_ms": timeout_ms,
+                    "memory_bytes": bytes(memory_mb, "--memory-mb")?,
+                    "storage_bytes": bytes(storage_mb, "--storage-mb")?,
+                });
                 client.put_json(&url, &body)?
             } else {
                 client.get_json(&url)?
             };
-            println!("timeout_ms   {}", answer["timeout_ms"]);
-            println!("memory_bytes {}", answer["memory_bytes"]);
+            println!("timeout_ms         {}", answer["timeout_ms"]);
+            println!("memory_bytes       {}", answer["memory_bytes"]);
+            println!("storage_bytes      {}", answer["storage_bytes"]);
+            println!("storage_used_bytes {}", answer["storage_used_bytes"]);
             Ok(())
         }
         Sub::Delete { app, yes } => {

@@ -6,12 +6,12 @@ use super::{Entry, RuntimeError};
 use crate::fs::site::{read_blob, Encoding, Site};
 use crate::storage::Storage;
 use crate::syscall::limits::{Limits, MAX_REQUIRE_DEPTH, MAX_SCRIPT_BYTES};
-use crate::syscall::{kv, SyscallError};
+use crate::syscall::{kv, logs, SyscallError};
 use crate::time::{Clock, UnixMillis};
 use rquickjs::context::EvalOptions;
 use rquickjs::object::Property;
 use rquickjs::promise::PromiseState;
-use rquickjs::{Context, Ctx, Exception, Function, Object, Promise, Runtime, Value};
+use rquickjs::{Context, Ctx, Exception, Function, Object, Persistent, Promise, Runtime, Value};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -23,6 +23,10 @@ const PRELUDE: &str = include_str!("prelude.js");
 
 /// Log lines kept per invocation; more are counted and summarised in one line.
 const MAX_LOG_LINES: usize = 1000;
+/// Bytes of log text kept per invocation (lines are clipped to
+/// [`logs::MAX_MESSAGE_BYTES`] as they arrive): this buffer lives in Rust memory, outside
+/// the app's JavaScript heap and its limit, so it is bounded on its own.
+const MAX_LOG_BYTES: usize = 256 * 1024;
 
 /// QuickJS's own stack budget; deep recursion becomes a RangeError well before the
 /// worker thread's stack (4 MB) is at risk.
@@ -32,6 +36,8 @@ const JS_STACK_BYTES: usize = 1 << 20;
 #[derive(Debug, Default)]
 struct LogBuffer {
     lines: Vec<(UnixMillis, &'static str, String)>,
+    /// Bytes of text in `lines`.
+    bytes: usize,
     dropped: usize,
 }
 
@@ -46,9 +52,17 @@ pub struct Host {
     pub timekeeper: Option<Arc<crate::time::Timekeeper>>,
 }
 
+/// How long the kernel's own bookkeeping calls into JavaScript (clearing timers after a
+/// request) may take; they run under a deadline like app code, so that nothing the app
+/// did to the shared globals can hold the worker.
+const HOUSEKEEPING_BUDGET: Duration = Duration::from_millis(100);
+
 /// A loaded app.
 pub struct Instance {
-    // Field order matters: the context must be dropped before its runtime.
+    // Field order matters: the hooks and the context must be dropped before the runtime.
+    /// The prelude's entry points (`loadMain`, `invoke`, `invokeLegacy`, `nextTimer`,
+    /// `fireTimers`, `resetTimers`), held here and never reachable from app code.
+    hooks: Persistent<Object<'static>>,
     ctx: Context,
     /// Owned for the context's sake only: the context must drop first (field order).
     _rt: Runtime,
@@ -118,6 +132,156 @@ fn read_response(value: Value<'_>) -> Option<JsResponse> {
     Some(JsResponse { status, headers, body })
 }
 
+/// Gives the context its `__native` functions and runs the prelude; returns the prelude's
+/// kernel hooks.
+fn install(
+    context: &Context,
+    host: &Host,
+    site: &Arc<Site>,
+    env: BTreeMap<String, String>,
+    epoch: Instant,
+    logs: &Rc<RefCell<LogBuffer>>,
+    limits: Limits,
+) -> rquickjs::Result<Persistent<Object<'static>>> {
+    context.with(|ctx| {
+        let native = Object::new(ctx.clone())?;
+        native.set("maxRequireDepth", MAX_REQUIRE_DEPTH)?;
+        native.set("maxLogBytes", logs::MAX_MESSAGE_BYTES)?;
+        let info = serde_json::json!({"id": site.app_id, "name": site.app_name, "env": env}).to_string();
+        native.set("appInfo", Function::new(ctx.clone(), move || info.clone())?)?;
+        native.set(
+            "monotonicMs",
+            Function::new(ctx.clone(), move || epoch.elapsed().as_secs_f64() * 1000.0)?,
+        )?;
+
+        let clock = host.clock.clone();
+        native.set("timeNow", Function::new(ctx.clone(), move || clock.now_millis() as f64)?)?;
+        let (timekeeper, clock) = (host.timekeeper.clone(), host.clock.clone());
+        native.set(
+            "timeStatus",
+            Function::new(ctx.clone(), move || {
+                crate::syscall::time::status(timekeeper.as_deref(), &clock).to_string()
+            })?,
+        )?;
+
+        let logs = logs.clone();
+        let clock = host.clock.clone();
+        native.set(
+            "log",
+            Function::new(ctx.clone(), move |level: String, message: String, length: Option<f64>| {
+                let mut buffer = logs.borrow_mut();
+                // `length`: the line's length before the prelude cut it, for the marker.
+                let message = logs::clip_of(&message, length.map_or(0, |n| n as usize));
+                if buffer.lines.len() >= MAX_LOG_LINES || buffer.bytes + message.len() > MAX_LOG_BYTES {
+                    buffer.dropped += 1;
+                    return;
+                }
+                buffer.bytes += message.len();
+                let level = match level.as_str() {
+                    "debug" => "debug",
+                    "warn" => "warn",
+                    "error" => "error",
+                    _ => "info",
+                };
+                buffer.lines.push((clock.now_millis(), level, message));
+            })?,
+        )?;
+
+        let (storage, source_site) = (host.storage.clone(), site.clone());
+        native.set(
+            "readModule",
+            Function::new(ctx.clone(), move |ctx: Ctx<'_>, path: String| -> rquickjs::Result<String> {
+                // The prelude already confines paths to api/; checked again here
+                // because this is the boundary that matters.
+                let normal =
+                    crate::fs::path::normalize_site_path(&path).ok().filter(|p| p.starts_with("api/"));
+                let Some(path) = normal else {
+                    return Err(Exception::throw_message(
+                        &ctx,
+                        &format!("require('{path}'): outside the api/ folder"),
+                    ));
+                };
+                read_source(&storage, &source_site, &path).map_err(|e| Exception::throw_message(&ctx, &e))
+            })?,
+        )?;
+        native.set("compile", Function::new(ctx.clone(), compile)?)?;
+
+        let app_id = site.app_id.clone();
+        let (storage, clock) = (host.storage.clone(), host.clock.clone());
+        native.set(
+            "kvGet",
+            Function::new(
+                ctx.clone(),
+                move |ctx: Ctx<'_>, key: String| -> rquickjs::Result<Option<String>> {
+                    let now = clock.now_millis();
+                    storage.read_blocking(|c| kv::get(c, &app_id, &key, now)).map_err(|e| js_err(&ctx, e))
+                },
+            )?,
+        )?;
+        let app_id = site.app_id.clone();
+        let (storage, clock) = (host.storage.clone(), host.clock.clone());
+        native.set(
+            "kvSet",
+            Function::new(
+                ctx.clone(),
+                move |ctx: Ctx<'_>, key: String, json: String, ttl: f64| -> rquickjs::Result<()> {
+                    let now = clock.now_millis();
+                    let ttl = (ttl >= 0.0).then_some(ttl as i64);
+                    storage
+                        .write_blocking(|c| kv::set(c, &app_id, &key, &json, ttl, now, limits.storage_bytes))
+                        .map_err(|e| js_err(&ctx, e))
+                },
+            )?,
+        )?;
+        let app_id = site.app_id.clone();
+        let (storage, clock) = (host.storage.clone(), host.clock.clone());
+        native.set(
+            "kvDelete",
+            Function::new(ctx.clone(), move |ctx: Ctx<'_>, key: String| -> rquickjs::Result<bool> {
+                let now = clock.now_millis();
+                storage.write_blocking(|c| kv::delete(c, &app_id, &key, now)).map_err(|e| js_err(&ctx, e))
+            })?,
+        )?;
+        let app_id = site.app_id.clone();
+        let (storage, clock) = (host.storage.clone(), host.clock.clone());
+        native.set(
+            "kvList",
+            Function::new(ctx.clone(), move |ctx: Ctx<'_>, prefix: String| -> rquickjs::Result<String> {
+                let now = clock.now_millis();
+                // Built in Rust memory, outside the heap's limit: capped at half of it,
+                // since the text and what it parses into must fit in the heap anyway.
+                let max_bytes = (limits.memory_bytes / 2) as usize;
+                let entries = storage
+                    .read_blocking(|c| kv::list(c, &app_id, &prefix, now, max_bytes))
+                    .map_err(|e| js_err(&ctx, e))?;
+                let mut json = String::with_capacity(
+                    entries.iter().map(|(k, v)| k.len() + v.len() + 24).sum::<usize>() + 2,
+                );
+                json.push('[');
+                for (i, (key, value)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        json.push(',');
+                    }
+                    json.push_str("{\"key\":");
+                    json.push_str(&serde_json::Value::from(key.as_str()).to_string());
+                    json.push_str(",\"value\":");
+                    // Stored values are JSON text already (checked when written).
+                    json.push_str(value);
+                    json.push('}');
+                }
+                json.push(']');
+                Ok(json)
+            })?,
+        )?;
+        ctx.globals().set("__native", native)?;
+        let mut options = EvalOptions::default();
+        options.global = true;
+        options.filename = Some("fazt:prelude".into());
+        let hooks: Object = ctx.eval_with_options(PRELUDE, options)?;
+        Ok(Persistent::save(&ctx, hooks))
+    })
+}
+
 impl Instance {
     /// Builds an instance: runtime, limits, `fazt.*`, and (for `api/main.js` apps) the
     /// app's modules evaluated up to their top-level awaits.
@@ -155,7 +319,9 @@ impl Instance {
             Entry::Legacy => Some(read_source(&host.storage, &site, "main.js").map_err(RuntimeError::Load)?),
             Entry::Api => None,
         };
+        let hooks = install(&ctx, host, &site, env, epoch, &logs, limits).map_err(unavailable)?;
         let instance = Instance {
+            hooks,
             ctx,
             _rt: rt,
             deployment_id: site.deployment_id.clone(),
@@ -171,11 +337,10 @@ impl Instance {
             meter,
             poisoned: false,
         };
-        instance.install(host, site, env).map_err(unavailable)?;
         if entry == Entry::Api {
             instance.arm();
             let loaded = instance.ctx.with(|ctx| -> Result<(), RuntimeError> {
-                let load: Function = ctx.globals().get("__fazt_load_main").map_err(unavailable)?;
+                let load = instance.hook(&ctx, "loadMain").map_err(unavailable)?;
                 let promise = match load.call::<_, Promise>(()) {
                     Ok(p) => p,
                     Err(_) => return Err(instance.failure(&ctx, ctx.catch(), true)),
@@ -192,133 +357,19 @@ impl Instance {
         Ok(instance)
     }
 
-    fn install(&self, host: &Host, site: Arc<Site>, env: BTreeMap<String, String>) -> rquickjs::Result<()> {
-        self.ctx.with(|ctx| {
-            let native = Object::new(ctx.clone())?;
-            native.set("maxRequireDepth", MAX_REQUIRE_DEPTH)?;
-            let info = serde_json::json!({"id": site.app_id, "name": site.app_name, "env": env}).to_string();
-            native.set("appInfo", Function::new(ctx.clone(), move || info.clone())?)?;
-            let epoch = self.epoch;
-            native.set(
-                "monotonicMs",
-                Function::new(ctx.clone(), move || epoch.elapsed().as_secs_f64() * 1000.0)?,
-            )?;
-
-            let clock = host.clock.clone();
-            native.set("timeNow", Function::new(ctx.clone(), move || clock.now_millis() as f64)?)?;
-            let (timekeeper, clock) = (host.timekeeper.clone(), host.clock.clone());
-            native.set(
-                "timeStatus",
-                Function::new(ctx.clone(), move || {
-                    crate::syscall::time::status(timekeeper.as_deref(), &clock).to_string()
-                })?,
-            )?;
-
-            let logs = self.logs.clone();
-            let clock = host.clock.clone();
-            native.set(
-                "log",
-                Function::new(ctx.clone(), move |level: String, message: String| {
-                    let mut buffer = logs.borrow_mut();
-                    if buffer.lines.len() >= MAX_LOG_LINES {
-                        buffer.dropped += 1;
-                        return;
-                    }
-                    let level = match level.as_str() {
-                        "debug" => "debug",
-                        "warn" => "warn",
-                        "error" => "error",
-                        _ => "info",
-                    };
-                    buffer.lines.push((clock.now_millis(), level, message));
-                })?,
-            )?;
-
-            let (storage, source_site) = (host.storage.clone(), site.clone());
-            native.set(
-                "readModule",
-                Function::new(ctx.clone(), move |ctx: Ctx<'_>, path: String| -> rquickjs::Result<String> {
-                    // The prelude already confines paths to api/; checked again here
-                    // because this is the boundary that matters.
-                    let normal =
-                        crate::fs::path::normalize_site_path(&path).ok().filter(|p| p.starts_with("api/"));
-                    let Some(path) = normal else {
-                        return Err(Exception::throw_message(
-                            &ctx,
-                            &format!("require('{path}'): outside the api/ folder"),
-                        ));
-                    };
-                    read_source(&storage, &source_site, &path).map_err(|e| Exception::throw_message(&ctx, &e))
-                })?,
-            )?;
-            native.set("compile", Function::new(ctx.clone(), compile)?)?;
-
-            let app_id = site.app_id.clone();
-            let (storage, clock) = (host.storage.clone(), host.clock.clone());
-            native.set(
-                "kvGet",
-                Function::new(
-                    ctx.clone(),
-                    move |ctx: Ctx<'_>, key: String| -> rquickjs::Result<Option<String>> {
-                        let now = clock.now_millis();
-                        storage.read_blocking(|c| kv::get(c, &app_id, &key, now)).map_err(|e| js_err(&ctx, e))
-                    },
-                )?,
-            )?;
-            let app_id = site.app_id.clone();
-            let (storage, clock) = (host.storage.clone(), host.clock.clone());
-            native.set(
-                "kvSet",
-                Function::new(
-                    ctx.clone(),
-                    move |ctx: Ctx<'_>, key: String, json: String, ttl: f64| -> rquickjs::Result<()> {
-                        let now = clock.now_millis();
-                        let ttl = (ttl >= 0.0).then_some(ttl as i64);
-                        storage
-                            .write_blocking(|c| kv::set(c, &app_id, &key, &json, ttl, now))
-                            .map_err(|e| js_err(&ctx, e))
-                    },
-                )?,
-            )?;
-            let app_id = site.app_id.clone();
-            let (storage, clock) = (host.storage.clone(), host.clock.clone());
-            native.set(
-                "kvDelete",
-                Function::new(ctx.clone(), move |ctx: Ctx<'_>, key: String| -> rquickjs::Result<bool> {
-                    let now = clock.now_millis();
-                    storage.write_blocking(|c| kv::delete(c, &app_id, &key, now)).map_err(|e| js_err(&ctx, e))
-                })?,
-            )?;
-            let app_id = site.app_id.clone();
-            let (storage, clock) = (host.storage.clone(), host.clock.clone());
-            native.set(
-                "kvList",
-                Function::new(
-                    ctx.clone(),
-                    move |ctx: Ctx<'_>, prefix: String| -> rquickjs::Result<String> {
-                        let now = clock.now_millis();
-                        let entries = storage
-                            .read_blocking(|c| kv::list(c, &app_id, &prefix, now))
-                            .map_err(|e| js_err(&ctx, e))?;
-                        let json: Vec<_> = entries
-                            .into_iter()
-                            .map(|(key, value)| serde_json::json!({"key": key, "value": value}))
-                            .collect();
-                        Ok(serde_json::Value::Array(json).to_string())
-                    },
-                )?,
-            )?;
-            ctx.globals().set("__native", native)?;
-            let mut options = EvalOptions::default();
-            options.global = true;
-            options.filename = Some("fazt:prelude".into());
-            ctx.eval_with_options::<(), _>(PRELUDE, options)
-        })
+    /// One of the prelude's kernel hooks.
+    fn hook<'js>(&self, ctx: &Ctx<'js>, name: &str) -> rquickjs::Result<Function<'js>> {
+        self.hooks.clone().restore(ctx)?.get(name)
     }
 
     fn arm(&self) {
+        self.arm_for(self.limits.timeout);
+    }
+
+    /// Starts a deadline `budget` from now (and a fresh memory record).
+    fn arm_for(&self, budget: Duration) {
         self.meter.reset();
-        let deadline = self.epoch.elapsed() + self.limits.timeout;
+        let deadline = self.epoch.elapsed() + budget;
         self.interrupted.store(false, Ordering::Relaxed);
         self.deadline.store(deadline.as_micros() as u64, Ordering::Relaxed);
     }
@@ -391,7 +442,9 @@ impl Instance {
         promise: Promise<'js>,
         loading: bool,
     ) -> Result<Value<'js>, RuntimeError> {
-        let globals = ctx.globals();
+        let next_timer = self.hook(ctx, "nextTimer").map_err(|_| self.failure(ctx, ctx.catch(), loading))?;
+        let fire_timers =
+            self.hook(ctx, "fireTimers").map_err(|_| self.failure(ctx, ctx.catch(), loading))?;
         loop {
             while ctx.execute_pending_job() {}
             if self.interrupted.load(Ordering::Relaxed) {
@@ -417,10 +470,7 @@ impl Instance {
                 }
                 PromiseState::Pending => {}
             }
-            let next: f64 = globals
-                .get::<_, Function>("__fazt_next_timer")
-                .and_then(|f| f.call(()))
-                .map_err(|_| self.failure(ctx, ctx.catch(), loading))?;
+            let next: f64 = next_timer.call(()).map_err(|_| self.failure(ctx, ctx.catch(), loading))?;
             if next < 0.0 {
                 let message = "the handler's promise never settled (nothing left to wait for)".to_string();
                 self.log_line("error", message.clone());
@@ -433,9 +483,7 @@ impl Instance {
                 return Err(RuntimeError::Timeout(self.timeout_ms()));
             }
             std::thread::sleep(wake.saturating_duration_since(Instant::now()));
-            let fire: Function =
-                globals.get("__fazt_fire_timers").map_err(|_| self.failure(ctx, ctx.catch(), loading))?;
-            if fire.call::<_, ()>(()).is_err() {
+            if fire_timers.call::<_, ()>(()).is_err() {
                 // A throwing timer callback is the app's bug, not the request's end:
                 // log it, as Node would print it, and keep waiting.
                 let thrown = ctx.catch();
@@ -454,28 +502,29 @@ impl Instance {
     pub fn invoke(&mut self, request: &JsRequest) -> Result<JsResponse, RuntimeError> {
         self.arm();
         let result = self.ctx.with(|ctx| -> Result<JsResponse, RuntimeError> {
-            let globals = ctx.globals();
             let called = request_object(&ctx, request).and_then(|object| match &self.legacy_source {
-                None => globals
-                    .get::<_, Function>("__fazt_invoke")
-                    .and_then(|f| f.call::<_, Promise>((object, request.json_body))),
-                Some(source) => globals
-                    .get::<_, Function>("__fazt_invoke_legacy")
-                    .and_then(|f| f.call::<_, Promise>((object, request.json_body, source.clone()))),
+                None => self.hook(&ctx, "invoke")?.call::<_, Promise>((object, request.json_body)),
+                Some(source) => self.hook(&ctx, "invokeLegacy")?.call::<_, Promise>((
+                    object,
+                    request.json_body,
+                    source.clone(),
+                )),
             });
             let promise = called.map_err(|_| self.failure(&ctx, ctx.catch(), false))?;
             let value = self.settle(&ctx, promise, false)?;
             read_response(value)
                 .ok_or_else(|| RuntimeError::Handler("the handler's response could not be read".into()))
         });
-        self.disarm();
-        // Timers left by this request must not fire inside the next one.
-        self.ctx.with(|ctx| {
-            if let Ok(reset) = ctx.globals().get::<_, Function>("__fazt_reset_timers") {
-                let _ = reset.call::<_, ()>(());
-            }
-        });
         let result = self.classify_memory(result);
+        self.disarm();
+        // Timers left by this request must not fire inside the next one. Under its own
+        // short deadline: an instance that cannot even do this is not reused.
+        self.arm_for(HOUSEKEEPING_BUDGET);
+        let reset = self.ctx.with(|ctx| self.hook(&ctx, "resetTimers")?.call::<_, ()>(()));
+        self.disarm();
+        if reset.is_err() {
+            self.poisoned = true;
+        }
         if matches!(result, Err(RuntimeError::Timeout(_) | RuntimeError::Memory(_))) {
             self.poisoned = true;
             let why = match &result {
@@ -491,6 +540,7 @@ impl Instance {
     pub fn flush_logs(&self, host: &Host) {
         let (mut lines, dropped) = {
             let mut buffer = self.logs.borrow_mut();
+            buffer.bytes = 0;
             (std::mem::take(&mut buffer.lines), std::mem::take(&mut buffer.dropped))
         };
         let now = host.clock.now_millis();

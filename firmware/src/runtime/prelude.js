@@ -3,10 +3,15 @@
 // It builds the module system (require), console, fazt.*, timers and the invoke entry
 // points on top of a few native functions in `__native` (implemented in Rust, scoped to
 // the current app by Rust, never by anything JavaScript can pass in).
+//
+// The kernel's entry points (load, invoke, timers) are returned to Rust in a frozen
+// object that no app code can reach: were they globals, an app could replace one, and
+// the kernel would run the app's code outside its deadline.
 (function (global) {
   'use strict';
   const native = global.__native;
   delete global.__native;
+  const hooks = {};
 
   const MAX_REQUIRE_DEPTH = native.maxRequireDepth;
 
@@ -18,7 +23,13 @@
       try { return JSON.stringify(a); } catch (e) { return String(a); }
     }).join(' ');
   }
-  const log = (level) => (...args) => native.log(level, format(args));
+  // Cut here as well as in Rust, so a huge line is not copied out of the heap whole.
+  const MAX_LOG_CHARS = native.maxLogBytes;
+  const slice = String.prototype.slice;
+  const log = (level) => (...args) => {
+    const text = format(args);
+    native.log(level, text.length > MAX_LOG_CHARS ? slice.call(text, 0, MAX_LOG_CHARS + 1) : text, text.length);
+  };
   global.console = Object.freeze({
     log: log('info'), info: log('info'), debug: log('debug'), warn: log('warn'), error: log('error'),
   });
@@ -34,14 +45,14 @@
   };
   global.clearTimeout = function (id) { timers = timers.filter((t) => t.id !== id); };
   // Timers live only as long as the request that set them.
-  global.__fazt_reset_timers = function () { timers = []; };
+  hooks.resetTimers = function () { timers = []; };
   // Milliseconds until the next timer, or -1 when none is waiting.
-  global.__fazt_next_timer = function () {
+  hooks.nextTimer = function () {
     if (timers.length === 0) return -1;
     const now = native.monotonicMs();
     return Math.max(0, Math.min(...timers.map((t) => t.at)) - now);
   };
-  global.__fazt_fire_timers = function () {
+  hooks.fireTimers = function () {
     const now = native.monotonicMs();
     const due = timers.filter((t) => t.at <= now).sort((a, b) => a.at - b.at);
     timers = timers.filter((t) => t.at > now);
@@ -63,8 +74,7 @@
       native.kvSet(String(key), json, ttl);
     },
     delete: async (key) => native.kvDelete(String(key)),
-    list: async (prefix) => JSON.parse(native.kvList(prefix === undefined ? '' : String(prefix)))
-      .map((e) => ({ key: e.key, value: JSON.parse(e.value) })),
+    list: async (prefix) => JSON.parse(native.kvList(prefix === undefined ? '' : String(prefix))),
   });
   // The kernel clock, not the system clock: Date.now() and new Date() follow the
   // timekeeper (NTP, peers, RTC), like every timestamp fazt writes.
@@ -163,7 +173,7 @@
 
   let handler = null;
   // Loads api/main.js (awaiting its top-level code) and finds the handler.
-  global.__fazt_load_main = async function () {
+  hooks.loadMain = async function () {
     const exports = load('api/main.js', 0);
     await cache['api/main.js'].ready;
     const main = cache['api/main.js'].exports;
@@ -181,11 +191,11 @@
     }
     return request;
   }
-  global.__fazt_invoke = async function (request, jsonBody) {
+  hooks.invoke = async function (request, jsonBody) {
     return normalizeResponse(await handler(withJson(request, jsonBody)));
   };
   // v0.7 apps: main.js at the root runs per request with `req` and `res` globals.
-  global.__fazt_invoke_legacy = async function (request, jsonBody, source) {
+  hooks.invokeLegacy = async function (request, jsonBody, source) {
     withJson(request, jsonBody);
     const out = { status: 200, headers: {}, body: undefined };
     const res = {
@@ -208,4 +218,5 @@
     if (out.body !== undefined) r.body = out.body;
     return normalizeResponse(out.body === undefined && out.status === 200 ? { status: 204, headers: out.headers } : r);
   };
+  return Object.freeze(hooks);
 })(globalThis);

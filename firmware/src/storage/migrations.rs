@@ -201,6 +201,37 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     );
     "#,
     ),
+    (
+        8,
+        "per-app storage quotas: bytes each app keeps in its KV store",
+        r#"
+    -- NULL: the default quota (syscall::limits::DEFAULT_STORAGE_BYTES).
+    ALTER TABLE app_limits ADD COLUMN storage_bytes INTEGER;
+    -- Kept by triggers, so every way a row changes (set, delete, expiry sweep, app
+    -- deletion) is counted, and a quota check costs one row read.
+    CREATE TABLE app_usage (
+        app_id   TEXT PRIMARY KEY,
+        kv_bytes INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO app_usage(app_id, kv_bytes)
+        SELECT app_id, sum(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))) FROM kv GROUP BY app_id;
+    CREATE TRIGGER kv_usage_insert AFTER INSERT ON kv BEGIN
+        INSERT INTO app_usage(app_id, kv_bytes)
+            VALUES (NEW.app_id, length(CAST(NEW.key AS BLOB)) + length(CAST(NEW.value AS BLOB)))
+            ON CONFLICT(app_id) DO UPDATE SET kv_bytes = kv_bytes + excluded.kv_bytes;
+    END;
+    CREATE TRIGGER kv_usage_update AFTER UPDATE ON kv BEGIN
+        UPDATE app_usage SET kv_bytes = kv_bytes
+            - (length(CAST(OLD.key AS BLOB)) + length(CAST(OLD.value AS BLOB)))
+            + (length(CAST(NEW.key AS BLOB)) + length(CAST(NEW.value AS BLOB)))
+            WHERE app_id = NEW.app_id;
+    END;
+    CREATE TRIGGER kv_usage_delete AFTER DELETE ON kv BEGIN
+        UPDATE app_usage SET kv_bytes = kv_bytes - (length(CAST(OLD.key AS BLOB)) + length(CAST(OLD.value AS BLOB)))
+            WHERE app_id = OLD.app_id;
+    END;
+    "#,
+    ),
 ];
 
 /// The highest version this binary knows.

@@ -22,16 +22,29 @@ pub struct LogEntry {
     pub message: String,
 }
 
-/// Cuts a message to [`MAX_MESSAGE_BYTES`] on a character boundary.
+/// Cuts a message to [`MAX_MESSAGE_BYTES`] (its marker included) on a character boundary.
 pub fn clip(message: &str) -> String {
-    if message.len() <= MAX_MESSAGE_BYTES {
+    clip_of(message, 0)
+}
+
+/// Cuts a message to [`MAX_MESSAGE_BYTES`] on a character boundary; `original` is the
+/// length (in JavaScript characters) of the line it was cut from by the runtime's
+/// prelude, which cuts lines longer than [`MAX_MESSAGE_BYTES`] characters; 0 or less
+/// than that: `message` is whole.
+pub fn clip_of(message: &str, original: usize) -> String {
+    let original = if original > MAX_MESSAGE_BYTES { original } else { 0 };
+    if message.len() <= MAX_MESSAGE_BYTES && original == 0 {
         return message.to_string();
     }
-    let mut end = MAX_MESSAGE_BYTES;
+    // Room is left for the marker, so that a clipped line is not clipped again.
+    let mut end = message.len().min(MAX_MESSAGE_BYTES - 64);
     while !message.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}… [cut, {} bytes in all]", &message[..end], message.len())
+    match original {
+        0 => format!("{}… [cut, {} bytes in all]", &message[..end], message.len()),
+        n => format!("{}… [cut, {n} characters in all]", &message[..end]),
+    }
 }
 
 /// Appends lines for an app in one go and trims the oldest beyond [`KEEP_PER_APP`].
@@ -89,6 +102,12 @@ mod tests {
         assert_eq!(clip("short"), "short");
         let long = "é".repeat(MAX_MESSAGE_BYTES);
         let cut = clip(&long);
-        assert!(cut.len() < MAX_MESSAGE_BYTES + 64 && cut.contains("[cut"));
+        assert!(cut.len() <= MAX_MESSAGE_BYTES && cut.contains("[cut"));
+        assert_eq!(clip(&cut), cut, "a clipped line is not clipped again");
+        // A line the prelude already cut keeps the length it had in the marker.
+        let pre_cut = "x".repeat(MAX_MESSAGE_BYTES + 1);
+        let cut = clip_of(&pre_cut, 1 << 20);
+        assert!(cut.len() <= MAX_MESSAGE_BYTES && cut.ends_with("[cut, 1048576 characters in all]"), "{cut}");
+        assert_eq!(clip_of("short", 5), "short");
     }
 }

@@ -21,6 +21,14 @@ pub enum SyscallError {
     /// The input breaks a documented limit or format.
     #[error("{0}")]
     Invalid(String),
+    /// The app's storage quota would be exceeded; nothing was written.
+    #[error("storage_full: the app's storage quota of {quota} bytes is used up ({used} bytes kept); delete keys, or raise it with `fazt app limits <app> --storage-mb N`")]
+    QuotaExceeded {
+        /// The quota, in bytes.
+        quota: u64,
+        /// Bytes the app keeps now.
+        used: u64,
+    },
     /// The database failed.
     #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),

@@ -5,7 +5,7 @@ use crate::kernel::Kernel;
 use crate::net::response::{ok, ApiError, Resp};
 use crate::runtime::request::JsUrl;
 use crate::runtime::{Entry, JsRequest};
-use crate::syscall::{env, limits, logs, SyscallError};
+use crate::syscall::{env, kv, limits, logs, SyscallError};
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use serde::Deserialize;
@@ -18,6 +18,9 @@ impl From<SyscallError> for ApiError {
     fn from(err: SyscallError) -> Self {
         match err {
             SyscallError::Invalid(message) => ApiError::bad_request("invalid", message),
+            SyscallError::QuotaExceeded { .. } => {
+                ApiError::new(http::StatusCode::INSUFFICIENT_STORAGE, "storage_full", err.to_string())
+            }
             SyscallError::Storage(e) => e.into(),
         }
     }
@@ -76,7 +79,7 @@ pub async fn invoke(kernel: &Arc<Kernel>, id: &str, req: Request<Incoming>) -> R
     {
         return Err(ApiError::bad_request("invalid", "path must start with /api and method be a word"));
     }
-    let input: serde_json::Value = read_json(req).await?;
+    let input: serde_json::Value = read_json(kernel, req).await?;
     let site = crate::net::server::load_site(kernel, &app.name)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("app '{}' has no deployment", app.name)))?;
@@ -129,7 +132,7 @@ pub async fn env_set(
     req: Request<Incoming>,
 ) -> Result<Resp, ApiError> {
     let app = super::apps::find(kernel, id).await?;
-    let body: EnvValue = read_json(req).await?;
+    let body: EnvValue = read_json(kernel, req).await?;
     let name = decode(name);
     let sealer = kernel.keys.sealer.clone();
     kernel.storage.write(move |c| env::set(c, sealer.as_ref(), &app.id, &name, &body.value)).await?;
@@ -148,29 +151,34 @@ pub async fn env_unset(kernel: &Arc<Kernel>, id: &str, name: &str) -> Result<Res
     Ok(ok(serde_json::json!({})))
 }
 
-#[derive(Deserialize)]
-struct LimitsBody {
-    timeout_ms: Option<u64>,
-    memory_bytes: Option<u64>,
+fn limits_json(l: limits::Limits, used: u64) -> serde_json::Value {
+    serde_json::json!({
+        "timeout_ms": l.timeout.as_millis() as u64,
+        "memory_bytes": l.memory_bytes,
+        "storage_bytes": l.storage_bytes,
+        "storage_used_bytes": used,
+    })
 }
 
-fn limits_json(l: limits::Limits) -> serde_json::Value {
-    serde_json::json!({"timeout_ms": l.timeout.as_millis() as u64, "memory_bytes": l.memory_bytes})
-}
-
-/// `GET /api/apps/{id}/limits`.
+/// `GET /api/apps/{id}/limits`: the limits, and the storage the app uses.
 pub async fn limits_get(kernel: &Arc<Kernel>, id: &str) -> Result<Resp, ApiError> {
     let app = super::apps::find(kernel, id).await?;
-    let l = kernel.storage.read(move |c| limits::get(c, &app.id)).await?;
-    Ok(ok(limits_json(l)))
+    let (l, used) = kernel
+        .storage
+        .read(move |c| Ok::<_, SyscallError>((limits::get(c, &app.id)?, kv::usage(c, &app.id)?)))
+        .await?;
+    Ok(ok(limits_json(l, used)))
 }
 
-/// `PUT /api/apps/{id}/limits` with `{"timeout_ms": N, "memory_bytes": N}` (either).
+/// `PUT /api/apps/{id}/limits` with any of `{"timeout_ms": N, "memory_bytes": N,
+/// "storage_bytes": N}`.
 pub async fn limits_set(kernel: &Arc<Kernel>, id: &str, req: Request<Incoming>) -> Result<Resp, ApiError> {
     let app = super::apps::find(kernel, id).await?;
-    let body: LimitsBody = read_json(req).await?;
-    let l =
-        kernel.storage.write(move |c| limits::set(c, &app.id, body.timeout_ms, body.memory_bytes)).await?;
+    let change: limits::LimitsChange = read_json(kernel, req).await?;
+    let (l, used) = kernel
+        .storage
+        .write(move |c| Ok::<_, SyscallError>((limits::set(c, &app.id, change)?, kv::usage(c, &app.id)?)))
+        .await?;
     kernel.runtime.config_generation.fetch_add(1, Ordering::AcqRel);
-    Ok(ok(limits_json(l)))
+    Ok(ok(limits_json(l, used)))
 }

@@ -28,7 +28,7 @@ struct CheckBody {
 
 /// `POST /api/deploy/check`: which of these hashes does the node lack?
 pub async fn check(kernel: &Arc<Kernel>, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    let body: CheckBody = read_json(req).await?;
+    let body: CheckBody = read_json(kernel, req).await?;
     if body.hashes.len() as u64 > kernel.config.get_u64("deploy.max_files") {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -89,6 +89,21 @@ pub async fn deploy(kernel: &Arc<Kernel>, req: Request<Incoming>) -> Result<Resp
     }
 
     let spool_dir = kernel.storage.path().parent().map(|p| p.to_path_buf()).unwrap_or_else(|| ".".into());
+    // A full disk is said as such before the upload, when its size is known: the spool,
+    // then the files in the database, take about twice the archive.
+    if let Some(declared) = declared {
+        let dir = spool_dir.clone();
+        if let Ok(free) = blocking::unblock(move || fs2::available_space(&dir)).await {
+            let needed = declared.saturating_mul(2).saturating_add(DISK_HEADROOM);
+            if free < needed {
+                return Err(disk_full(&format!(
+                    "the disk has {} MB free and this upload needs about {} MB",
+                    free >> 20,
+                    needed.div_ceil(1 << 20)
+                )));
+            }
+        }
+    }
     let spool =
         blocking::unblock(move || tempfile::Builder::new().prefix(".fazt-upload-").tempfile_in(spool_dir))
             .await
@@ -143,10 +158,20 @@ pub async fn deploy(kernel: &Arc<Kernel>, req: Request<Incoming>) -> Result<Resp
     Ok(ok(json))
 }
 
+/// Free space a deploy leaves at least, for the database's own growth (WAL, indexes).
+const DISK_HEADROOM: u64 = 16 << 20;
+
+fn disk_full(detail: &str) -> ApiError {
+    ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "storage_full", format!("the disk is full: {detail}"))
+}
+
 fn io_error(err: std::io::Error) -> ApiError {
-    // ENOSPC: the spool could not be written, the disk is full.
-    if err.raw_os_error() == Some(28) {
-        ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "storage_full", "the disk is full")
+    // ENOSPC: the spool could not be written. Through the blocking pool's pipe it may
+    // arrive as "write zero" instead.
+    if err.raw_os_error() == Some(28)
+        || matches!(err.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::WriteZero)
+    {
+        disk_full("the upload could not be stored")
     } else {
         tracing::error!(error = %err, "spooling an upload failed");
         ApiError::new(
