@@ -136,6 +136,11 @@ fn setup_page_sets_the_password_once_and_never_comes_back() {
     };
     assert_eq!(login(node.password.as_deref().unwrap()), 401);
     assert_eq!(login("kitchen password 1"), 200);
+    // The token printed at first start (console, screen, the CLI's config) no longer works:
+    // whoever claimed the node got a new one, and others may have seen the screen.
+    let first_token = format!("Bearer {}", node.token);
+    let old = node.request("GET", "admin.localhost", "/api/me", &[("Authorization", &first_token)], b"");
+    assert_eq!(old.status, 401, "{}", old.text());
 
     // kill -9 and restart: still claimed.
     node.kill9();

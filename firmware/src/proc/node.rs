@@ -61,8 +61,8 @@ pub fn bootstrap(
     let now = clock.now_millis();
     let (token, setup_code) = storage.write_blocking(|conn| -> anyhow::Result<_> {
         users::set_admin(conn, "admin", &password, now)?;
-        let (_, secret) = tokens::create(conn, "first start", None, now)?;
-        let code = generated.then(|| crate::security::setup::create_code(conn)).transpose()?;
+        let (info, secret) = tokens::create(conn, "first start", None, now)?;
+        let code = generated.then(|| crate::security::setup::create_code(conn, &info.id)).transpose()?;
         Ok((secret, code))
     })?;
     Ok(Some(Bootstrap { username: "admin".into(), password, token, setup_code }))

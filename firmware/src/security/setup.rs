@@ -19,6 +19,8 @@ use std::sync::Arc;
 
 /// The state row that holds the setup code while the node is unclaimed.
 const CODE_KEY: &str = "setup.code";
+/// The state row that names the API token made at first start, while unclaimed.
+const FIRST_TOKEN_KEY: &str = "setup.first_token";
 
 /// Who may see the setup page (the `setup.page` config key).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,9 +93,13 @@ pub struct Claimed {
 }
 
 /// Writes a new setup code, making the node unclaimed; for `bootstrap` only.
-pub fn create_code(conn: &Connection) -> Result<String, StorageError> {
+/// `first_token` is the API token printed at first start (console, HDMI, the CLI's
+/// config): the setup page revokes it, since whoever claims the node from the page
+/// gets a new one and may not be the only one who saw the screen.
+pub fn create_code(conn: &Connection, first_token: &str) -> Result<String, StorageError> {
     let code = generate_code();
     set_state(conn, CODE_KEY, &code)?;
+    set_state(conn, FIRST_TOKEN_KEY, first_token)?;
     Ok(code)
 }
 
@@ -104,6 +110,7 @@ pub fn code(conn: &Connection) -> Result<Option<String>, StorageError> {
 
 /// Marks the node claimed; true when it was unclaimed until now.
 pub fn claim(conn: &Connection) -> Result<bool, StorageError> {
+    conn.execute("DELETE FROM config WHERE key = ?1", [FIRST_TOKEN_KEY])?;
     Ok(conn.execute("DELETE FROM config WHERE key = ?1", [CODE_KEY])? > 0)
 }
 
@@ -127,6 +134,10 @@ pub fn complete(
         return Err(SetupError::WrongCode);
     }
     users::set_admin_in(&tx, username, new_password, now)?;
+    // The token shown at first start stops working: the page hands out a new one.
+    if let Some(first) = get_state(&tx, FIRST_TOKEN_KEY)? {
+        tokens::revoke(&tx, &first, now)?;
+    }
     claim(&tx)?;
     let user_id = users::user_id(&tx, username)?.ok_or(SetupError::Claimed)?;
     let session = sessions::create(&tx, &user_id, now)?;
@@ -239,15 +250,18 @@ mod tests {
     #[test]
     fn complete_checks_everything_before_changing_anything() {
         let (_dir, storage) = storage();
-        let code = storage
-            .write_blocking(|conn| -> Result<String, StorageError> {
+        let (code, first_token) = storage
+            .write_blocking(|conn| -> Result<(String, String), StorageError> {
                 users::set_admin(conn, "admin", "generated-pass", 1).map_err(|e| match e {
                     users::CredentialsError::Storage(s) => s,
                     other => panic!("{other}"),
                 })?;
-                create_code(conn)
+                let (_, secret) = tokens::create(conn, "first start", None, 1)?;
+                Ok((create_code(conn, &tokens::check(conn, &secret)?.unwrap())?, secret))
             })
             .unwrap();
+        let token_works =
+            || storage.read_blocking(|conn| tokens::check(conn, &first_token)).unwrap().is_some();
         assert_eq!(code.len(), 14);
         let attempt = |c: &str, user: &str, pass: &str| {
             storage.write_blocking(|conn| -> Result<Claimed, SetupError> { complete(conn, c, user, pass, 2) })
@@ -260,9 +274,11 @@ mod tests {
             storage.read_blocking(|conn| users::check_login(conn, "admin", "generated-pass")).unwrap();
         assert!(still.is_some());
         assert_eq!(storage.read_blocking(super::code).unwrap().as_deref(), Some(code.as_str()));
+        assert!(token_works(), "a refused setup leaves the first-start token alone");
         // Codes are compared ignoring case and surrounding space.
         attempt(&format!("  {}  ", code.to_uppercase()), "admin", "a new password").unwrap();
         assert!(storage.read_blocking(super::code).unwrap().is_none());
+        assert!(!token_works(), "the token printed at first start is revoked by the setup page");
         assert!(matches!(attempt(&code, "admin", "another password"), Err(SetupError::Claimed)));
         let new = storage.read_blocking(|conn| users::check_login(conn, "admin", "a new password")).unwrap();
         assert!(new.is_some());
