@@ -4,7 +4,7 @@
 //! `smol-hyper` supplies the executor and timer glue.
 
 use super::conn::{self, Protocol, Protocols};
-use super::host::{route, Route};
+use super::host::{request_host, route, Route};
 use super::response::{ApiError, Resp};
 use super::static_files;
 use super::tls::handshakes::Slot;
@@ -164,13 +164,12 @@ pub(super) async fn handle(
 /// Routes a request to the admin API, a serverless backend or static files.
 async fn route_request(kernel: Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>) -> Resp {
     // HTTP/2 carries the host in the authority; HTTP/1.1 in the Host header.
-    let host =
-        req.uri().authority().map(|a| a.as_str().to_string()).or_else(|| {
-            req.headers().get(http::header::HOST).and_then(|v| v.to_str().ok()).map(str::to_string)
-        });
-    let host_ok = req.headers().get(http::header::HOST).is_none_or(|v| v.to_str().is_ok());
-    let route = match route(host.as_deref(), kernel.config.domain()) {
-        Ok(route) if host_ok => route,
+    let host = match request_host(req.version(), req.uri(), req.headers()) {
+        Ok(host) => host,
+        Err(err) => return ApiError::bad_request(err.code(), err.to_string()).into_response(),
+    };
+    let route = match route(host, kernel.config.domain()) {
+        Ok(route) => route,
         _ => return ApiError::bad_request("bad_host", "malformed Host header").into_response(),
     };
     // While nobody has claimed the node, its own names show the first-boot setup page.
