@@ -144,9 +144,12 @@ pub async fn load_site(kernel: &Arc<Kernel>, app: &str) -> Result<Option<Arc<Sit
 pub(super) async fn handle(
     kernel: Arc<Kernel>,
     peer: SocketAddr,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     secure: bool,
 ) -> Resp {
+    if secure {
+        req.extensions_mut().insert(super::OverTls);
+    }
     if !secure {
         if let Some(resp) = super::tls::redirect::intercept(&kernel, &req) {
             return resp;
