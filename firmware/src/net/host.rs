@@ -119,6 +119,14 @@ pub fn route(host: Option<&str>, domain: &str) -> Result<Route, BadHost> {
     })
 }
 
+/// True when `host` (a Host header or authority, port allowed) is `domain` or a name
+/// under it.
+pub fn under_domain(host: &str, domain: &str) -> bool {
+    let Some(name) = strip_port(host.trim()) else { return false };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == domain || name.strip_suffix(domain).is_some_and(|rest| rest.ends_with('.'))
+}
+
 /// Strips `:port` (and the brackets of an IPv6 literal); `None` when malformed.
 fn strip_port(host: &str) -> Option<&str> {
     if let Some(rest) = host.strip_prefix('[') {
@@ -206,6 +214,16 @@ mod tests {
         let mut headers = http::HeaderMap::new();
         headers.insert(http::header::HOST, http::HeaderValue::from_bytes(b"bl\xe9g").unwrap());
         assert_eq!(request_host(http::Version::HTTP_11, &origin, &headers), Err(HostError::Malformed));
+    }
+
+    #[test]
+    fn names_under_the_domain() {
+        for yes in ["example.com", "Admin.Example.com:443", "blog.example.com.", "a.b.example.com"] {
+            assert!(under_domain(yes, "example.com"), "{yes}");
+        }
+        for no in ["badexample.com", "example.com.evil", "10.0.0.1", "[::1]:443", "pi.local", ""] {
+            assert!(!under_domain(no, "example.com"), "{no}");
+        }
     }
 
     #[test]

@@ -155,11 +155,16 @@ pub(super) async fn handle(
             return resp;
         }
     }
+    let hsts = match secure {
+        true => request_host(req.version(), req.uri(), req.headers())
+            .ok()
+            .and_then(|host| kernel.tls.hsts_for(host))
+            .cloned(),
+        false => None,
+    };
     let mut resp = route_request(kernel.clone(), peer, req).await;
-    if secure {
-        if let Some(hsts) = &kernel.tls.hsts {
-            resp.headers_mut().insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
-        }
+    if let Some(hsts) = hsts {
+        resp.headers_mut().insert(http::header::STRICT_TRANSPORT_SECURITY, hsts);
     }
     resp
 }
