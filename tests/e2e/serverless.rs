@@ -422,3 +422,22 @@ fn inline_runs_keep_other_apps_answering_while_a_handler_spins() {
     // The spinning app itself recovers (served by the workers for a while).
     assert_eq!(call(&node, "spin", "GET", "/api/ok", "").text(), "alive");
 }
+
+// See: issue 17 (a handler could answer `101 Switching Protocols`, handing the client's
+// connection over to a protocol nobody speaks).
+#[test]
+fn informational_statuses_become_a_500_with_a_log_line() {
+    let node = Node::start();
+    let handler = "module.exports = async (r) => ({ status: Number(r.url.query.s), headers: { upgrade: 'websocket' }, body: 'x' })";
+    deploy(&node, "upgrader", &[("api/main.js", handler)]);
+    for status in ["101", "100", "103"] {
+        let resp = call(&node, "upgrader", "GET", &format!("/api/x?s={status}"), "");
+        assert_eq!((resp.status, resp.code().as_str()), (500, "bad_status"), "{status}: {}", resp.text());
+        assert_eq!(resp.header("upgrade"), None);
+    }
+    assert_eq!(call(&node, "upgrader", "GET", "/api/x?s=200", "").status, 200);
+    deploy(&node, "old", &[("main.js", "res.status(101).send('switching')")]);
+    assert_eq!(call(&node, "old", "GET", "/api/x", "").code(), "bad_status");
+    let logs = node.cli_ok(&["app", "logs", "upgrader"]);
+    assert!(logs.contains("status 101") && logs.contains("1xx"), "{logs}");
+}
