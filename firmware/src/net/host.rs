@@ -174,11 +174,7 @@ mod tests {
         assert_eq!(route(Some("blog.local"), "local"), Ok(Route::App("blog".into())));
     }
 
-    fn host<'a>(
-        version: http::Version,
-        uri: &'a http::Uri,
-        hosts: &[&str],
-    ) -> Result<Option<String>, HostError> {
+    fn host(version: http::Version, uri: &http::Uri, hosts: &[&str]) -> Result<Option<String>, HostError> {
         let mut headers = http::HeaderMap::new();
         for h in hosts {
             headers.append(http::header::HOST, http::HeaderValue::from_str(h).unwrap());
