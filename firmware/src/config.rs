@@ -265,9 +265,9 @@ pub const KEYS: &[Key] = &[
     Key { name: "https.max_handshakes", default: "64", kind: Kind::Count, help: "TLS handshakes in progress at once; a new one over the cap closes the oldest" },
     Key {
         name: "https.hsts_max_age",
-        default: "0",
+        default: "31536000",
         kind: Kind::Count,
-        help: "Strict-Transport-Security max-age in seconds on HTTPS answers (0: no header)",
+        help: "Strict-Transport-Security max-age in seconds on HTTPS answers for the domain and its apps, in acme mode only (never with the LAN CA); 0: no header",
     },
     Key {
         name: "setup.page",

@@ -243,6 +243,18 @@ fn acme_pebble_issues_renews_and_reuses_the_account() {
     let root = pebble.root();
     let out = curl(&root, port, &format!("admin.{DOMAIN}"), "/api/system/health");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // HSTS is on by default with ACME certificates, over HTTPS only (issue 17).
+    let head = Command::new("curl")
+        .args(["-sS", "-D", "-", "-o", "/dev/null", "--max-time", "20", "--cacert"])
+        .arg(&root)
+        .args(["--resolve", &format!("admin.{DOMAIN}:{port}:127.0.0.1")])
+        .arg(format!("https://admin.{DOMAIN}:{port}/"))
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&head.stdout).to_ascii_lowercase();
+    assert!(head.contains("strict-transport-security: max-age=31536000\r\n"), "{head}");
+    let plain = raw_request(node.addr, "GET", &format!("admin.{DOMAIN}"), "/", &[], b"");
+    assert_eq!(plain.header("strict-transport-security"), None);
     // openssl verifies the chain (leaf + pebble's intermediate) to pebble's root.
     let s = Command::new("openssl")
         .args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-servername", DOMAIN, "-CAfile"])

@@ -203,3 +203,37 @@ fn hostile_json_bodies_are_refused() {
     let resp = node.request("POST", "admin.localhost", "/api/login", &[], long_login.as_bytes());
     assert_eq!(resp.status, 401);
 }
+
+// See: issue 17 (cookie tossing). An app on a sibling subdomain can set `fazt_session`
+// for the parent domain; the browser then sends it beside (often before) the admin's
+// own, which must still work.
+#[test]
+fn a_tossed_session_cookie_does_not_log_the_admin_out() {
+    let node = Node::start();
+    let password = node.password.clone().unwrap();
+    let resp = login(&node, &password);
+    let cookie = resp.header("set-cookie").unwrap().to_string();
+    // Over plain HTTP the cookie is not Secure (a browser would drop it).
+    assert!(cookie.starts_with("fazt_session=") && !cookie.contains("Secure"), "{cookie}");
+    let session = cookie.split(';').next().unwrap().to_string();
+    let tossed = format!("fazt_session=tossed-by-an-app; theme=dark; {session}");
+    let me = node.request("GET", "admin.localhost", "/api/me", &[("Cookie", &tossed)], b"");
+    assert_eq!((me.status, me.json()["user"].as_str()), (200, Some("admin")), "{}", me.text());
+    // Two Cookie headers (HTTP/2 sends one per cookie) work the same.
+    let split = node.request(
+        "GET",
+        "admin.localhost",
+        "/api/me",
+        &[("Cookie", "fazt_session=junk"), ("Cookie", &session)],
+        b"",
+    );
+    assert_eq!(split.status, 200, "{}", split.text());
+    // Only junk: still unauthenticated.
+    let junk = node.request("GET", "admin.localhost", "/api/me", &[("Cookie", "fazt_session=junk")], b"");
+    assert_eq!(junk.code(), "unauthenticated");
+    // Logout ends the real session even behind a tossed one.
+    let headers = [("Cookie", tossed.as_str()), ("X-Requested-With", "fazt")];
+    assert_eq!(node.request("POST", "admin.localhost", "/api/logout", &headers, b"{}").status, 200);
+    let me = node.request("GET", "admin.localhost", "/api/me", &[("Cookie", &session)], b"");
+    assert_eq!(me.status, 401);
+}

@@ -158,3 +158,38 @@ fn redeploy_is_atomic_for_concurrent_readers() {
     assert!(reader.join().unwrap() > 0);
     assert_eq!(node.get("atomic.localhost", "/b.txt").text(), "v10");
 }
+
+// See: issue 17 (`fazt deploy` followed symlinks out of the site folder, so it could
+// publish `~/.aws/credentials`).
+#[test]
+fn deploy_skips_symlinks_that_leave_the_folder() {
+    use std::os::unix::fs::symlink;
+    let node = Node::start();
+    let outside = node.dir.path().join("home");
+    write_site(&outside, &[(".aws/credentials", b"aws_secret_access_key=SECRET"), ("notes.txt", b"private")]);
+    let site = node.dir.path().join("site");
+    write_site(&site, &[("index.html", b"home"), ("assets/logo.txt", b"logo")]);
+    symlink(outside.join(".aws/credentials"), site.join("credentials.txt")).unwrap();
+    symlink(&outside, site.join("backup")).unwrap();
+    symlink("../../home/notes.txt", site.join("assets/notes.txt")).unwrap();
+    symlink(site.join("nowhere"), site.join("dangling.txt")).unwrap();
+    // Links that stay inside the folder are followed.
+    symlink("index.html", site.join("latest.html")).unwrap();
+    symlink("assets", site.join("static")).unwrap();
+
+    let out = node.cli(&["deploy", site.to_str().unwrap(), "--name", "blog"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    for name in ["credentials.txt", "backup", "assets/notes.txt", "dangling.txt"] {
+        assert!(stderr.contains(&format!("warning: skipped {name}: a symbolic link")), "{name}: {stderr}");
+    }
+    // (`static/notes.txt` is the outside link again, seen through the inside one.)
+    assert!(!stderr.contains("latest.html") && !stderr.contains("skipped static:"), "{stderr}");
+    for path in ["/credentials.txt", "/backup/.aws/credentials", "/backup/notes.txt", "/assets/notes.txt"] {
+        assert_eq!(node.get("blog.localhost", path).status, 404, "{path}");
+    }
+    let files = node.api("GET", "/api/apps/blog/files", None).text();
+    assert!(!files.contains("SECRET") && !files.contains("credentials"), "{files}");
+    assert_eq!(node.get("blog.localhost", "/latest.html").text(), "home");
+    assert_eq!(node.get("blog.localhost", "/static/logo.txt").text(), "logo");
+}

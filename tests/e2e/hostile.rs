@@ -139,7 +139,7 @@ fn manifest_lies_are_refused() {
         serde_json::json!({"files": [{"path": "index.html", "hash": hash, "size": 3}]}).to_string();
     let resp =
         post_archive(&node, &tar_gz(&[(".fazt-manifest.json", manifest.as_bytes()), ("index.html", b"abc")]));
-    assert_eq!(resp.code(), "bad_manifest", "{}", resp.text());
+    assert_eq!((resp.status, resp.code().as_str()), (400, "manifest_mismatch"), "{}", resp.text());
     let resp = post_archive(&node, &tar_gz(&[(".fazt-manifest.json", b"{not json")]));
     assert_eq!(resp.code(), "bad_manifest");
     let traversal = serde_json::json!({"files": [{"path": "../x", "hash": hash, "size": 1}]}).to_string();
@@ -148,6 +148,30 @@ fn manifest_lies_are_refused() {
         "archive_bad_path"
     );
     assert_unchanged(&node);
+}
+
+// See: issue 17 (the deploy manifest's sizes were trusted: a 100,000-byte file was
+// recorded as 3 bytes, and served with that Content-Length).
+#[test]
+fn manifest_sizes_must_match_the_content() {
+    let node = node_with_blog();
+    let big = vec![b'x'; 100_000];
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&big));
+    let lie = serde_json::json!({"files": [{"path": "index.html", "hash": hash, "size": 3}]}).to_string();
+    let resp = post_archive(&node, &tar_gz(&[(".fazt-manifest.json", lie.as_bytes()), ("index.html", &big)]));
+    assert_eq!((resp.status, resp.code().as_str()), (400, "manifest_mismatch"), "{}", resp.text());
+    assert!(resp.text().contains("100000 bytes"), "{}", resp.text());
+    assert_unchanged(&node);
+    // Content the node already holds is checked against its stored size too.
+    let honest =
+        serde_json::json!({"files": [{"path": "big.html", "hash": hash, "size": 100_000}]}).to_string();
+    let resp =
+        post_archive(&node, &tar_gz(&[(".fazt-manifest.json", honest.as_bytes()), ("big.html", &big)]));
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let reuse = serde_json::json!({"files": [{"path": "index.html", "hash": hash, "size": 3}]}).to_string();
+    let resp = post_archive(&node, &tar_gz(&[(".fazt-manifest.json", reuse.as_bytes())]));
+    assert_eq!((resp.status, resp.code().as_str()), (400, "manifest_mismatch"), "{}", resp.text());
+    assert_eq!(node.get("blog.localhost", "/big.html").body.len(), 100_000);
 }
 
 #[test]

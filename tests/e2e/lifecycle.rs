@@ -181,9 +181,32 @@ fn service_install_writes_a_systemd_unit() {
     assert!(unit.contains("User=fazt") && unit.contains("Restart=on-failure"));
     assert!(unit.contains(&format!("ReadWritePaths={}", data.parent().unwrap().display())));
     assert!(data.parent().unwrap().is_dir());
+    // See: issue 17 (no UMask in the unit; the data folder 0755).
+    assert!(unit.contains("\nUMask=0077\n"), "{unit}");
+    assert_eq!(mode(data.parent().unwrap()), 0o700);
     let relative = Command::new(fazt_bin())
         .args(["service", "install", "--dry-run", "--data", "data.db"])
         .output()
         .unwrap();
     assert!(!relative.status.success());
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o777
+}
+
+// See: issue 17 (data.db was created 0644: every local user could read the password
+// hashes, sealed keys and every app's data).
+#[test]
+fn data_files_and_backups_are_owner_only() {
+    let node = Node::start();
+    assert_eq!(node.deploy_files("blog", &[("index.html", b"x")]).status, 200);
+    for suffix in ["", "-wal", "-shm"] {
+        let file = std::path::PathBuf::from(format!("{}{suffix}", node.data().display()));
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+    let backup = node.dir.path().join("backup.db");
+    node.cli_ok(&["backup", "create", backup.to_str().unwrap()]);
+    assert_eq!(mode(&backup), 0o600);
 }

@@ -422,3 +422,47 @@ fn inline_runs_keep_other_apps_answering_while_a_handler_spins() {
     // The spinning app itself recovers (served by the workers for a while).
     assert_eq!(call(&node, "spin", "GET", "/api/ok", "").text(), "alive");
 }
+
+// See: issue 17 (a handler could answer `101 Switching Protocols`, handing the client's
+// connection over to a protocol nobody speaks).
+#[test]
+fn informational_statuses_become_a_500_with_a_log_line() {
+    let node = Node::start();
+    let handler = "module.exports = async (r) => ({ status: Number(r.url.query.s), headers: { upgrade: 'websocket' }, body: 'x' })";
+    deploy(&node, "upgrader", &[("api/main.js", handler)]);
+    for status in ["101", "100", "103"] {
+        let resp = call(&node, "upgrader", "GET", &format!("/api/x?s={status}"), "");
+        assert_eq!((resp.status, resp.code().as_str()), (500, "bad_status"), "{status}: {}", resp.text());
+        assert_eq!(resp.header("upgrade"), None);
+    }
+    assert_eq!(call(&node, "upgrader", "GET", "/api/x?s=200", "").status, 200);
+    deploy(&node, "old", &[("main.js", "res.status(101).send('switching')")]);
+    assert_eq!(call(&node, "old", "GET", "/api/x", "").code(), "bad_status");
+    let logs = node.cli_ok(&["app", "logs", "upgrader"]);
+    assert!(logs.contains("status 101") && logs.contains("1xx"), "{logs}");
+}
+
+// See: issue 17 (a site with a front-end bundle named `main.js` at its root became a v0.7
+// backend, and the bundle was no longer served).
+#[test]
+fn a_main_js_bundle_loaded_by_a_page_is_served_not_run() {
+    let node = Node::start();
+    let page = r#"<!doctype html><div id="app"></div><script type="module" src="/main.js"></script>"#;
+    let bundle = "document.getElementById('app').textContent = req.path;";
+    deploy(&node, "spa", &[("index.html", page), ("main.js", bundle)]);
+    let served = node.get("spa.localhost", "/main.js");
+    assert_eq!((served.status, served.text().as_str()), (200, bundle));
+    assert!(served.header("content-type").unwrap().contains("javascript"));
+    // No backend: /api paths are plain static paths.
+    assert_eq!(call(&node, "spa", "GET", "/api/x", "").status, 404);
+    // A v0.7 app with a page that does not load main.js keeps its backend, and its
+    // source stays private.
+    let legacy = "res.json({ path: req.path })";
+    deploy(
+        &node,
+        "old",
+        &[("index.html", "<h1>home</h1><script src=\"js/main.js\"></script>"), ("main.js", legacy)],
+    );
+    assert_eq!(call(&node, "old", "GET", "/api/hi", "").json()["path"], "/api/hi");
+    assert_eq!(node.get("old.localhost", "/main.js").status, 404);
+}

@@ -276,3 +276,40 @@ fn malformed_host_headers_get_400() {
         assert_eq!(resp.code(), "bad_host");
     }
 }
+
+/// Sends `raw` bytes as they are on a new connection and parses the answer.
+fn send_raw(node: &Node, raw: &str) -> crate::support::Resp {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(node.addr).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    stream.write_all(raw.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    crate::support::parse_response(&answer, false)
+}
+
+// See: issue 17 (absolute-form request line outranks the Host header; duplicate Host
+// headers take the first). A proxy routing by Host and fazt routing by the request line
+// would send the same request to different apps.
+#[test]
+fn ambiguous_hosts_get_400() {
+    let node = Node::start();
+    assert_eq!(node.deploy_files("blog", &[("index.html", b"blog home")]).status, 200);
+    let port = node.addr.port();
+    let cases = [
+        format!("GET http://admin.localhost:{port}/api/apps HTTP/1.1\r\nHost: blog.localhost:{port}\r\nConnection: close\r\n\r\n"),
+        format!("GET http://admin.localhost/ HTTP/1.1\r\nHost: blog.localhost:{port}\r\nConnection: close\r\n\r\n"),
+        format!("GET / HTTP/1.1\r\nHost: blog.localhost:{port}\r\nHost: admin.localhost:{port}\r\nConnection: close\r\n\r\n"),
+        format!("GET / HTTP/1.1\r\nHost: blog.localhost:{port}\r\nhost: blog.localhost:{port}\r\nConnection: close\r\n\r\n"),
+    ];
+    for raw in &cases {
+        let resp = send_raw(&node, raw);
+        assert_eq!((resp.status, resp.code().as_str()), (400, "ambiguous_host"), "{raw:?}: {}", resp.text());
+    }
+    // An absolute-form target that agrees with Host is served as usual.
+    let agreed = send_raw(
+        &node,
+        &format!("GET http://blog.localhost:{port}/ HTTP/1.1\r\nHost: blog.localhost:{port}\r\nConnection: close\r\n\r\n"),
+    );
+    assert_eq!((agreed.status, agreed.text().as_str()), (200, "blog home"));
+}

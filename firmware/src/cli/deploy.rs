@@ -65,13 +65,52 @@ fn hash_file(path: &Path) -> anyhow::Result<(String, u64)> {
     Ok((hex::encode(hasher.finalize()), size))
 }
 
+/// Where a symbolic link inside the site leads, when that is outside `root` (the site
+/// folder, canonical) or nowhere; `None` for a link that stays inside.
+fn leaves(root: &Path, link: &Path) -> Option<String> {
+    match link.canonicalize() {
+        Ok(target) if target.starts_with(root) => None,
+        Ok(target) => Some(format!("a symbolic link to {}, outside the folder", target.display())),
+        Err(_) => Some("a symbolic link that leads nowhere".into()),
+    }
+}
+
+/// The files to publish, in path order. Symbolic links are followed while they stay
+/// inside the folder (a shared asset, `latest.html -> v3.html`); one that leads out of
+/// it (`~/.aws/credentials`, `/etc`) or nowhere is skipped with a warning naming it:
+/// publishing whatever a link happens to point at would leak files the user never put
+/// in the site.
 fn scan(folder: &Path, include_hidden: bool) -> anyhow::Result<Vec<LocalFile>> {
+    let root = folder.canonicalize().with_context(|| format!("reading {}", folder.display()))?;
     let mut files = Vec::new();
     let walker = walkdir::WalkDir::new(folder).follow_links(true).sort_by_file_name().into_iter();
-    for entry in
-        walker.filter_entry(|e| e.depth() == 0 || !skipped(&e.file_name().to_string_lossy(), include_hidden))
-    {
-        let entry = entry.with_context(|| format!("reading {}", folder.display()))?;
+    let keep = |e: &walkdir::DirEntry| {
+        if e.depth() == 0 {
+            return true;
+        }
+        if skipped(&e.file_name().to_string_lossy(), include_hidden) {
+            return false;
+        }
+        match e.path_is_symlink().then(|| leaves(&root, e.path())).flatten() {
+            Some(why) => {
+                let rel = e.path().strip_prefix(folder).unwrap_or(e.path());
+                eprintln!("warning: skipped {}: {why}", rel.display());
+                false
+            }
+            None => true,
+        }
+    };
+    for entry in walker.filter_entry(keep) {
+        let entry = match entry {
+            // A dangling link fails before the filter sees it (following it fails).
+            Err(err) if err.path().is_some_and(|p| p.is_symlink() && !p.exists()) => {
+                let path = err.path().unwrap_or(folder);
+                let rel = path.strip_prefix(folder).unwrap_or(path);
+                eprintln!("warning: skipped {}: a symbolic link that leads nowhere", rel.display());
+                continue;
+            }
+            entry => entry.with_context(|| format!("reading {}", folder.display()))?,
+        };
         if !entry.file_type().is_file() {
             continue;
         }

@@ -67,7 +67,7 @@ pub fn run(args: ServiceArgs) -> anyhow::Result<()> {
                 data_dir.display()
             );
         }
-        println!("# would create {} owned by {user}", data_dir.display());
+        println!("# would create {} owned by {user}, mode 0700", data_dir.display());
         return Ok(());
     }
     if !no_create_user {
@@ -85,7 +85,12 @@ pub fn run(args: ServiceArgs) -> anyhow::Result<()> {
             }
         }
     }
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    // Owner-only when we make it: data.db, its backups and machine.key live there.
+    if !data_dir.exists() {
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(&data_dir)
+            .with_context(|| format!("creating {}", data_dir.display()))?;
+    }
     if !no_create_user {
         let status = Command::new("chown").arg(format!("{user}:{user}")).arg(&data_dir).status()?;
         if !status.success() {

@@ -35,6 +35,10 @@ pub enum DeployError {
     /// The manifest is malformed or disagrees with the archive.
     #[error("bad manifest: {0}")]
     Manifest(String),
+    /// A file's size or hash in the manifest is not that of its content (uploaded or
+    /// stored).
+    #[error("the manifest disagrees with the content: {0}")]
+    Mismatch(String),
     /// The manifest names content the node does not have and the archive lacks.
     #[error("the node lacks the content of '{0}'; run the deploy again")]
     MissingBlob(String),
@@ -68,6 +72,7 @@ impl DeployError {
             DeployError::Corrupt(_) => "archive_corrupt",
             DeployError::Truncated(_) => "upload_truncated",
             DeployError::Manifest(_) => "bad_manifest",
+            DeployError::Mismatch(_) => "manifest_mismatch",
             DeployError::MissingBlob(_) => "missing_content",
             DeployError::Empty => "empty_site",
             DeployError::BadName(_) => "bad_app_name",
@@ -293,21 +298,32 @@ fn merge_manifest(
         if file.size > limits.max_file_bytes || total > limits.max_site_bytes {
             return Err(DeployError::TooLarge(format!("'{path}' takes the site over the size limit")));
         }
-        match uploaded.get(&path) {
+        // The size recorded for the file is the one checked here against the bytes
+        // received or stored: it becomes the Content-Length and the Range arithmetic of
+        // every answer, so a manifest must not be able to make it up.
+        let actual = match uploaded.get(&path) {
             Some((hash, _)) if *hash != file.hash => {
-                return Err(DeployError::Manifest(format!("'{path}' does not match its manifest hash")));
+                return Err(DeployError::Mismatch(format!(
+                    "'{path}' has the SHA-256 {hash}, not the manifest's {}",
+                    file.hash
+                )));
             }
-            Some(_) => {}
+            Some((_, size)) => *size,
             None => {
                 let size: Option<i64> = tx
                     .query_row("SELECT size FROM blobs WHERE hash = ?1", [&file.hash], |r| r.get(0))
                     .optional()?;
                 match size {
-                    Some(size) if size as u64 == file.size => {}
-                    Some(_) => return Err(DeployError::Manifest(format!("'{path}' has the wrong size"))),
+                    Some(size) => size as u64,
                     None => return Err(DeployError::MissingBlob(path)),
                 }
             }
+        };
+        if actual != file.size {
+            return Err(DeployError::Mismatch(format!(
+                "'{path}' is {actual} bytes, but the manifest says {}",
+                file.size
+            )));
         }
         if files.insert(path.clone(), (file.hash, file.size)).is_some() {
             return Err(DeployError::Manifest(format!("'{path}' is listed twice")));

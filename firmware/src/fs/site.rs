@@ -93,6 +93,58 @@ pub struct Site {
     pub last_modified: HeaderValue,
     /// Files by site path.
     pub files: HashMap<String, Arc<SiteFile>>,
+    /// The root `main.js` is a v0.7 backend (see [`legacy_backend`]), not a file to serve.
+    pub legacy_backend: bool,
+}
+
+/// Top-level pages read to decide whether `main.js` is a browser bundle, and the
+/// largest one read: a bundle's page is small, and this bounds what a site load reads.
+const MAX_PAGES_READ: usize = 16;
+const MAX_PAGE_BYTES: u64 = 1 << 20;
+
+/// True when the site's root `main.js` is a v0.7 backend: there is no `api/main.js`
+/// (the v0.10 entry wins) and no top-level page loads `main.js` as a script. A page
+/// that loads it (`<script src="main.js">`, Angular's and Elm's output) makes it a
+/// browser bundle, served like any file; a v0.7 backend is never loaded by a page, as it
+/// needs the `req` and `res` only the runtime gives it.
+fn legacy_backend(conn: &Connection, files: &HashMap<String, Arc<SiteFile>>) -> Result<bool, StorageError> {
+    if !files.contains_key("main.js") || files.contains_key("api/main.js") {
+        return Ok(false);
+    }
+    let mut pages: Vec<(&String, &Arc<SiteFile>)> = files
+        .iter()
+        .filter(|(path, file)| {
+            !path.contains('/')
+                && (path.ends_with(".html") || path.ends_with(".htm"))
+                && file.size <= MAX_PAGE_BYTES
+        })
+        .collect();
+    // index.html first: the page a bundle most often hangs from.
+    pages.sort_by_key(|(path, _)| (path.as_str() != "index.html", path.as_str()));
+    for (_, file) in pages.into_iter().take(MAX_PAGES_READ) {
+        if let Some(html) = read_blob(conn, &file.hash, Encoding::Identity)? {
+            if loads_main_js(&String::from_utf8_lossy(&html)) {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// True when an HTML text refers to the site's root `main.js` as a URL: `main.js`,
+/// `./main.js` or `/main.js` right after a quote or `=`, and followed by a quote, a
+/// space, `>`, `?` or `#` (not `js/main.js`, not `main.json`, not prose).
+pub fn loads_main_js(html: &str) -> bool {
+    let lower = html.to_ascii_lowercase();
+    lower.match_indices("main.js").any(|(at, _)| {
+        let after = lower[at + "main.js".len()..].chars().next();
+        if !matches!(after, None | Some('"' | '\'' | '>' | '?' | '#') | Some(' ' | '\t' | '\n' | '\r')) {
+            return false;
+        }
+        let before = &lower[..at];
+        let before = before.strip_suffix("./").or_else(|| before.strip_suffix('/')).unwrap_or(before);
+        matches!(before.chars().last(), Some('"' | '\'' | '='))
+    })
 }
 
 /// Loads the current deployment of the live app named `app_name`, if any.
@@ -134,6 +186,7 @@ pub fn load_site(conn: &Connection, app_name: &str) -> Result<Option<Site>, Stor
         })?
         .collect::<Result<HashMap<_, _>, _>>()?;
     let last_modified = header(&httpdate::fmt_http_date(crate::time::to_system_time(deployed_at)));
+    let legacy_backend = legacy_backend(conn, &files)?;
     Ok(Some(Site {
         app_id,
         app_name: app_name.into(),
@@ -142,6 +195,7 @@ pub fn load_site(conn: &Connection, app_name: &str) -> Result<Option<Site>, Stor
         deployed_at,
         last_modified,
         files,
+        legacy_backend,
     }))
 }
 
@@ -149,4 +203,34 @@ pub fn load_site(conn: &Connection, app_name: &str) -> Result<Option<Site>, Stor
 pub fn read_blob(conn: &Connection, hash: &str, encoding: Encoding) -> Result<Option<Vec<u8>>, StorageError> {
     let sql = format!("SELECT {} FROM blobs WHERE hash = ?1", encoding.column());
     Ok(conn.prepare_cached(&sql)?.query_row([hash], |r| r.get::<_, Option<Vec<u8>>>(0)).optional()?.flatten())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loads_main_js;
+
+    #[test]
+    fn a_page_that_loads_main_js_makes_it_a_bundle() {
+        for yes in [
+            r#"<script src="main.js"></script>"#,
+            r#"<script type="module" src="/main.js?v=3" defer></script>"#,
+            "<script src='./main.js'></script>",
+            "<script src=main.js></script>",
+            r#"<link rel="modulepreload" href="/MAIN.JS">"#,
+            "<script type=module>import './main.js'</script>",
+        ] {
+            assert!(loads_main_js(yes), "{yes}");
+        }
+        for no in [
+            r#"<script src="js/main.js"></script>"#,
+            r#"<script src="https://cdn.example/main.js"></script>"#,
+            r#"<a href="/main.json">data</a>"#,
+            "<p>the backend is in main.js</p>",
+            "<p>see main.js.</p>",
+            "<p>the backend is main.js here</p>",
+            "",
+        ] {
+            assert!(!loads_main_js(no), "{no}");
+        }
+    }
 }

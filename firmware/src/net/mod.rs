@@ -30,3 +30,13 @@ pub mod serverless;
 pub mod setup;
 pub mod static_files;
 pub mod tls;
+
+/// Marks a request that came over TLS (a request extension set by [`server`]), for the
+/// handlers that answer differently over HTTPS, such as the session cookie.
+#[derive(Debug, Clone, Copy)]
+pub struct OverTls;
+
+/// True when `req` came over TLS.
+pub fn over_tls<B>(req: &http::Request<B>) -> bool {
+    req.extensions().get::<OverTls>().is_some()
+}

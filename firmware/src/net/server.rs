@@ -4,7 +4,7 @@
 //! `smol-hyper` supplies the executor and timer glue.
 
 use super::conn::{self, Protocol, Protocols};
-use super::host::{route, Route};
+use super::host::{request_host, route, Route};
 use super::response::{ApiError, Resp};
 use super::static_files;
 use super::tls::handshakes::Slot;
@@ -170,19 +170,27 @@ pub async fn load_site(kernel: &Arc<Kernel>, app: &str) -> Result<Option<Arc<Sit
 pub(super) async fn handle(
     kernel: Arc<Kernel>,
     peer: SocketAddr,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     secure: bool,
 ) -> Resp {
+    if secure {
+        req.extensions_mut().insert(super::OverTls);
+    }
     if !secure {
         if let Some(resp) = super::tls::redirect::intercept(&kernel, &req) {
             return resp;
         }
     }
+    let hsts = match secure {
+        true => request_host(req.version(), req.uri(), req.headers())
+            .ok()
+            .and_then(|host| kernel.tls.hsts_for(host))
+            .cloned(),
+        false => None,
+    };
     let mut resp = route_request(kernel.clone(), peer, req).await;
-    if secure {
-        if let Some(hsts) = &kernel.tls.hsts {
-            resp.headers_mut().insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
-        }
+    if let Some(hsts) = hsts {
+        resp.headers_mut().insert(http::header::STRICT_TRANSPORT_SECURITY, hsts);
     }
     resp
 }
@@ -190,13 +198,12 @@ pub(super) async fn handle(
 /// Routes a request to the admin API, a serverless backend or static files.
 async fn route_request(kernel: Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>) -> Resp {
     // HTTP/2 carries the host in the authority; HTTP/1.1 in the Host header.
-    let host =
-        req.uri().authority().map(|a| a.as_str().to_string()).or_else(|| {
-            req.headers().get(http::header::HOST).and_then(|v| v.to_str().ok()).map(str::to_string)
-        });
-    let host_ok = req.headers().get(http::header::HOST).is_none_or(|v| v.to_str().is_ok());
-    let route = match route(host.as_deref(), kernel.config.domain()) {
-        Ok(route) if host_ok => route,
+    let host = match request_host(req.version(), req.uri(), req.headers()) {
+        Ok(host) => host,
+        Err(err) => return ApiError::bad_request(err.code(), err.to_string()).into_response(),
+    };
+    let route = match route(host, kernel.config.domain()) {
+        Ok(route) => route,
         _ => return ApiError::bad_request("bad_host", "malformed Host header").into_response(),
     };
     // While nobody has claimed the node, its own names show the first-boot setup page.

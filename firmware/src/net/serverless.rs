@@ -91,11 +91,30 @@ pub async fn serve(kernel: &Arc<Kernel>, site: Arc<Site>, entry: Entry, req: Req
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
+    let app_id = site.app_id.clone();
     let result = kernel.runtime.invoke(site, entry, request).await;
     // The body's bytes are held until the handler is done with them.
     drop(reservation);
     match result {
+        Ok(js) if js.status < 200 => informational(kernel, app_id, js.status).await,
         Ok(js) => http_response(js),
         Err(err) => ApiError::from(err).into_response(),
     }
+}
+
+/// A handler answered `101 Switching Protocols` or another 1xx status. Such a status is
+/// never a final answer: sent as one, a `101` would hand the connection over to a
+/// protocol nobody speaks and a `100` would leave the client waiting for the real
+/// answer. The client gets a 500 and the app's log says why.
+async fn informational(kernel: &Arc<Kernel>, app_id: String, status: u16) -> Resp {
+    let message = format!(
+        "the handler answered with status {status}; informational (1xx) statuses, such as \
+         101 Switching Protocols, cannot be a response: use 200-599"
+    );
+    let line = vec![(kernel.clock.now_millis(), "error", message.clone())];
+    let logged = kernel.storage.write(move |conn| crate::syscall::logs::append(conn, &app_id, &line)).await;
+    if let Err(err) = logged {
+        tracing::warn!(error = %err, "could not write an app log line");
+    }
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "bad_status", message).into_response()
 }

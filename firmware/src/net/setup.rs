@@ -112,6 +112,7 @@ async fn post(kernel: &Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>) ->
     if !csrf_header {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "csrf", "missing X-Requested-With: fazt header"));
     }
+    let secure = crate::net::over_tls(&req);
     let body: SetupBody = read_json(kernel, req).await?;
     let username = body.username.filter(|u| !u.is_empty()).unwrap_or_else(|| "admin".into());
     // Malformed input is refused before the brake: only tries of a code count.
@@ -172,13 +173,7 @@ async fn post(kernel: &Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>) ->
         "dashboard": dashboard,
         "cli": format!("fazt client set-auth-token {} --server {server}", claimed.token),
     }));
-    let cookie = format!(
-        "{}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
-        sessions::COOKIE,
-        claimed.session,
-        sessions::SESSION_TTL_MILLIS / 1000
-    );
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
+    if let Ok(v) = HeaderValue::from_str(&sessions::set_cookie(&claimed.session, secure)) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     Ok(resp)

@@ -16,8 +16,9 @@ pub struct UnitOptions {
 /// The unit file text.
 ///
 /// The node runs unprivileged with only CAP_NET_BIND_SERVICE (so it may listen on port 80),
-/// sees the filesystem read-only except its data folder, and restarts on failure; a
-/// `kill -9` or crash is safe because every deploy is one SQLite transaction.
+/// sees the filesystem read-only except its data folder, creates files for its user only
+/// (`UMask=0077`: `data.db` holds password hashes and sealed keys), and restarts on
+/// failure; a `kill -9` or crash is safe because every deploy is one SQLite transaction.
 pub fn unit_file(opts: &UnitOptions) -> String {
     let data_dir = Path::new(&opts.data)
         .parent()
@@ -36,6 +37,7 @@ User={user}\n\
 Group={user}\n\
 ExecStart={binary} server start --data {data}\n\
 WorkingDirectory={data_dir}\n\
+UMask=0077\n\
 Restart=on-failure\n\
 RestartSec=2s\n\
 TimeoutStopSec=10s\n\
@@ -72,6 +74,8 @@ mod tests {
         assert!(unit.contains("ExecStart=/usr/local/bin/fazt server start --data /var/lib/fazt/data.db\n"));
         assert!(unit.contains("User=fazt\n"));
         assert!(unit.contains("ReadWritePaths=/var/lib/fazt\n"));
+        // See: issue 17 (the unit had no UMask, so files the node made were 0644).
+        assert!(unit.contains("\nUMask=0077\n"), "{unit}");
         assert!(unit.contains("WantedBy=multi-user.target"));
     }
 }

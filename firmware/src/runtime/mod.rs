@@ -48,11 +48,12 @@ pub enum Entry {
 }
 
 impl Entry {
-    /// The entry point of a site, if it has one.
+    /// The entry point of a site, if it has one. A root `main.js` that a page of the
+    /// site loads is a browser bundle, not a backend (see [`Site::legacy_backend`]).
     pub fn of(site: &Site) -> Option<Entry> {
         if site.files.contains_key("api/main.js") {
             Some(Entry::Api)
-        } else if site.files.contains_key("main.js") {
+        } else if site.legacy_backend {
             Some(Entry::Legacy)
         } else {
             None

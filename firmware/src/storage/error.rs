@@ -14,6 +14,14 @@ pub enum StorageError {
         /// What SQLite said.
         err: rusqlite::Error,
     },
+    /// The database file could not be created, or its permissions not set.
+    #[error("cannot create database {path}: {err} (check that the folder exists and is writable)")]
+    Create {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        err: std::io::Error,
+    },
     /// An offline command was pointed at a database that does not exist.
     #[error("no database at {0} (run `fazt server init` first, or pass --data)")]
     Missing(PathBuf),

@@ -35,7 +35,9 @@ pub struct Storage {
 
 impl Storage {
     /// Opens (creating if needed) the database at `path` and runs pending migrations.
+    /// The file is made readable by its owner only (see [`make_private`]).
     pub fn open(path: &Path) -> Result<Arc<Self>, StorageError> {
+        make_private(path)?;
         let mut writer = open_connection(path, true)?;
         migrations::run(&mut writer)?;
         Ok(Arc::new(Storage {
@@ -207,6 +209,7 @@ impl Storage {
     /// Copies the live database into `dest` with SQLite's online backup, safe while the
     /// node serves (readers and the writer keep going between steps).
     pub fn backup_to(&self, dest: &Path) -> Result<(), StorageError> {
+        make_private(dest)?;
         self.read_blocking(|conn| {
             let mut target = Connection::open(dest)?;
             let backup = rusqlite::backup::Backup::new(conn, &mut target)?;
@@ -214,6 +217,40 @@ impl Storage {
             Ok(())
         })
     }
+}
+
+/// Owner-only access for a database file: it holds the password hashes, session and
+/// token hashes, sealed keys and every app's data.
+const PRIVATE_MODE: u32 = 0o600;
+
+/// Creates `path` empty with mode 0600 when it is missing (SQLite would create it with
+/// 0644 minus the umask, and gives its `-wal` and `-shm` files the main file's mode),
+/// and takes group and other access away from an existing one and its `-wal`/`-shm`
+/// (files made by an older fazt). A file we cannot change (another owner) is left as
+/// it is with a log line: the open then fails or succeeds on its own terms.
+pub fn make_private(path: &Path) -> Result<(), StorageError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let created = std::fs::OpenOptions::new().write(true).create_new(true).mode(PRIVATE_MODE).open(path);
+    match created {
+        Ok(_) => return Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(err) => return Err(StorageError::Create { path: path.to_path_buf(), err }),
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        let Ok(meta) = std::fs::metadata(&file) else { continue };
+        let mode = meta.permissions().mode();
+        if !meta.is_file() || mode & 0o077 == 0 {
+            continue;
+        }
+        match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode & 0o700)) {
+            Ok(()) => {
+                tracing::info!(file = %file.display(), "made readable by its owner only (was {:o})", mode & 0o777)
+            }
+            Err(err) => tracing::warn!(file = %file.display(), error = %err, "cannot make it private"),
+        }
+    }
+    Ok(())
 }
 
 /// Opens one connection with the pragmas every connection needs.
@@ -249,6 +286,35 @@ mod tests {
         let storage = Storage::open_existing(&path).unwrap();
         assert_eq!(storage.schema_version().unwrap(), version);
         assert_eq!(storage.integrity_check().unwrap(), "ok");
+    }
+
+    // See: issue 17 (data.db was created 0644, readable by every local user).
+    #[test]
+    fn database_files_and_backups_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.db");
+        let storage = Storage::open(&path).unwrap();
+        let write = |c: &mut Connection| -> Result<(), StorageError> {
+            Ok(c.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1)")?)
+        };
+        storage.write_blocking(write).unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let file = PathBuf::from(format!("{}{suffix}", path.display()));
+            assert_eq!(mode(&file), 0o600, "{}", file.display());
+        }
+        let backup = dir.path().join("backup.db");
+        storage.backup_to(&backup).unwrap();
+        assert_eq!(mode(&backup), 0o600);
+        drop(storage);
+        // A file an older fazt made 0644 is tightened when opened.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        drop(Storage::open(&path).unwrap());
+        assert_eq!(mode(&path), 0o600);
+        // A missing folder is a clear error, not a panic.
+        let err = Storage::open(&dir.path().join("nope/data.db")).unwrap_err();
+        assert!(err.to_string().contains("check that the folder exists"), "{err}");
     }
 
     #[test]

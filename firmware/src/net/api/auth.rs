@@ -32,13 +32,9 @@ struct LoginBody {
     password: String,
 }
 
-fn cookie<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
-    req.headers()
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| pair.trim().strip_prefix(name)?.strip_prefix('='))
+/// The session secrets the request carries (see [`sessions::presented`]).
+fn session_cookies(req: &Request<Incoming>) -> Vec<String> {
+    sessions::presented(req.headers()).into_iter().map(str::to_string).collect()
 }
 
 fn bearer(req: &Request<Incoming>) -> Option<&str> {
@@ -55,7 +51,7 @@ fn has_csrf_header(req: &Request<Incoming>) -> bool {
 
 /// True when the request carries any credentials.
 pub fn has_credentials(req: &Request<Incoming>) -> bool {
-    bearer(req).is_some() || cookie(req, sessions::COOKIE).is_some()
+    bearer(req).is_some() || !sessions::presented(req.headers()).is_empty()
 }
 
 /// `POST /api/login`.
@@ -69,6 +65,7 @@ pub async fn login(kernel: &Arc<Kernel>, peer: SocketAddr, req: Request<Incoming
         err.retry_after = Some(wait);
         return Err(err);
     }
+    let secure = crate::net::over_tls(&req);
     let body: LoginBody = read_json(kernel, req).await?;
     let username = if body.username.is_empty() { "admin".to_string() } else { body.username };
     // argon2 takes tens of milliseconds and a lot of memory: it runs on the blocking
@@ -92,12 +89,7 @@ pub async fn login(kernel: &Arc<Kernel>, peer: SocketAddr, req: Request<Incoming
     };
     kernel.setup.claim(&kernel.storage, "password login").await;
     let mut resp = ok(serde_json::json!({ "user": username }));
-    let cookie = format!(
-        "{}={secret}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
-        sessions::COOKIE,
-        sessions::SESSION_TTL_MILLIS / 1000
-    );
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
+    if let Ok(v) = HeaderValue::from_str(&sessions::set_cookie(&secret, secure)) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     Ok(resp)
@@ -110,13 +102,19 @@ pub async fn logout(kernel: &Arc<Kernel>, req: Request<Incoming>) -> Result<Resp
     if !has_csrf_header(&req) {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "csrf", "missing X-Requested-With: fazt header"));
     }
-    if let Some(secret) = cookie(&req, sessions::COOKIE).map(str::to_string) {
-        kernel.storage.write(move |conn| sessions::delete(conn, &secret)).await?;
+    // Every session the browser presented ends, the admin's own among any tossed ones.
+    let secrets = session_cookies(&req);
+    if !secrets.is_empty() {
+        kernel
+            .storage
+            .write(move |conn| secrets.iter().try_for_each(|secret| sessions::delete(conn, secret)))
+            .await?;
     }
     let mut resp = ok(serde_json::json!({}));
-    let expired = format!("{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0", sessions::COOKIE);
-    if let Ok(v) = HeaderValue::from_str(&expired) {
-        resp.headers_mut().insert(header::SET_COOKIE, v);
+    for expired in sessions::clear_cookies(crate::net::over_tls(&req)) {
+        if let Ok(v) = HeaderValue::from_str(&expired) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
     }
     Ok(resp)
 }
@@ -134,14 +132,18 @@ pub async fn authenticate(kernel: &Arc<Kernel>, req: &Request<Incoming>) -> Resu
         kernel.setup.claim(&kernel.storage, "API token").await;
         return Ok(Principal::Token { token_id });
     }
-    let Some(secret) = cookie(req, sessions::COOKIE).map(str::to_string) else {
+    // Any live session among the cookies counts: an app on a sibling subdomain can add
+    // `fazt_session` cookies for the parent domain over plain HTTP, and must not be able
+    // to shadow the admin's own that way.
+    let secrets = session_cookies(req);
+    if secrets.is_empty() {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthenticated",
             "log in or send an API token",
         ));
-    };
-    let user = kernel.storage.read(move |conn| sessions::lookup(conn, &secret, now)).await?;
+    }
+    let user = kernel.storage.read(move |conn| sessions::lookup_any(conn, &secrets, now)).await?;
     let Some(user_id) = user else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,

@@ -58,7 +58,7 @@ pub async fn status(kernel: &Arc<Kernel>) -> Result<Resp, ApiError> {
         "mode": tls.mode.as_str(),
         "port": tls.server_config().map(|_| tls.port()),
         "redirect": tls.redirect,
-        "hsts": tls.hsts.as_ref().and_then(|h| h.to_str().ok()),
+        "hsts": tls.hsts().and_then(|h| h.to_str().ok()),
         "lan_ca": tls.lan_ca.as_ref().map(|ca| serde_json::json!({
             "fingerprint_sha256": ca.fingerprint,
             "download": "/api/tls/ca.pem",

@@ -167,6 +167,17 @@ impl LanNames {
     }
 }
 
+/// The `Strict-Transport-Security` value a node sends on HTTPS: in ACME mode only, whose
+/// certificates every browser trusts, and not when `max_age` is 0. Never with the LAN
+/// CA: a browser that has not trusted the CA must still be able to pass the warning,
+/// and HSTS takes that choice away for `max_age` seconds.
+pub fn hsts_header(mode: Mode, max_age: u64) -> Option<http::HeaderValue> {
+    match (mode, max_age) {
+        (Mode::Acme, age) if age > 0 => http::HeaderValue::from_str(&format!("max-age={age}")).ok(),
+        _ => None,
+    }
+}
+
 /// The HTTPS state of a running node.
 pub struct Tls {
     /// The mode from `https.mode`.
@@ -184,8 +195,9 @@ pub struct Tls {
     clock: Arc<Clock>,
     /// Seals the private keys and the ACME account key kept in `data.db`.
     sealer: Arc<dyn Sealer>,
-    /// `Strict-Transport-Security` for HTTPS answers, when `https.hsts_max_age` > 0.
-    pub hsts: Option<http::HeaderValue>,
+    /// `Strict-Transport-Security` for HTTPS answers for the node's domain and its
+    /// subdomains, in ACME mode with `https.hsts_max_age` > 0 (see [`Tls::hsts_for`]).
+    hsts: Option<http::HeaderValue>,
     /// Redirect plain HTTP to HTTPS for the node's own names (`https.redirect`).
     pub redirect: bool,
     port: AtomicU16,
@@ -237,10 +249,7 @@ impl Tls {
             Mode::Off => None,
             _ => Some(server_config(resolver.clone(), clock.clone())?),
         };
-        let hsts = match config.get_u64("https.hsts_max_age") {
-            0 => None,
-            age => http::HeaderValue::from_str(&format!("max-age={age}")).ok(),
-        };
+        let hsts = hsts_header(mode, config.get_u64("https.hsts_max_age"));
         let tls = Tls {
             mode,
             resolver,
@@ -286,6 +295,20 @@ impl Tls {
         tls.renew_lan()?;
         tls.reload()?;
         Ok(tls)
+    }
+
+    /// The `Strict-Transport-Security` header for an HTTPS answer to `host`: only for
+    /// the node's domain and its subdomains, the names ACME certificates cover. A LAN CA
+    /// or a bare address gets none, so a browser that does not trust the CA (yet) can
+    /// still click through its warning.
+    pub fn hsts_for(&self, host: Option<&str>) -> Option<&http::HeaderValue> {
+        let hsts = self.hsts.as_ref()?;
+        crate::net::host::under_domain(host?, &self.domain).then_some(hsts)
+    }
+
+    /// The configured HSTS header, whatever the host (for the status API).
+    pub fn hsts(&self) -> Option<&http::HeaderValue> {
+        self.hsts.as_ref()
     }
 
     /// The rustls configuration, when HTTPS is on.
@@ -645,4 +668,17 @@ fn server_config(resolver: Arc<Resolver>, clock: Arc<Clock>) -> Result<Arc<Serve
     config.ticketer = rustls::crypto::ring::Ticketer::new()?;
     config.session_storage = rustls::server::ServerSessionMemoryCache::new(1024);
     Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hsts_only_with_acme_and_a_max_age() {
+        assert_eq!(hsts_header(Mode::Acme, 31_536_000).unwrap(), "max-age=31536000");
+        assert_eq!(hsts_header(Mode::Acme, 0), None, "https.hsts_max_age 0 turns it off");
+        assert_eq!(hsts_header(Mode::Lan, 600), None, "never with the LAN CA");
+        assert_eq!(hsts_header(Mode::Off, 600), None);
+    }
 }
