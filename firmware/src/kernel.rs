@@ -67,6 +67,8 @@ pub struct Kernel {
     pub tls: Arc<crate::net::tls::Tls>,
     /// First-boot setup: whether the node is still unclaimed, and who may see the page.
     pub setup: crate::security::setup::SetupState,
+    /// The event bus: what happened, live and as a bounded history.
+    pub events: Arc<crate::events::Events>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -122,6 +124,8 @@ impl Kernel {
             &storage,
             crate::security::setup::SetupMode::parse(config.get("setup.page")),
         )?;
+        let events =
+            crate::events::Events::start(storage.clone(), clock.clone(), config.get_u64("events.max_rows"))?;
         let blobs = BlobCache::new(config.get_u64("cache.max_bytes"), config.get_u64("cache.max_file_bytes"));
         let workers = match config.get_u64("runtime.workers") {
             0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) + 1,
@@ -152,6 +156,7 @@ impl Kernel {
             timekeeper,
             tls,
             setup,
+            events,
         })
     }
 
