@@ -8,7 +8,7 @@ use crate::runtime::request::JsUrl;
 use crate::runtime::{Entry, JsRequest, JsResponse, RuntimeError};
 use bytes::Bytes;
 use http::{header, HeaderName, HeaderValue, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -80,7 +80,7 @@ pub async fn js_request(kernel: &Kernel, req: Request<Incoming>) -> Result<JsReq
 /// Turns a handler's response into HTTP, dropping what it may not set.
 pub fn http_response(js: JsResponse) -> Resp {
     let status = StatusCode::from_u16(js.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut resp = Response::new(Full::new(Bytes::from(js.body)));
+    let mut resp = Response::new(super::response::Body::new(Bytes::from(js.body)));
     *resp.status_mut() = status;
     let headers = resp.headers_mut();
     for (name, value) in js.headers {
@@ -104,8 +104,34 @@ pub async fn serve(kernel: &Arc<Kernel>, site: Arc<Site>, entry: Entry, req: Req
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
-    match kernel.runtime.invoke(site, entry, request).await {
+    let path = request.url.pathname.clone();
+    match kernel.runtime.invoke(site.clone(), entry, request).await {
         Ok(js) => http_response(js),
-        Err(err) => ApiError::from(err).into_response(),
+        Err(err) => {
+            report(kernel, &site, &path, &err);
+            ApiError::from(err).into_response()
+        }
     }
+}
+
+/// Puts a failed invocation on the event bus: `handler.error` for a throw or a load
+/// failure, `limit.timeout` / `limit.memory` for a limit hit. A busy app is the
+/// caller's answer (503), not something that happened to the app.
+pub fn report(kernel: &Kernel, site: &Site, path: &str, err: &RuntimeError) {
+    use crate::events::Kind;
+    let kind = match err {
+        RuntimeError::Handler(_) | RuntimeError::Load(_) => Kind::HandlerError,
+        RuntimeError::Timeout(_) => Kind::LimitTimeout,
+        RuntimeError::Memory(_) => Kind::LimitMemory,
+        RuntimeError::Busy | RuntimeError::Unavailable(_) => return,
+    };
+    // The message is the app's text (a thrown string can be megabytes); the stack is
+    // in the app's log.
+    let message: String = err.to_string().chars().take(1024).collect();
+    let path: String = path.chars().take(256).collect();
+    kernel.events.notify(
+        kind,
+        Some((&site.app_id, &site.app_name)),
+        serde_json::json!({"code": err.code(), "message": message, "path": path}),
+    );
 }

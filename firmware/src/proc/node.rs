@@ -191,6 +191,8 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
     drop(beacon);
     drop(time);
     kernel.timekeeper.persist_blocking();
+    // What the bus has not written yet goes to data.db before the process ends.
+    kernel.events.close();
     stop_tx.close();
     for worker in workers {
         let _ = worker.join();
