@@ -143,7 +143,7 @@ impl Events {
             if old.id > self.persisted.load(Ordering::Acquire) {
                 let n = self.unstored.fetch_add(1, Ordering::Relaxed) + 1;
                 // Once, then every thousandth: a flood must not become a flood of logs.
-                if n == 1 || n % 1000 == 0 {
+                if n == 1 || n.is_multiple_of(1000) {
                     tracing::warn!(
                         unstored = n,
                         "the event history cannot keep up; events left out of data.db"

@@ -185,8 +185,9 @@ impl Stream {
         if !self.started {
             self.started = true;
             // Sent at once, so the client knows it is connected (and has the headers)
-            // before the first event.
-            return Some(Bytes::from_static(b"retry: 1000\n: fazt events\n\n"));
+            // before the first event; the id alone (no data) tells it where the stream
+            // starts, so a reconnect before any event resumes from there.
+            return Some(Bytes::from(format!("retry: 1000\nid: {}\n\n", self.last)));
         }
         loop {
             if self.catching_up {
