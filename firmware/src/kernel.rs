@@ -137,6 +137,7 @@ impl Kernel {
             clock.clone(),
             Some(timekeeper.clone()),
             keys.sealer.clone(),
+            Some(events.clone()),
         )
         .map_err(KernelError::Workers)?;
         Ok(Kernel {

@@ -44,6 +44,8 @@ pub struct Host {
     pub clock: Arc<Clock>,
     /// Its keeper, for `fazt.time.status()`.
     pub timekeeper: Option<Arc<crate::time::Timekeeper>>,
+    /// The event bus, for `fazt.events`.
+    pub events: Option<Arc<crate::events::Events>>,
 }
 
 /// A loaded app.
@@ -308,12 +310,67 @@ impl Instance {
                     },
                 )?,
             )?;
+            self.install_events(&native, host, &site)?;
             ctx.globals().set("__native", native)?;
             let mut options = EvalOptions::default();
             options.global = true;
             options.filename = Some("fazt:prelude".into());
             ctx.eval_with_options::<(), _>(PRELUDE, options)
         })
+    }
+
+    /// `fazt.events`: emit as this app (types under `app.`, at most
+    /// [`events::MAX_EMITS_PER_INVOCATION`] per invocation) and read what it may see.
+    fn install_events<'js>(&self, native: &Object<'js>, host: &Host, site: &Site) -> rquickjs::Result<()> {
+        use crate::events::{EventError, Visibility};
+        use crate::syscall::events;
+        let ctx = native.ctx().clone();
+        let unavailable = |ctx: &Ctx<'_>| Exception::throw_message(ctx, "fazt.events is not available here");
+        let (bus, app_id, app_name) = (host.events.clone(), site.app_id.clone(), site.app_name.clone());
+        // Each run arms a new deadline, so a changed deadline means a new invocation
+        // and a fresh quota; no hook into the invocation itself is needed.
+        let (deadline, quota) = (self.deadline.clone(), RefCell::new((u64::MAX, events::Quota::default())));
+        native.set(
+            "eventsEmit",
+            Function::new(
+                ctx.clone(),
+                move |ctx: Ctx<'_>, kind: String, json: String, public: bool| -> rquickjs::Result<String> {
+                    let bus = bus.as_ref().ok_or_else(|| unavailable(&ctx))?;
+                    let throw = |e: EventError| Exception::throw_message(&ctx, &e.to_string());
+                    let data: serde_json::Value = serde_json::from_str(&json)
+                        .map_err(|_| Exception::throw_message(&ctx, "fazt.events.emit: data must be JSON"))?;
+                    {
+                        let mut quota = quota.borrow_mut();
+                        let run = deadline.load(Ordering::Relaxed);
+                        if quota.0 != run {
+                            *quota = (run, events::Quota::default());
+                        }
+                        quota.1.take().map_err(throw)?;
+                    }
+                    let visibility = if public { Visibility::Public } else { Visibility::Private };
+                    let event = events::emit(bus, Some((&app_id, &app_name)), &kind, data, visibility)
+                        .map_err(throw)?;
+                    Ok(serde_json::to_string(&*event).unwrap_or_default())
+                },
+            )?,
+        )?;
+        let (bus, app_id) = (host.events.clone(), site.app_id.clone());
+        native.set(
+            "eventsSince",
+            Function::new(
+                ctx.clone(),
+                move |ctx: Ctx<'_>, since: f64, kind: String, limit: f64| -> rquickjs::Result<String> {
+                    let bus = bus.as_ref().ok_or_else(|| unavailable(&ctx))?;
+                    let since = if since.is_finite() && since > 0.0 { since as u64 } else { 0 };
+                    let limit = if limit.is_finite() && limit >= 1.0 { limit as usize } else { 100 };
+                    let found = events::since_for_app(bus, &app_id, since, Some(&kind), limit)
+                        .map_err(|e| Exception::throw_message(&ctx, &e.to_string()))?;
+                    let found: Vec<&crate::events::Event> = found.iter().map(|e| &**e).collect();
+                    Ok(serde_json::to_string(&found).unwrap_or_default())
+                },
+            )?,
+        )?;
+        Ok(())
     }
 
     fn arm(&self) {
