@@ -91,6 +91,7 @@ module.exports = async function (request) {
   const q = request.url.query;
   switch (request.url.pathname) {
     case '/api/throw': throw new Error('boom');
+    case '/api/spin': for (;;) {}
     case '/api/emit':
       return { json: await fazt.events.emit(q.type, { secret: q.secret }, { public: q.public === '1' }) };
     case '/api/since':
@@ -326,4 +327,55 @@ fn long_poll_answers_when_an_event_comes() {
     assert_eq!(answer["events"][0]["type"], "app.ping");
     assert_eq!(answer["events"][0]["data"], 7);
     assert_eq!(answer["last_id"], answer["events"][0]["id"]);
+}
+
+/// A handler that runs past its wall-time limit is a `limit.timeout` event of its app.
+#[test]
+fn limit_hits_are_events() {
+    let node = Node::start();
+    deploy(&node, "spinner");
+    node.cli_ok(&["app", "limits", "spinner", "--timeout-ms", "100"]);
+    assert_eq!(call(&node, "spinner", "/api/spin").status, 504);
+    let answer = node.api("GET", "/api/events?type=limit", None).json();
+    let event = &answer["events"][0];
+    assert_eq!(
+        (event["type"].as_str(), event["app_name"].as_str()),
+        (Some("limit.timeout"), Some("spinner"))
+    );
+    assert_eq!(event["data"]["code"], "timeout");
+}
+
+/// A reconnecting EventSource sends `Last-Event-ID` and gets what came after it, then
+/// live events.
+#[test]
+fn server_sent_events_resume_after_last_event_id() {
+    use std::io::{Read, Write};
+    let node = Node::start();
+    let first = node.cli_ok(&["events", "emit", "one", "--json"]);
+    let first: Value = serde_json::from_str(&first).unwrap();
+    node.cli_ok(&["events", "emit", "two"]);
+    let mut stream = std::net::TcpStream::connect(node.addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        stream,
+        "GET /api/events HTTP/1.1\r\nHost: admin.localhost\r\nAuthorization: Bearer {}\r\nAccept: text/event-stream\r\nLast-Event-ID: {}\r\n\r\n",
+        node.token, first["id"]
+    )
+    .unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    let mut emitted = false;
+    while !seen.contains("app.three") {
+        let n = stream.read(&mut buf).expect("the stream went quiet");
+        assert!(n > 0, "the stream ended: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        if seen.contains("app.two") && !emitted {
+            node.cli_ok(&["events", "emit", "three"]);
+            emitted = true;
+        }
+    }
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+    assert!(seen.to_ascii_lowercase().contains("content-type: text/event-stream"), "{seen}");
+    assert!(!seen.contains("app.one"), "replayed the event the client already had: {seen}");
+    assert!(seen.find("app.two") < seen.find("app.three"), "{seen}");
 }
