@@ -103,7 +103,7 @@ pub const KEYS: &[Key] = &[
         name: "events.max_rows",
         default: "10000",
         kind: Kind::Count,
-        help: "events kept in data.db for `fazt events` and /api/events (0: live only, none kept)",
+        help: "events kept in data.db for `fazt events` and /api/events (0: live only; just the newest is kept, to number on from it)",
     },
     Key {
         name: "runtime.workers",

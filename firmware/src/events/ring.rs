@@ -11,16 +11,18 @@ use super::filter::Filter;
 use crate::storage::StorageError;
 use rusqlite::{params, Connection};
 
-/// Writes a batch in one transaction and trims the ring to `max_rows` (0: keep none).
+/// Writes a batch in one transaction and trims the ring to `max_rows`. With 0 the
+/// newest event is still kept: the next start numbers on from it.
 pub fn insert(
     conn: &mut Connection,
     events: &[std::sync::Arc<Event>],
     max_rows: u64,
 ) -> Result<(), StorageError> {
     let Some(last) = events.last().map(|e| e.id) else { return Ok(()) };
-    if max_rows == 0 {
-        return Ok(());
-    }
+    let (events, max_rows) = match max_rows {
+        0 => (&events[events.len() - 1..], 1),
+        n => (events, n),
+    };
     let tx = conn.transaction()?;
     {
         // OR REPLACE: an id can only come round again if a crash lost more events in
@@ -145,6 +147,16 @@ mod tests {
         let tail = storage.read_blocking(|c| query(c, &Filter::default(), 999_990, 100)).unwrap();
         assert!(tail.windows(2).all(|w| w[0].id < w[1].id) && tail.len() == 10);
         eprintln!("1,000,000 events through the ring in {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn a_ring_of_zero_keeps_only_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(&dir.path().join("data.db")).unwrap();
+        let batch: Vec<_> = (1..=5).map(|id| event(id, "app.x", None, Visibility::Public)).collect();
+        storage.write_blocking(|c| insert(c, &batch, 0)).unwrap();
+        assert_eq!(storage.read_blocking(max_id).unwrap(), 5);
+        assert_eq!(storage.read_blocking(|c| query(c, &Filter::default(), 0, 10)).unwrap().len(), 1);
     }
 
     #[test]
