@@ -379,3 +379,30 @@ fn server_sent_events_resume_after_last_event_id() {
     assert!(!seen.contains("app.one"), "replayed the event the client already had: {seen}");
     assert!(seen.find("app.two") < seen.find("app.three"), "{seen}");
 }
+
+/// A node that ran an hour ahead and restarts on the true clock steps to its persisted
+/// floor at boot: a public `time.stepped` event.
+#[test]
+fn a_clock_step_is_a_public_event() {
+    const HOUR_MS: i64 = 3_600_000;
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let settings =
+        [("time.ntp_port", port.as_str()), ("time.persist_interval_secs", "1"), ("beacon.enabled", "false")];
+    let mut node = Node::start_with(&settings, Some(HOUR_MS));
+    std::thread::sleep(Duration::from_millis(2500)); // a periodic save happens
+    node.kill9();
+    node.set_clock_offset(None);
+    node.spawn();
+    let answer = node.api("GET", "/api/events?type=time", None).json();
+    let event = &answer["events"][0];
+    assert_eq!(
+        (event["type"].as_str(), event["visibility"].as_str()),
+        (Some("time.stepped"), Some("public")),
+        "{answer}"
+    );
+    assert_eq!(
+        (event["data"]["source"].as_str(), event["data"]["at_boot"].as_bool()),
+        (Some("persisted"), Some(true))
+    );
+    assert!(event["data"]["by_ms"].as_f64().unwrap() > 3_590_000.0, "{event}");
+}
