@@ -337,6 +337,10 @@ impl Instance {
                 move |ctx: Ctx<'_>, kind: String, json: String, public: bool| -> rquickjs::Result<String> {
                     let bus = bus.as_ref().ok_or_else(|| unavailable(&ctx))?;
                     let throw = |e: EventError| Exception::throw_message(&ctx, &e.to_string());
+                    // Refused before parsing: an app can hand over megabytes of JSON.
+                    if json.len() > crate::events::event::MAX_DATA_BYTES {
+                        return Err(throw(EventError::TooLarge(json.len())));
+                    }
                     let data: serde_json::Value = serde_json::from_str(&json)
                         .map_err(|_| Exception::throw_message(&ctx, "fazt.events.emit: data must be JSON"))?;
                     {
