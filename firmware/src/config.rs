@@ -100,6 +100,12 @@ pub const KEYS: &[Key] = &[
         help: "cap on data.db size (0: no cap)",
     },
     Key {
+        name: "events.max_rows",
+        default: "10000",
+        kind: Kind::Count,
+        help: "events kept in data.db for `fazt events` and /api/events (0: live only; just the newest is kept, to number on from it)",
+    },
+    Key {
         name: "runtime.workers",
         default: "0",
         kind: Kind::Count,

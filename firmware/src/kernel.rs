@@ -72,6 +72,8 @@ pub struct Kernel {
     pub setup: crate::security::setup::SetupState,
     /// HTTP limits: timeouts, connection caps, the request-body budget.
     pub http: crate::net::limits::HttpGuard,
+    /// The event bus: what happened, live and as a bounded history.
+    pub events: Arc<crate::events::Events>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -127,6 +129,8 @@ impl Kernel {
             &storage,
             crate::security::setup::SetupMode::parse(config.get("setup.page")),
         )?;
+        let events =
+            crate::events::Events::start(storage.clone(), clock.clone(), config.get_u64("events.max_rows"))?;
         let blobs = BlobCache::new(config.get_u64("cache.max_bytes"), config.get_u64("cache.max_file_bytes"));
         let workers = match config.get_u64("runtime.workers") {
             0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) + 1,
@@ -138,6 +142,7 @@ impl Kernel {
             clock.clone(),
             Some(timekeeper.clone()),
             keys.sealer.clone(),
+            Some(events.clone()),
         )
         .map_err(KernelError::Workers)?;
         let http = crate::net::limits::HttpGuard::new(crate::net::limits::HttpLimits::from_config(&config));
@@ -162,6 +167,7 @@ impl Kernel {
             timekeeper,
             tls,
             setup,
+            events,
         })
     }
 

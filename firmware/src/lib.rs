@@ -9,6 +9,7 @@
 //! - [`runtime`]: serverless JavaScript apps on QuickJS.
 //! - [`syscall`]: the operations behind `fazt.*` (KV, logs, env, limits).
 //! - [`storage`]: the one owner of `data.db`, with append-only migrations.
+//! - [`events`]: the kernel event bus (live feed and a bounded history in `data.db`).
 //! - [`security`]: passwords, sessions, API tokens, login rate limits.
 //! - [`time`]: the kernel clock.
 //! - [`mnemonic`]: bytes to BIP-39 word lists and back (data through people).
@@ -20,7 +21,8 @@
 //! # Implementation
 //! One process. A smol executor runs on one thread per core; SQLite work runs on the
 //! `blocking` thread pool. Files touched: `data.db` (+ `-wal`, `-shm`), `data.db.lock`,
-//! short-lived `.fazt-upload-*` spool files beside it, and the client config. The beacon
+//! short-lived `.fazt-upload-*` spool files beside it, and the client config. The event
+//! bus adds one thread (`fazt-events`) that writes its history. The beacon
 //! adds UDP port 5353 and the mDNS threads of the HAL (unless it is off).
 
 #![warn(missing_docs, missing_debug_implementations)]
@@ -30,6 +32,7 @@ pub mod beacon;
 pub mod chirp;
 pub mod cli;
 pub mod config;
+pub mod events;
 pub mod fs;
 pub mod ids;
 pub mod kernel;

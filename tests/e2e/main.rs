@@ -10,6 +10,7 @@ mod api;
 mod beacon;
 mod chirp;
 mod deploy;
+mod events;
 mod hardening;
 mod hostile;
 mod https;

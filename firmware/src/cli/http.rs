@@ -7,6 +7,11 @@ use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
+/// The node could not be reached at all (as opposed to answering with an error).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unreachable(String);
+
 /// A connection to one node.
 #[derive(Debug)]
 pub struct Client {
@@ -105,6 +110,21 @@ impl Client {
         match self.request("GET", path).call() {
             Ok(resp) => resp.into_string().context("reading the node's answer"),
             Err(err) => self.finish(Err(err)).map(|v| v.to_string()),
+        }
+    }
+
+    /// GET a body to read as it arrives (a stream of Server-Sent Events), asking for
+    /// `accept`. A node that cannot be reached gives an [`Unreachable`] error.
+    pub fn get_stream(&self, path: &str, accept: &str) -> anyhow::Result<Box<dyn Read + Send + Sync>> {
+        match self.request("GET", path).set("Accept", accept).call() {
+            Ok(resp) => Ok(Box::new(resp.into_reader())),
+            Err(ureq::Error::Transport(t)) => Err(anyhow::Error::new(Unreachable(format!(
+                "cannot reach the node at {}: {t} (is it running? check --server)",
+                self.server
+            )))),
+            Err(err) => {
+                self.finish(Err(err)).map(|_| -> Box<dyn Read + Send + Sync> { Box::new(std::io::empty()) })
+            }
         }
     }
 

@@ -10,6 +10,7 @@ pub mod client;
 pub mod client_config;
 pub mod config;
 pub mod deploy;
+pub mod events;
 pub mod hal;
 pub mod http;
 pub mod keys;
@@ -66,6 +67,8 @@ pub enum Command {
     Deploy(deploy::DeployArgs),
     /// List, inspect and delete apps; their logs, environment and limits; run handlers.
     App(app::AppArgs),
+    /// Follow the node's events (deploys, errors, logins, apps' own), or emit one.
+    Events(events::EventsArgs),
     /// Back up or restore the database.
     Backup(backup::BackupArgs),
     /// Install fazt as a systemd service.
@@ -96,6 +99,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Client(args) => client::run(args),
         Command::Deploy(args) => deploy::run(args),
         Command::App(args) => app::run(args),
+        Command::Events(args) => events::run(args),
         Command::Backup(args) => backup::run(args),
         Command::Service(args) => service::run(args),
         Command::Mnemonic(args) => mnemonic::run(args),

@@ -137,11 +137,14 @@ pub async fn serve<S: Socket>(
     protocol: Protocol,
     admission: Admission,
 ) {
+    // A connection is idle whenever it has no request in flight: before its first
+    // request, between requests, and while a request's headers are still arriving (a
+    // slow client's, or a slowloris'). When the node is out of slots, the one idle for
+    // longest is closed; a connection whose request is being answered never is.
+    admission.idle();
     let mut prefix = Bytes::new();
     let protocol = match protocol {
         Protocol::Sniff => {
-            // Nothing sent yet: idle, so the node may close it to make room.
-            admission.idle();
             let presence = admission.presence().clone();
             let sniffed = future::or(sniff(&mut socket), async {
                 future::or(Timer::after(protocols.limits.header_timeout), async {
@@ -152,7 +155,6 @@ pub async fn serve<S: Socket>(
                 Err(io::ErrorKind::TimedOut.into())
             })
             .await;
-            admission.busy();
             match sniffed {
                 Ok((is_h2, bytes)) => {
                     prefix = bytes;
@@ -174,7 +176,6 @@ pub async fn serve<S: Socket>(
     let watch = Arc::new(Watch {
         in_flight: AtomicUsize::new(0),
         keep: AtomicBool::new(h2),
-        idle_when_done: h2,
         admission,
     });
     let service = Service { kernel, peer, secure, watch: watch.clone() };
@@ -298,8 +299,6 @@ async fn serve_http1<S: Socket>(
         let now = Instant::now();
         if io.prefix.is_empty() {
             head_deadline = None;
-            // Between requests: idle, and the node may close it to make room.
-            io.watch.admission.idle();
         } else if head_deadline.is_none() {
             head_deadline = Some(now + limits.header_timeout);
         }
@@ -318,7 +317,6 @@ async fn serve_http1<S: Socket>(
             close(&mut io.socket).await;
             return;
         }
-        io.watch.admission.busy();
     }
 }
 
@@ -387,9 +385,6 @@ struct Watch {
     in_flight: AtomicUsize,
     /// Never idle (HTTP/2, or a request with a body was seen).
     keep: AtomicBool,
-    /// HTTP/2: the connection is idle whenever no request is in flight (HTTP/1.1 marks
-    /// itself idle between hyper connections instead).
-    idle_when_done: bool,
     /// The connection as its client's count and the node's idle list know it.
     admission: Admission,
 }
@@ -401,7 +396,7 @@ struct InFlight(Arc<Watch>);
 impl Drop for InFlight {
     fn drop(&mut self) {
         let watch = &self.0;
-        if watch.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 && watch.idle_when_done {
+        if watch.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
             watch.admission.idle();
             // A request that began meanwhile marked the connection busy before this
             // marked it idle, or will after: look again, so busy wins either way.

@@ -3,11 +3,73 @@
 
 use crate::storage::StorageError;
 use bytes::Bytes;
+use futures_lite::{Stream, StreamExt};
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
+use hyper::body::{Frame, SizeHint};
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-/// The body type of every response.
-pub type Body = Full<Bytes>;
+/// The body of every response: bytes known up front, or chunks produced while the
+/// client listens (Server-Sent Events). A stream is polled by the connection itself, so
+/// it needs no task of its own and ends when the client hangs up.
+pub struct Body(Inner);
+
+enum Inner {
+    Full(Full<Bytes>),
+    Stream(Pin<Box<dyn Stream<Item = Bytes> + Send>>),
+}
+
+impl Body {
+    /// A body of these bytes.
+    pub fn new(data: Bytes) -> Self {
+        Body(Inner::Full(Full::new(data)))
+    }
+
+    /// A body sent chunk by chunk as `stream` yields them, ending with it.
+    pub fn stream(stream: impl Stream<Item = Bytes> + Send + 'static) -> Self {
+        Body(Inner::Stream(Box::pin(stream)))
+    }
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Inner::Full(full) => full.fmt(f),
+            Inner::Stream(_) => f.write_str("Body::Stream"),
+        }
+    }
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match &mut self.0 {
+            Inner::Full(full) => Pin::new(full).poll_frame(cx),
+            Inner::Stream(stream) => stream.poll_next(cx).map(|chunk| chunk.map(|c| Ok(Frame::data(c)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.0 {
+            Inner::Full(full) => full.is_end_stream(),
+            Inner::Stream(_) => false,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.0 {
+            Inner::Full(full) => full.size_hint(),
+            Inner::Stream(_) => SizeHint::default(),
+        }
+    }
+}
 
 /// A complete response.
 pub type Resp = Response<Body>;
@@ -89,7 +151,7 @@ impl From<rusqlite::Error> for ApiError {
 /// A JSON response.
 pub fn json(status: StatusCode, value: &serde_json::Value) -> Resp {
     let body = serde_json::to_vec(value).unwrap_or_default();
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let mut resp = Response::new(Body::new(Bytes::from(body)));
     *resp.status_mut() = status;
     let headers = resp.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

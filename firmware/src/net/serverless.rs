@@ -9,7 +9,6 @@ use crate::runtime::request::JsUrl;
 use crate::runtime::{Entry, JsRequest, JsResponse, RuntimeError};
 use bytes::Bytes;
 use http::{header, HeaderName, HeaderValue, Request, Response, StatusCode};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -67,7 +66,7 @@ pub async fn js_request(
 /// Turns a handler's response into HTTP, dropping what it may not set.
 pub fn http_response(js: JsResponse) -> Resp {
     let status = StatusCode::from_u16(js.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut resp = Response::new(Full::new(Bytes::from(js.body)));
+    let mut resp = Response::new(super::response::Body::new(Bytes::from(js.body)));
     *resp.status_mut() = status;
     let headers = resp.headers_mut();
     for (name, value) in js.headers {
@@ -92,13 +91,17 @@ pub async fn serve(kernel: &Arc<Kernel>, site: Arc<Site>, entry: Entry, req: Req
         Err(e) => return e.into_response(),
     };
     let app_id = site.app_id.clone();
-    let result = kernel.runtime.invoke(site, entry, request).await;
+    let path = request.url.pathname.clone();
+    let result = kernel.runtime.invoke(site.clone(), entry, request).await;
     // The body's bytes are held until the handler is done with them.
     drop(reservation);
     match result {
         Ok(js) if js.status < 200 => informational(kernel, app_id, js.status).await,
         Ok(js) => http_response(js),
-        Err(err) => ApiError::from(err).into_response(),
+        Err(err) => {
+            report(kernel, &site, &path, &err);
+            ApiError::from(err).into_response()
+        }
     }
 }
 
@@ -117,4 +120,26 @@ async fn informational(kernel: &Arc<Kernel>, app_id: String, status: u16) -> Res
         tracing::warn!(error = %err, "could not write an app log line");
     }
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "bad_status", message).into_response()
+}
+
+/// Puts a failed invocation on the event bus: `handler.error` for a throw or a load
+/// failure, `limit.timeout` / `limit.memory` for a limit hit. A busy app is the
+/// caller's answer (503), not something that happened to the app.
+pub fn report(kernel: &Kernel, site: &Site, path: &str, err: &RuntimeError) {
+    use crate::events::Kind;
+    let kind = match err {
+        RuntimeError::Handler(_) | RuntimeError::Load(_) => Kind::HandlerError,
+        RuntimeError::Timeout(_) => Kind::LimitTimeout,
+        RuntimeError::Memory(_) => Kind::LimitMemory,
+        RuntimeError::Busy | RuntimeError::Unavailable(_) => return,
+    };
+    // The message is the app's text (a thrown string can be megabytes); the stack is
+    // in the app's log.
+    let message: String = err.to_string().chars().take(1024).collect();
+    let path: String = path.chars().take(256).collect();
+    kernel.events.notify(
+        kind,
+        Some((&site.app_id, &site.app_name)),
+        serde_json::json!({"code": err.code(), "message": message, "path": path}),
+    );
 }

@@ -10,13 +10,12 @@
 
 use super::api::read_json;
 use super::host::Route;
-use super::response::{ok, ApiError, Resp};
+use super::response::{ok, ApiError, Body, Resp};
 use crate::kernel::Kernel;
 use crate::security::setup::{self, SetupError, SetupMode};
 use crate::security::{password, sessions, users};
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -190,7 +189,7 @@ fn page(kernel: &Kernel, code: &str, head_only: bool) -> Resp {
     let html =
         PAGE.replace("{name}", &name).replace("{code}", &escape(code)).replace("{dashboard}", &dashboard);
     let body = if head_only { Bytes::new() } else { Bytes::from(html) };
-    let mut resp = Response::new(Full::new(body));
+    let mut resp = Response::new(Body::new(body));
     let headers = resp.headers_mut();
     let pairs = [
         (header::CONTENT_TYPE, "text/html; charset=utf-8"),

@@ -8,7 +8,6 @@ use crate::fs::site::{Encoding, Site, SiteFile};
 use crate::kernel::Kernel;
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
-use http_body_util::Full;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -112,7 +111,7 @@ pub async fn not_found(
 
 /// A small text/plain response.
 pub fn plain(status: StatusCode, text: &'static str) -> Resp {
-    let mut resp = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    let mut resp = Response::new(Body::new(Bytes::from_static(text.as_bytes())));
     *resp.status_mut() = status;
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     resp
@@ -201,7 +200,7 @@ async fn serve_file(
 }
 
 fn with_headers(status: StatusCode, headers: HeaderMap, body: Bytes) -> Resp {
-    let mut resp: Response<Body> = Response::new(Full::new(body));
+    let mut resp: Response<Body> = Response::new(Body::new(body));
     *resp.status_mut() = status;
     *resp.headers_mut() = headers;
     resp

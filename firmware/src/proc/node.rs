@@ -101,6 +101,11 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
     let bound = listener.get_ref().local_addr()?;
     let kernel = Arc::new(Kernel::new(storage, clock, Box::new(LinuxBoard), ip, bound.port())?);
     kernel.timekeeper.record_boot(floor);
+    if let Some((source, by)) = floor {
+        let data = serde_json::json!({"by_ms": by as f64 / 1e6, "source": source.as_str(), "at_boot": true});
+        kernel.events.notify(crate::events::Kind::TimeStepped, None, data);
+    }
+    kernel.timekeeper.attach_events(kernel.events.clone());
     let https = match kernel.tls.server_config() {
         Some(config) => {
             let port = opts.https_port.unwrap_or(kernel.tls.port());
@@ -146,6 +151,8 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
             }
         }
     };
+    // Subscribed before the beacon starts, so the first peers found are events too.
+    executor.spawn(crate::events::peers::follow(kernel.events.clone(), kernel.beacon.subscribe())).detach();
     // The time server first: its port goes into the beacon's announcement.
     let time = kernel.timekeeper.start(&executor, ip);
     let beacon = kernel.beacon.start(&executor, kernel.storage.clone(), kernel.clock.clone());
@@ -191,6 +198,8 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
     drop(beacon);
     drop(time);
     kernel.timekeeper.persist_blocking();
+    // What the bus has not written yet goes to data.db before the process ends.
+    kernel.events.close();
     stop_tx.close();
     for worker in workers {
         let _ = worker.join();

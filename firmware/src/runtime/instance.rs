@@ -50,6 +50,8 @@ pub struct Host {
     pub clock: Arc<Clock>,
     /// Its keeper, for `fazt.time.status()`.
     pub timekeeper: Option<Arc<crate::time::Timekeeper>>,
+    /// The event bus, for `fazt.events`.
+    pub events: Option<Arc<crate::events::Events>>,
 }
 
 /// How long the kernel's own bookkeeping calls into JavaScript (clearing timers after a
@@ -132,6 +134,18 @@ fn read_response(value: Value<'_>) -> Option<JsResponse> {
     Some(JsResponse { status, headers, body })
 }
 
+/// What an instance's native functions share with the instance itself.
+struct Shared<'a> {
+    /// Zero of `monotonicMs` and of the deadline.
+    epoch: Instant,
+    /// This invocation's log lines.
+    logs: &'a Rc<RefCell<LogBuffer>>,
+    /// The app's limits (storage quota, the `kv.list` cap).
+    limits: Limits,
+    /// The current run's deadline; a new value marks a new invocation.
+    deadline: &'a Arc<AtomicU64>,
+}
+
 /// Gives the context its `__native` functions and runs the prelude; returns the prelude's
 /// kernel hooks.
 fn install(
@@ -139,10 +153,9 @@ fn install(
     host: &Host,
     site: &Arc<Site>,
     env: BTreeMap<String, String>,
-    epoch: Instant,
-    logs: &Rc<RefCell<LogBuffer>>,
-    limits: Limits,
+    shared: Shared<'_>,
 ) -> rquickjs::Result<Persistent<Object<'static>>> {
+    let Shared { epoch, logs, limits, deadline } = shared;
     context.with(|ctx| {
         let native = Object::new(ctx.clone())?;
         native.set("maxRequireDepth", MAX_REQUIRE_DEPTH)?;
@@ -273,6 +286,7 @@ fn install(
                 Ok(json)
             })?,
         )?;
+        install_events(&native, host, site, deadline)?;
         ctx.globals().set("__native", native)?;
         let mut options = EvalOptions::default();
         options.global = true;
@@ -280,6 +294,70 @@ fn install(
         let hooks: Object = ctx.eval_with_options(PRELUDE, options)?;
         Ok(Persistent::save(&ctx, hooks))
     })
+}
+
+/// `fazt.events`: emit as this app (types under `app.`, at most
+/// [`crate::syscall::events::MAX_EMITS_PER_INVOCATION`] per invocation) and read what it
+/// may see.
+fn install_events<'js>(
+    native: &Object<'js>,
+    host: &Host,
+    site: &Site,
+    deadline: &Arc<AtomicU64>,
+) -> rquickjs::Result<()> {
+    use crate::events::{EventError, Visibility};
+    use crate::syscall::events;
+    let ctx = native.ctx().clone();
+    let unavailable = |ctx: &Ctx<'_>| Exception::throw_message(ctx, "fazt.events is not available here");
+    let (bus, app_id, app_name) = (host.events.clone(), site.app_id.clone(), site.app_name.clone());
+    // Each run arms a new deadline, so a changed deadline means a new invocation and a
+    // fresh quota; no hook into the invocation itself is needed.
+    let (deadline, quota) = (deadline.clone(), RefCell::new((u64::MAX, events::Quota::default())));
+    native.set(
+        "eventsEmit",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'_>, kind: String, json: String, public: bool| -> rquickjs::Result<String> {
+                let bus = bus.as_ref().ok_or_else(|| unavailable(&ctx))?;
+                let throw = |e: EventError| Exception::throw_message(&ctx, &e.to_string());
+                // Refused before parsing: an app can hand over megabytes of JSON.
+                if json.len() > crate::events::event::MAX_DATA_BYTES {
+                    return Err(throw(EventError::TooLarge(json.len())));
+                }
+                let data: serde_json::Value = serde_json::from_str(&json)
+                    .map_err(|_| Exception::throw_message(&ctx, "fazt.events.emit: data must be JSON"))?;
+                {
+                    let mut quota = quota.borrow_mut();
+                    let run = deadline.load(Ordering::Relaxed);
+                    if quota.0 != run {
+                        *quota = (run, events::Quota::default());
+                    }
+                    quota.1.take().map_err(throw)?;
+                }
+                let visibility = if public { Visibility::Public } else { Visibility::Private };
+                let event =
+                    events::emit(bus, Some((&app_id, &app_name)), &kind, data, visibility).map_err(throw)?;
+                Ok(serde_json::to_string(&*event).unwrap_or_default())
+            },
+        )?,
+    )?;
+    let (bus, app_id) = (host.events.clone(), site.app_id.clone());
+    native.set(
+        "eventsSince",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'_>, since: f64, kind: String, limit: f64| -> rquickjs::Result<String> {
+                let bus = bus.as_ref().ok_or_else(|| unavailable(&ctx))?;
+                let since = if since.is_finite() && since > 0.0 { since as u64 } else { 0 };
+                let limit = if limit.is_finite() && limit >= 1.0 { limit as usize } else { 100 };
+                let found = events::since_for_app(bus, &app_id, since, Some(&kind), limit)
+                    .map_err(|e| Exception::throw_message(&ctx, &e.to_string()))?;
+                let found: Vec<&crate::events::Event> = found.iter().map(|e| &**e).collect();
+                Ok(serde_json::to_string(&found).unwrap_or_default())
+            },
+        )?,
+    )?;
+    Ok(())
 }
 
 impl Instance {
@@ -319,7 +397,9 @@ impl Instance {
             Entry::Legacy => Some(read_source(&host.storage, &site, "main.js").map_err(RuntimeError::Load)?),
             Entry::Api => None,
         };
-        let hooks = install(&ctx, host, &site, env, epoch, &logs, limits).map_err(unavailable)?;
+        let hooks =
+            install(&ctx, host, &site, env, Shared { epoch, logs: &logs, limits, deadline: &deadline })
+                .map_err(unavailable)?;
         let instance = Instance {
             hooks,
             ctx,

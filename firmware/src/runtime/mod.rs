@@ -152,6 +152,7 @@ impl JsRuntime {
         clock: Arc<Clock>,
         timekeeper: Option<Arc<crate::time::Timekeeper>>,
         sealer: Arc<dyn fazt_hal::keystore::Sealer>,
+        events: Option<Arc<crate::events::Events>>,
     ) -> std::io::Result<Self> {
         let workers = workers.max(2);
         let (tx, rx) = async_channel::unbounded::<Job>();
@@ -162,6 +163,7 @@ impl JsRuntime {
             timekeeper,
             config_generation: config_generation.clone(),
             sealer,
+            events,
         };
         for i in 0..workers {
             let rx = rx.clone();

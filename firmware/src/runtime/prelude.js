@@ -93,12 +93,26 @@
   KernelDate.UTC = SystemDate.UTC;
   Object.defineProperty(SystemDate.prototype, 'constructor', { value: KernelDate, writable: true, configurable: true });
   global.Date = KernelDate;
+  // Events: emitted as this app (the type goes under `app.`), read back as this app
+  // sees them (its own and public ones); both are checked again in Rust.
+  const events = Object.freeze({
+    emit: async (type, data, options) => {
+      const json = JSON.stringify(data === undefined ? null : data);
+      if (json === undefined) throw new TypeError('events.emit: data must be JSON (not a function)');
+      return JSON.parse(native.eventsEmit(String(type), json, !!(options && options.public)));
+    },
+    since: async (id, options) => JSON.parse(native.eventsSince(
+      Number(id) || 0,
+      options && options.type !== undefined ? String(options.type) : '',
+      options && options.limit !== undefined ? Number(options.limit) : 100)),
+  });
   const app = JSON.parse(native.appInfo());
   global.fazt = Object.freeze({
     app: Object.freeze({ id: app.id, name: app.name, env: Object.freeze(app.env) }),
     log: Object.freeze({ info: log('info'), warn: log('warn'), error: log('error'), debug: log('debug') }),
     storage: Object.freeze({ kv }),
     time,
+    events,
   });
 
   // ---------- modules ----------

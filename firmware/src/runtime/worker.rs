@@ -29,6 +29,8 @@ pub struct WorkerContext {
     pub config_generation: Arc<AtomicU64>,
     /// Opens the apps' sealed environment values.
     pub sealer: Arc<dyn fazt_hal::keystore::Sealer>,
+    /// The event bus, for `fazt.events` (none in tests of the runtime alone).
+    pub events: Option<Arc<crate::events::Events>>,
 }
 
 /// The worker loop; returns when the queue closes. After each run the worker goes on
@@ -69,6 +71,7 @@ impl Warm {
             storage: ctx.storage.clone(),
             clock: ctx.clock.clone(),
             timekeeper: ctx.timekeeper.clone(),
+            events: ctx.events.clone(),
         };
         Warm { host, instances: HashMap::new(), tick: 0 }
     }

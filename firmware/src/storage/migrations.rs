@@ -232,6 +232,24 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     END;
     "#,
     ),
+    (
+        9,
+        "events: the kernel event bus's bounded history",
+        r#"
+    -- The last events.max_rows events of the bus (see events/ring.rs). id is the bus's
+    -- own number, not one SQLite picks, so live and stored events share one sequence.
+    -- app_id has no foreign key: an app's events outlive it (apps.deleted).
+    CREATE TABLE events (
+        id         INTEGER PRIMARY KEY,
+        time       INTEGER NOT NULL,
+        type       TEXT NOT NULL,
+        app_id     TEXT,
+        app_name   TEXT,
+        visibility TEXT NOT NULL,      -- private (its app and the admin) or public
+        data       TEXT NOT NULL       -- JSON, at most 16 KiB
+    );
+    "#,
+    ),
 ];
 
 /// The highest version this binary knows.

@@ -6,10 +6,12 @@
 //! - [`kv`]: `fazt.storage.kv`, a per-app key-value store with TTLs.
 //! - [`logs`]: per-app logs (`console.*`, `fazt.log.*`).
 //! - [`env`]: per-app environment variables (`fazt.app.env`).
+//! - [`events`]: custom events (`fazt.events`, `POST /api/events`) and what apps may read.
 //! - [`limits`]: per-app runtime limits.
 //! - [`time`]: `fazt.time`, the kernel clock's state.
 
 pub mod env;
+pub mod events;
 pub mod kv;
 pub mod limits;
 pub mod logs;

@@ -2,11 +2,10 @@
 
 use crate::apps::{self, AppSummary};
 use crate::kernel::Kernel;
-use crate::net::response::{ok, ApiError, Resp};
+use crate::net::response::{ok, ApiError, Body, Resp};
 use crate::time::rfc3339;
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
-use http_body_util::Full;
 use std::sync::Arc;
 
 /// The JSON form of an app.
@@ -86,7 +85,7 @@ pub async fn file_content(kernel: &Arc<Kernel>, id: &str, raw_path: &str) -> Res
     let Some((Some(data), content_type)) = found else {
         return Err(ApiError::not_found(format!("no such file in app '{id}'")));
     };
-    let mut resp = Response::new(Full::new(Bytes::from(data)));
+    let mut resp = Response::new(Body::new(Bytes::from(data)));
     if let Ok(v) = HeaderValue::from_str(&content_type) {
         resp.headers_mut().insert(header::CONTENT_TYPE, v);
     }
@@ -111,5 +110,6 @@ pub async fn delete(kernel: &Arc<Kernel>, id: &str) -> Result<Resp, ApiError> {
     kernel.storage.write(move |conn| apps::delete(conn, &app_id, now)).await?;
     kernel.sites.invalidate(&app.name);
     tracing::info!(app = %app.name, id = %app.id, "app deleted");
+    kernel.events.notify(crate::events::Kind::AppDeleted, Some((&app.id, &app.name)), serde_json::json!({}));
     Ok(ok(serde_json::json!({})))
 }

@@ -85,6 +85,13 @@ pub async fn login(kernel: &Arc<Kernel>, peer: SocketAddr, req: Request<Incoming
     };
     let Some(secret) = session else {
         tracing::warn!(%peer, "failed admin login");
+        // The name as typed, cut: it comes from whoever is guessing.
+        let user: String = username.chars().take(64).collect();
+        kernel.events.notify(
+            crate::events::Kind::LoginFailed,
+            None,
+            serde_json::json!({"user": user, "ip": peer.ip().to_string()}),
+        );
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "bad_credentials", "wrong username or password"));
     };
     kernel.setup.claim(&kernel.storage, "password login").await;

@@ -101,7 +101,13 @@ pub async fn invoke(kernel: &Arc<Kernel>, id: &str, req: Request<Incoming>) -> R
         body: input.to_string(),
         json_body: true,
     };
-    let response = kernel.runtime.invoke(site, entry, request).await?;
+    let response = match kernel.runtime.invoke(site.clone(), entry, request).await {
+        Ok(response) => response,
+        Err(err) => {
+            crate::net::serverless::report(kernel, &site, &path, &err);
+            return Err(err.into());
+        }
+    };
     let json = serde_json::from_str::<serde_json::Value>(&response.body).ok();
     let mut answer =
         serde_json::json!({"status": response.status, "headers": response.headers, "body": response.body});

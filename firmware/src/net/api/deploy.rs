@@ -153,6 +153,14 @@ pub async fn deploy(kernel: &Arc<Kernel>, req: Request<Incoming>) -> Result<Resp
     // A new app's name gets its certificate now rather than at its first handshake.
     kernel.tls.want(&format!("{name}.{}", kernel.config.domain()));
     tracing::info!(app = %name, files = report.files, new = report.new_blobs, bytes = report.size_bytes, "deployed");
+    kernel.events.notify(
+        crate::events::Kind::AppDeployed,
+        Some((&report.app_id, &report.app)),
+        serde_json::json!({
+            "deployment": report.deployment_id, "files": report.files, "bytes": report.size_bytes,
+            "new_files": report.new_blobs, "new_bytes": report.new_bytes,
+        }),
+    );
     let mut json = serde_json::to_value(&report).unwrap_or_default();
     json["url"] = kernel.app_url(&name).into();
     Ok(ok(json))

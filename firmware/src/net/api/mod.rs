@@ -10,6 +10,7 @@ mod auth;
 mod backend;
 mod beacon;
 mod deploy;
+mod events;
 mod system;
 mod time;
 mod tls;
@@ -85,6 +86,8 @@ async fn dispatch(kernel: &Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>
         (&Method::DELETE, ["tokens", id]) => tokens::revoke(kernel, id).await,
         (&Method::POST, ["deploy", "check"]) => deploy::check(kernel, req).await,
         (&Method::POST, ["deploy"]) => deploy::deploy(kernel, req).await,
+        (&Method::GET, ["events"]) => events::list(kernel, req).await,
+        (&Method::POST, ["events"]) => events::emit(kernel, req).await,
         (&Method::GET, ["system", "health"]) => system::health(kernel).await,
         (&Method::GET, ["system", "db"]) => system::db(kernel).await,
         (&Method::GET, ["system", "config"]) => Ok(system::config(kernel)),
@@ -120,7 +123,7 @@ fn allowed_methods(segments: &[&str]) -> &'static [Method] {
         ["apps", _, "invoke"] => POST,
         ["apps", _, "env", _] => PUT_DELETE,
         ["apps", _, "limits"] => GET_PUT,
-        ["tokens"] => GET_POST,
+        ["tokens"] | ["events"] => GET_POST,
         ["tokens", _] => DELETE,
         ["tls"] | ["tls", "ca.pem"] => GET,
         ["tls", "certs"] => GET_POST,

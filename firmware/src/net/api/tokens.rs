@@ -54,6 +54,11 @@ pub async fn create(
     let now = kernel.clock.now_millis();
     let (info, secret) =
         kernel.storage.write(move |conn| tokens::create(conn, &name, user.as_deref(), now)).await?;
+    kernel.events.notify(
+        crate::events::Kind::TokenCreated,
+        None,
+        serde_json::json!({"id": info.id, "name": info.name, "prefix": info.prefix}),
+    );
     Ok(ok(serde_json::json!({ "id": info.id, "name": info.name, "token": secret })))
 }
 
@@ -62,6 +67,7 @@ pub async fn revoke(kernel: &Arc<Kernel>, id: &str) -> Result<Resp, ApiError> {
     let now = kernel.clock.now_millis();
     let key = id.to_string();
     if kernel.storage.write(move |conn| tokens::revoke(conn, &key, now)).await? {
+        kernel.events.notify(crate::events::Kind::TokenRevoked, None, serde_json::json!({"id": id}));
         Ok(ok(serde_json::json!({})))
     } else {
         Err(ApiError::not_found(format!("no live token '{id}'")))

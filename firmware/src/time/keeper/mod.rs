@@ -184,6 +184,8 @@ pub struct Timekeeper {
     poll_lock: async_lock::Mutex<()>,
     executor: OnceLock<Arc<smol::Executor<'static>>>,
     fingerprint: [u8; 4],
+    /// Where steps of the clock are reported (`time.stepped`), once attached.
+    events: OnceLock<Arc<crate::events::Events>>,
 }
 
 /// A reference id naming a fazt node: the first bytes of its public key.
@@ -239,6 +241,7 @@ impl Timekeeper {
             client_counters: Arc::default(),
             poll_lock: async_lock::Mutex::new(()),
             executor: OnceLock::new(),
+            events: OnceLock::new(),
             fingerprint,
         }
     }
@@ -250,6 +253,11 @@ impl Timekeeper {
     /// The settings in force.
     pub fn settings(&self) -> &TimeSettings {
         &self.settings
+    }
+
+    /// Reports every step of the kernel clock from now on as a `time.stepped` event.
+    pub fn attach_events(&self, events: Arc<crate::events::Events>) {
+        let _ = self.events.set(events);
     }
 
     /// Records what [`boot_floor`] did before the kernel existed.
@@ -606,6 +614,10 @@ impl Timekeeper {
             Adjustment::Stepped(by) => {
                 tracing::warn!(by_ms = ms(by), source = decision.source.as_str(), "kernel clock stepped");
                 state.last_step = Some(StepRecord { at: synced_at, by_ms: ms(by), source: decision.source });
+                if let Some(events) = self.events.get() {
+                    let data = serde_json::json!({"by_ms": ms(by), "source": decision.source.as_str()});
+                    events.notify(crate::events::Kind::TimeStepped, None, data);
+                }
             }
             Adjustment::Slewing(by) if by.abs() > super::discipline::STEP_THRESHOLD => tracing::warn!(
                 by_ms = ms(by),
