@@ -122,10 +122,7 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
     let holder = super::lock::Holder {
         pid: std::process::id(),
         version: Some(crate::VERSION.to_string()),
-        started_at: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .ok()
-            .map(|d| d.as_secs()),
+        started_at: u64::try_from(kernel.clock.now_millis() / 1000).ok(),
         http: Some(bound),
         https: https.as_ref().and_then(|(l, _)| l.get_ref().local_addr().ok()),
     };
