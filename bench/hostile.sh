@@ -91,12 +91,23 @@ done
 printf '<!doctype html><title>bench</title><h1>Hello from the bench</h1>\n' | tee "$TMP/site/index.html" >"$TMP/www/index.html"
 printf 'module.exports = async (request) => ({ json: { bytes: request.body.length } });\n' >"$TMP/site/api/main.js"
 
-# The first start makes the data file and writes the CLI's config (its token) to --config.
-"$FAZT_BIN" server start --data "$TMP/node/data.db" --listen 127.0.0.1 --port "$FAZT_PORT" \
-  --config "$TMP/node/client.json" >"$TMP/fazt.log" 2>&1 &
-FAZT_PID=$!
-for _ in $(seq 1 300); do grep -q 'fazt is ready' "$TMP/fazt.log" && break; sleep 0.1; done
-grep -q 'fazt is ready' "$TMP/fazt.log" || { cat "$TMP/fazt.log" >&2; die "fazt did not start"; }
+# Each attack meets freshly started servers: memory a process took for one attack and
+# kept (allocators rarely give it back) must not count against the next.
+start_fazt() {
+  "$FAZT_BIN" server start --data "$TMP/node/data.db" --listen 127.0.0.1 --port "$FAZT_PORT" \
+    --config "$TMP/node/client.json" >"$TMP/fazt.log" 2>&1 &
+  FAZT_PID=$!
+  for _ in $(seq 1 300); do grep -q 'fazt is ready' "$TMP/fazt.log" && break; sleep 0.1; done
+  grep -q 'fazt is ready' "$TMP/fazt.log" || { cat "$TMP/fazt.log" >&2; die "fazt did not start"; }
+}
+stop() { # stop PID: SIGTERM, then SIGKILL after 10 s
+  kill -TERM "$1" 2>/dev/null || return 0
+  for _ in $(seq 1 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+# The first start makes the data file and prints the CLI's token.
+start_fazt
 # A port given on the command line is not saved into the CLI config: save it here from
 # the token the first start prints.
 TOKEN="$(sed -n 's/.*API token for the CLI: \(fzt_[0-9a-f]*\).*/\1/p' "$TMP/fazt.log" | head -n 1)"
@@ -131,12 +142,15 @@ http {
     }
 }
 EOF
-"$NGINX" -c "$TMP/nginx/nginx.conf" -p "$TMP/nginx" &
-NGINX_PID=$!
-for _ in $(seq 1 100); do
-  curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$NGINX_PORT/" && break
-  sleep 0.1
-done
+start_nginx() {
+  "$NGINX" -c "$TMP/nginx/nginx.conf" -p "$TMP/nginx" &
+  NGINX_PID=$!
+  for _ in $(seq 1 100); do
+    curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$NGINX_PORT/" && break
+    sleep 0.1
+  done
+}
+stop "$FAZT_PID"
 
 nginx_pids() { echo "$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')"; }
 
@@ -201,13 +215,17 @@ REPORT="$RESULTS_DIR/hostile-$(date +%Y%m%d-%H%M%S).md"
 
 for kind in none $KINDS; do
   log "attack: $kind"
+  start_fazt
   f="$(measure "$FAZT_PORT" "$FAZT_PORT" "$FAZT_PID" "$kind")"
+  stop "$FAZT_PID"
+  FAZT_PID=""
   nginx_attack_port="$NGINX_PORT"
   [ "$kind" = h2-idle ] && nginx_attack_port="$NGINX_H2_PORT"
+  start_nginx
   n="$(measure "$NGINX_PORT" "$nginx_attack_port" "$(nginx_pids)" "$kind")"
+  stop "$NGINX_PID"
+  NGINX_PID=""
   row "$kind" "$f" "$n" | tee -a "$REPORT" >&2
-  # Let both close what the attack left before the next kind.
-  sleep 3
 done
 log "report: $REPORT"
 cat "$REPORT"
