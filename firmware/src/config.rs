@@ -354,7 +354,7 @@ pub fn validate(key: &str, value: &str) -> Result<String, ConfigError> {
     match decl.kind {
         Kind::Domain => {
             let v = value.to_ascii_lowercase();
-            if crate::net::host::is_valid_domain(&v) {
+            if crate::rules::names::is_valid_domain(&v) {
                 Ok(v)
             } else {
                 Err(bad("expected a domain name such as example.com or localhost"))
@@ -375,7 +375,7 @@ pub fn validate(key: &str, value: &str) -> Result<String, ConfigError> {
         },
         Kind::Label => {
             let v = value.to_ascii_lowercase();
-            if v.is_empty() || crate::beacon::name::is_valid(&v) {
+            if v.is_empty() || crate::rules::names::is_dns_label(&v) {
                 Ok(v)
             } else {
                 Err(bad(
@@ -403,9 +403,9 @@ pub fn validate(key: &str, value: &str) -> Result<String, ConfigError> {
                         || match h.rsplit_once(':') {
                             Some((name, port)) => {
                                 port.parse::<u16>().is_ok_and(|p| p > 0)
-                                    && crate::net::host::is_valid_domain(&name.to_ascii_lowercase())
+                                    && crate::rules::names::is_valid_domain(&name.to_ascii_lowercase())
                             }
-                            None => crate::net::host::is_valid_domain(&h.to_ascii_lowercase()),
+                            None => crate::rules::names::is_valid_domain(&h.to_ascii_lowercase()),
                         })
             };
             if hosts.len() <= 16 && hosts.iter().all(valid) {

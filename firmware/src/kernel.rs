@@ -1,6 +1,6 @@
 //! The kernel: the handles every subsystem shares, built once at start.
 
-use crate::beacon::identity::NodeIdentity;
+use crate::identity::NodeIdentity;
 use crate::beacon::{Beacon, BeaconConfig};
 use crate::config::NodeConfig;
 use crate::net::cache::{BlobCache, SiteCache};

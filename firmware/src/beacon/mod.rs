@@ -4,7 +4,7 @@
 //! configuration.
 //!
 //! # Layout
-//! - [`identity`]: the node key pair and the id derived from it.
+//! - [`events`]: found and lost peers as public events on the kernel bus.
 //! - [`name`]: the node's name, a DNS label.
 //! - [`record`]: the signed TXT record and the checks on records heard from the LAN.
 //! - [`freshness`]: the signed sequence that lets nodes refuse replayed announcements.
@@ -19,8 +19,8 @@
 //! [`BeaconConfig::tick`]), and writes the `beacon_nodes` table only when the peer
 //! table changed.
 
+pub mod events;
 pub mod freshness;
-pub mod identity;
 pub mod name;
 pub mod peers;
 pub mod record;
@@ -31,7 +31,7 @@ use crate::config::NodeConfig;
 use fazt_hal::discovery::mdns::Interfaces;
 use fazt_hal::discovery::Discovery;
 use freshness::Freshness;
-use identity::NodeIdentity;
+use crate::identity::{self, NodeIdentity};
 use peers::{Peer, PeerEvent, PeerTable};
 use serde::Serialize;
 use std::net::IpAddr;
@@ -348,5 +348,36 @@ impl Beacon {
                 tracing::warn!(error = %err, "beacon: stopping mDNS");
             }
         }
+    }
+}
+
+/// The timekeeper learns about peers through this, without knowing the beacon.
+impl crate::time::keeper::PeerDirectory for Beacon {
+    fn peers(&self) -> Vec<crate::time::keeper::TimePeer> {
+        let peers = self.peers().into_iter().map(|p| p.record);
+        peers
+            .map(|r| crate::time::keeper::TimePeer {
+                id: r.id,
+                name: r.name,
+                addresses: r.addresses,
+                public_key: r.public_key,
+                verified: r.verified,
+                ntp_port: r.ntp_port,
+            })
+            .collect()
+    }
+
+    fn changes(&self) -> futures_lite::stream::Boxed<crate::time::keeper::PeerChange> {
+        use crate::time::keeper::PeerChange;
+        use futures_lite::StreamExt;
+        let changes = self.subscribe().map(|event| match event {
+            PeerEvent::Found { .. } => PeerChange::Found,
+            PeerEvent::Lost { .. } => PeerChange::Lost,
+        });
+        changes.boxed()
+    }
+
+    fn announce_ntp_port(&self, port: u16) {
+        self.set_txt("ntp", &port.to_string());
     }
 }

@@ -425,7 +425,7 @@ impl Beacon {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::beacon::identity::NodeIdentity;
+    use crate::identity::NodeIdentity;
     use crate::beacon::BeaconConfig;
     use fazt_hal::discovery::loopback::LoopbackNetwork;
     use fazt_hal::discovery::mdns::Interfaces;

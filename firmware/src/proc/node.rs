@@ -105,7 +105,8 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
         let data = serde_json::json!({"by_ms": by as f64 / 1e6, "source": source.as_str(), "at_boot": true});
         kernel.events.notify(crate::events::Kind::TimeStepped, None, data);
     }
-    kernel.timekeeper.attach_events(kernel.events.clone());
+    let events = kernel.events.clone();
+    kernel.timekeeper.on_step(Box::new(move |data| events.notify(crate::events::Kind::TimeStepped, None, data)));
     let https = match kernel.tls.server_config() {
         Some(config) => {
             let port = opts.https_port.unwrap_or(kernel.tls.port());
@@ -152,7 +153,7 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
         }
     };
     // Subscribed before the beacon starts, so the first peers found are events too.
-    executor.spawn(crate::events::peers::follow(kernel.events.clone(), kernel.beacon.subscribe())).detach();
+    executor.spawn(crate::beacon::events::follow(kernel.events.clone(), kernel.beacon.subscribe())).detach();
     // The time server first: its port goes into the beacon's announcement.
     let time = kernel.timekeeper.start(&executor, ip);
     let beacon = kernel.beacon.start(&executor, kernel.storage.clone(), kernel.clock.clone());

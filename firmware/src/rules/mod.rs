@@ -3,5 +3,9 @@
 //!
 //! # Layout
 //! - [`client`]: who a client is, for connection caps and rate limits.
+//! - [`names`]: DNS labels and domains (app names, the domain, the beacon's name).
+//! - [`keys`]: the names of keystore keys that several modules know.
 
 pub mod client;
+pub mod keys;
+pub mod names;

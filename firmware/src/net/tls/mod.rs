@@ -612,7 +612,7 @@ pub(crate) fn app_name_allowed(tls: &Tls, domain: &str, name: &str) -> bool {
         return true;
     }
     let Some(label) = name.strip_suffix(domain).and_then(|r| r.strip_suffix('.')) else { return false };
-    if label.contains('.') || !crate::net::host::is_dns_label(label) {
+    if label.contains('.') || !crate::rules::names::is_dns_label(label) {
         return false;
     }
     if label == "admin" || label == "root" {
