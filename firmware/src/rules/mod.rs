@@ -2,10 +2,12 @@
 //! fazt: the leaf of the module graph (see docs/architecture.md).
 //!
 //! # Layout
+//! - [`cache`]: how long browsers may keep a static file.
 //! - [`client`]: who a client is, for connection caps and rate limits.
 //! - [`names`]: DNS labels and domains (app names, the domain, the beacon's name).
 //! - [`keys`]: the names of keystore keys that several modules know.
 
+pub mod cache;
 pub mod client;
 pub mod keys;
 pub mod names;
