@@ -1,6 +1,6 @@
 //! The CLI's HTTP client for a node's admin API.
 
-use super::client_config::{default_path, ClientConfig};
+use crate::proc::client_config::{default_path, ClientConfig};
 use super::ClientArgs;
 use anyhow::{anyhow, bail, Context};
 use std::io::Read;

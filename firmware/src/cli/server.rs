@@ -97,7 +97,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
                 listen,
                 port,
                 https_port,
-                client_config: Some(config.unwrap_or_else(super::client_config::default_path)),
+                client_config: Some(config.unwrap_or_else(crate::proc::client_config::default_path)),
                 clock_offset_ms,
             })
         }

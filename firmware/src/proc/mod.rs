@@ -3,10 +3,10 @@
 //! # Layout
 //! - [`node`]: bootstrapping a data file and running the server until a signal.
 //! - [`lock`]: one node per `data.db`.
-//! - [`priority`]: scheduling priority of a thread (the JavaScript workers run lower).
+//! - [`client_config`]: the CLI's client config (the first start writes one).
 //! - [`service`]: the systemd unit for VPS installs.
 
+pub mod client_config;
 pub mod lock;
 pub mod node;
-pub mod priority;
 pub mod service;

@@ -309,7 +309,7 @@ fn announce(kernel: &Kernel, bound: SocketAddr, first: Option<&Bootstrap>, clien
         if path.exists() {
             return None;
         }
-        crate::cli::client_config::ClientConfig { server: server.clone(), token: first.token.clone() }
+        super::client_config::ClientConfig { server: server.clone(), token: first.token.clone() }
             .save(path)
             .ok()
             .map(|_| path)
