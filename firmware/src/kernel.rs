@@ -1,8 +1,8 @@
 //! The kernel: the handles every subsystem shares, built once at start.
 
-use crate::identity::NodeIdentity;
 use crate::beacon::{Beacon, BeaconConfig};
 use crate::config::NodeConfig;
+use crate::identity::NodeIdentity;
 use crate::net::cache::{BlobCache, SiteCache};
 use crate::security::ratelimit::LoginLimiter;
 use crate::storage::Storage;

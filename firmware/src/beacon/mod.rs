@@ -28,10 +28,10 @@ mod run;
 pub mod scan;
 
 use crate::config::NodeConfig;
+use crate::identity::{self, NodeIdentity};
 use fazt_hal::discovery::mdns::Interfaces;
 use fazt_hal::discovery::Discovery;
 use freshness::Freshness;
-use crate::identity::{self, NodeIdentity};
 use peers::{Peer, PeerEvent, PeerTable};
 use serde::Serialize;
 use std::net::IpAddr;

@@ -425,8 +425,8 @@ impl Beacon {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::NodeIdentity;
     use crate::beacon::BeaconConfig;
+    use crate::identity::NodeIdentity;
     use fazt_hal::discovery::loopback::LoopbackNetwork;
     use fazt_hal::discovery::mdns::Interfaces;
     use fazt_hal::keystore::{Keystore, MemorySeeds, SoftwareKeystore};

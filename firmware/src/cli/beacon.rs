@@ -3,8 +3,8 @@
 use super::http::Client;
 use super::{ClientArgs, DataArg};
 use crate::beacon::{name, scan};
-use crate::identity;
 use crate::config::{self, NodeConfig};
+use crate::identity;
 use crate::keys::store as keystore;
 use crate::storage::Storage;
 use anyhow::bail;
@@ -119,7 +119,8 @@ fn status(client: ClientArgs, data: DataArg, json: bool) -> anyhow::Result<()> {
             // No node answering: show what the data file says it would announce.
             let storage = Storage::open_existing(&data.data)?;
             let config = NodeConfig::load(&storage)?;
-            let id = keystore::stored_public_key(&storage, crate::rules::keys::NODE_KEY).map(|k| identity::id_for(&k));
+            let id = keystore::stored_public_key(&storage, crate::rules::keys::NODE_KEY)
+                .map(|k| identity::id_for(&k));
             let configured = config.get("beacon.name");
             let name = if configured.is_empty() { name::default_name() } else { configured.to_string() };
             let offline = serde_json::json!({

@@ -173,11 +173,7 @@ pub async fn serve<S: Socket>(
         known => known,
     };
     let h2 = protocol == Protocol::Http2;
-    let watch = Arc::new(Watch {
-        in_flight: AtomicUsize::new(0),
-        keep: AtomicBool::new(h2),
-        admission,
-    });
+    let watch = Arc::new(Watch { in_flight: AtomicUsize::new(0), keep: AtomicBool::new(h2), admission });
     let service = Service { kernel, peer, secure, watch: watch.clone() };
     let io = Watched { socket, prefix, dirty: false, idled: false, watch };
     if h2 {

@@ -106,7 +106,9 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
         kernel.events.notify(crate::events::Kind::TimeStepped, None, data);
     }
     let events = kernel.events.clone();
-    kernel.timekeeper.on_step(Box::new(move |data| events.notify(crate::events::Kind::TimeStepped, None, data)));
+    kernel
+        .timekeeper
+        .on_step(Box::new(move |data| events.notify(crate::events::Kind::TimeStepped, None, data)));
     let https = match kernel.tls.server_config() {
         Some(config) => {
             let port = opts.https_port.unwrap_or(kernel.tls.port());

@@ -49,7 +49,10 @@ mod tests {
     #[test]
     fn cache_class_by_kind() {
         assert_eq!(CacheClass::of("index.html").directive(), "no-cache");
-        assert_eq!(CacheClass::of("assets/app.3f2a9c1b.js").directive(), "public, max-age=31536000, immutable");
+        assert_eq!(
+            CacheClass::of("assets/app.3f2a9c1b.js").directive(),
+            "public, max-age=31536000, immutable"
+        );
         assert_eq!(CacheClass::of("logo.png").directive(), "public, max-age=300");
         // A date is not a content hash.
         assert_eq!(CacheClass::of("photo-20240101.jpg"), CacheClass::Short);

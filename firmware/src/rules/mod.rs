@@ -12,4 +12,6 @@ pub mod cache;
 pub mod client;
 pub mod hash;
 pub mod keys;
+#[cfg(test)]
+mod layers;
 pub mod names;
