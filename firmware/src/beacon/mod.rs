@@ -27,7 +27,7 @@ pub mod record;
 mod run;
 pub mod scan;
 
-use crate::config::NodeConfig;
+use crate::config::{NodeConfig, Setting};
 use crate::identity::{self, NodeIdentity};
 use fazt_hal::discovery::mdns::Interfaces;
 use fazt_hal::discovery::Discovery;
@@ -76,9 +76,9 @@ impl BeaconConfig {
     /// test nodes off the host's network). A node bound to one address announces on
     /// that address's interface unless `beacon.interfaces` says otherwise.
     pub fn from_config(config: &NodeConfig, listen: IpAddr) -> Self {
-        let configured = config.get("beacon.name");
+        let configured = config.get(Setting::BeaconName);
         let list: Vec<String> = config
-            .get("beacon.interfaces")
+            .get(Setting::BeaconInterfaces)
             .split(',')
             .filter(|s| !s.is_empty())
             .map(str::to_string)
@@ -90,7 +90,7 @@ impl BeaconConfig {
         } else {
             Interfaces::Address(listen)
         };
-        let enabled = config.get_bool("beacon.enabled");
+        let enabled = config.get_bool(Setting::BeaconEnabled);
         let off_reason = if !enabled {
             Some("beacon.enabled is false".to_string())
         } else if listen.is_loopback() {
@@ -103,9 +103,9 @@ impl BeaconConfig {
             off_reason,
             name: if configured.is_empty() { name::default_name() } else { configured.to_string() },
             interfaces,
-            announce_interval: Duration::from_secs(config.get_u64("beacon.announce_interval_secs")),
-            expiry: Duration::from_secs(config.get_u64("beacon.expiry_secs").max(1)),
-            max_nodes: config.get_u64("beacon.max_nodes").clamp(1, 100_000) as usize,
+            announce_interval: Duration::from_secs(config.get_u64(Setting::BeaconAnnounceIntervalSecs)),
+            expiry: Duration::from_secs(config.get_u64(Setting::BeaconExpirySecs).max(1)),
+            max_nodes: config.get_u64(Setting::BeaconMaxNodes).clamp(1, 100_000) as usize,
         }
     }
 

@@ -363,7 +363,12 @@ impl Beacon {
     /// every announcement.
     async fn follow_name(&self, discovery: &dyn Discovery, storage: &Arc<Storage>) {
         let stored = storage
-            .read(|conn| Ok::<_, StorageError>(crate::config::get_state(conn, "beacon.name")?))
+            .read(|conn| {
+                Ok::<_, StorageError>(crate::config::get_state(
+                    conn,
+                    crate::config::Setting::BeaconName.name(),
+                )?)
+            })
             .await
             .ok()
             .flatten()

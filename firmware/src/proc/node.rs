@@ -2,7 +2,7 @@
 //! until SIGINT/SIGTERM.
 
 use super::lock::DataLock;
-use crate::config::NodeConfig;
+use crate::config::{NodeConfig, Setting};
 use crate::kernel::Kernel;
 use crate::security::{password, tokens, users};
 use crate::storage::Storage;
@@ -90,11 +90,11 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
     let config = NodeConfig::load(&storage)?;
     let ip = match opts.listen {
         Some(ip) => ip,
-        None => config.get("listen").parse().context("stored listen address")?,
+        None => config.get(Setting::Listen).parse().context("stored listen address")?,
     };
     let port = match opts.port {
         Some(port) => port,
-        None => config.get("port").parse().context("stored port")?,
+        None => config.get(Setting::Port).parse().context("stored port")?,
     };
     let listener = Async::<TcpListener>::bind(SocketAddr::new(ip, port))
         .with_context(|| format!("cannot listen on {ip}:{port} (in use? try --port)"))?;
@@ -182,7 +182,7 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
             executor.spawn(crate::net::tls::acme::run(kernel.tls.clone(), manager, domain)).detach();
         }
     }
-    let inline_ms = kernel.config.get_u64("runtime.inline_ms");
+    let inline_ms = kernel.config.get_u64(Setting::RuntimeInlineMs);
     if inline_ms > 0 {
         kernel
             .runtime

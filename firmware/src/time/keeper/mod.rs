@@ -19,7 +19,7 @@ use super::client::{self, ClientCounters, QueryError, Sample, MAX_DRIFT_PPM, PRE
 use super::discipline::{Adjustment, Authority};
 use super::server::{Advertised, ServerCounters, TimeServer};
 use super::{rfc3339, Clock, UnixMillis};
-use crate::config::NodeConfig;
+use crate::config::{NodeConfig, Setting};
 use crate::identity::{self, NodeIdentity};
 use crate::storage::{Storage, StorageError};
 use async_io::Timer;
@@ -78,18 +78,18 @@ impl TimeSettings {
     /// Reads the settings from the node configuration.
     pub fn from_config(config: &NodeConfig) -> Self {
         TimeSettings {
-            enabled: config.get_bool("time.enabled"),
+            enabled: config.get_bool(Setting::TimeEnabled),
             ntp_servers: config
-                .get("time.ntp_servers")
+                .get(Setting::TimeNtpServers)
                 .split(',')
                 .filter(|s| !s.is_empty())
                 .map(String::from)
                 .collect(),
-            use_peers: config.get_bool("time.peers"),
-            ntp_port: config.get_u64("time.ntp_port") as u16,
-            poll_interval: Duration::from_secs(config.get_u64("time.poll_interval_secs").max(1)),
-            local_stratum: config.get_u64("time.local_stratum").clamp(1, 15) as u8,
-            persist_interval: Duration::from_secs(config.get_u64("time.persist_interval_secs").max(1)),
+            use_peers: config.get_bool(Setting::TimePeers),
+            ntp_port: config.get_u64(Setting::TimeNtpPort) as u16,
+            poll_interval: Duration::from_secs(config.get_u64(Setting::TimePollIntervalSecs).max(1)),
+            local_stratum: config.get_u64(Setting::TimeLocalStratum).clamp(1, 15) as u8,
+            persist_interval: Duration::from_secs(config.get_u64(Setting::TimePersistIntervalSecs).max(1)),
         }
     }
 }
