@@ -91,12 +91,18 @@ done
 printf '<!doctype html><title>bench</title><h1>Hello from the bench</h1>\n' | tee "$TMP/site/index.html" >"$TMP/www/index.html"
 printf 'module.exports = async (request) => ({ json: { bytes: request.body.length } });\n' >"$TMP/site/api/main.js"
 
-"$FAZT_BIN" server init --data "$TMP/node/data.db" --password "hostile-bench-1" >/dev/null
+# The first start makes the data file and writes the CLI's config (its token) to --config.
 "$FAZT_BIN" server start --data "$TMP/node/data.db" --listen 127.0.0.1 --port "$FAZT_PORT" \
   --config "$TMP/node/client.json" >"$TMP/fazt.log" 2>&1 &
 FAZT_PID=$!
 for _ in $(seq 1 300); do grep -q 'fazt is ready' "$TMP/fazt.log" && break; sleep 0.1; done
 grep -q 'fazt is ready' "$TMP/fazt.log" || { cat "$TMP/fazt.log" >&2; die "fazt did not start"; }
+# A port given on the command line is not saved into the CLI config: save it here from
+# the token the first start prints.
+TOKEN="$(sed -n 's/.*API token for the CLI: \(fzt_[0-9a-f]*\).*/\1/p' "$TMP/fazt.log" | head -n 1)"
+[ -n "$TOKEN" ] || die "fazt did not print an API token on first start"
+"$FAZT_BIN" client set-auth-token "$TOKEN" --server "http://admin.localhost:$FAZT_PORT" \
+  --config "$TMP/node/client.json" >/dev/null
 FAZT_CONFIG="$TMP/node/client.json" "$FAZT_BIN" deploy "$TMP/site" --name bench >/dev/null
 
 # nginx as Debian ships it, but for worker_connections (Debian's 768 would turn most of

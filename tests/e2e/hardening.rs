@@ -393,3 +393,49 @@ fn password_guessing_from_many_addresses_shares_one_budget() {
     // The admin's token keeps working meanwhile.
     assert_eq!(node.api("GET", "/api/apps", None).status, 200);
 }
+
+#[test]
+fn files_larger_than_the_cache_are_streamed_whole_in_ranges_and_in_bounded_memory() {
+    let node = Node::start_with(&[("cache.max_file_bytes", "65536")], None);
+    let big = noise(24 << 20, 3);
+    // Hex of noise: compresses to about half, so its gzip variant is over the cache too.
+    let text = hex::encode(noise(1 << 20, 5)).into_bytes();
+    let resp = node.deploy_files("files", &[("big.bin", &big), ("big.txt", &text), ("index.html", b"hi")]);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let before = peak_rss(&node);
+    let addr = node.addr;
+    let downloads: Vec<_> = (0..8)
+        .map(|_| {
+            std::thread::spawn(move || {
+                crate::support::raw_request(addr, "GET", "files.localhost", "/big.bin", &[], b"")
+            })
+        })
+        .collect();
+    for download in downloads {
+        let resp = download.join().unwrap();
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.body.len(), big.len());
+        assert!(resp.body == big, "a streamed body differs from the file");
+    }
+    // Eight downloads of 24 MB held whole would be 192 MB; streamed, a few chunks each.
+    let grew = peak_rss(&node).saturating_sub(before);
+    assert!(grew < 64 << 20, "peak RSS grew by {} MB", grew >> 20);
+
+    // Ranges and HEAD on a streamed file.
+    let part = node.request("GET", "files.localhost", "/big.bin", &[("Range", "bytes=1000000-1300000")], b"");
+    assert_eq!(part.status, 206);
+    assert_eq!(part.header("content-range"), Some(format!("bytes 1000000-1300000/{}", big.len()).as_str()));
+    assert!(part.body == big[1_000_000..=1_300_000]);
+    let tail = node.request("GET", "files.localhost", "/big.bin", &[("Range", "bytes=-10")], b"");
+    assert!(tail.body == big[big.len() - 10..]);
+    let beyond = node.request("GET", "files.localhost", "/big.bin", &[("Range", "bytes=999999999-")], b"");
+    assert_eq!(beyond.status, 416);
+    let head = node.request("HEAD", "files.localhost", "/big.bin", &[], b"");
+    assert_eq!((head.status, head.header("content-length")), (200, Some(big.len().to_string().as_str())));
+    // A compressed variant larger than the cache streams too, and decodes to the file.
+    let gz = node.request("GET", "files.localhost", "/big.txt", &[("Accept-Encoding", "gzip")], b"");
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(&gz.body[..]).read_to_end(&mut plain).unwrap();
+    assert!(plain == text, "the gzip variant decodes to other bytes");
+}

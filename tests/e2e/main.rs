@@ -18,6 +18,7 @@ mod keys;
 mod lifecycle;
 mod mnemonic;
 mod ocsp;
+mod os;
 mod serverless;
 mod serving;
 mod setup_page;

@@ -80,6 +80,16 @@ impl Client {
         })
     }
 
+    /// A client for `server` that connects to `addr` whatever the host name says (a
+    /// node found through its lock file), with short timeouts.
+    pub fn at(server: &str, addr: SocketAddr) -> Self {
+        let agent = Self::builder(move |_: &str| Ok(vec![addr]))
+            .timeout_connect(Duration::from_secs(2))
+            .timeout_read(Duration::from_secs(5))
+            .build();
+        Client { agent, server: server.trim_end_matches('/').to_string(), token: None }
+    }
+
     fn with_resolver(server: &str, token: Option<String>, resolver: impl ureq::Resolver + 'static) -> Self {
         let agent = Self::builder(resolver).build();
         Client { agent, server: server.trim_end_matches('/').to_string(), token }

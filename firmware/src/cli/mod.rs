@@ -10,12 +10,15 @@ pub mod client;
 pub mod config;
 pub mod deploy;
 pub mod events;
+pub mod fs;
 pub mod hal;
 pub mod http;
 pub mod keys;
 pub mod mnemonic;
+pub mod proc;
 pub mod server;
 pub mod service;
+pub mod storage;
 pub mod time;
 
 use clap::{Parser, Subcommand};
@@ -89,6 +92,12 @@ pub enum Command {
     /// The node's keys and sealed secrets: where they are held (software or TPM),
     /// rotating them.
     Keys(keys::KeysArgs),
+    /// The node process on a data file: status (pid, uptime, memory), stop, restart.
+    Proc(proc::ProcArgs),
+    /// An app's deployed files (`fs ls APP [PATH]`).
+    Fs(fs::FsArgs),
+    /// The data file: schema version, pending migrations, sizes; apply migrations.
+    Storage(storage::StorageArgs),
 }
 
 /// Runs the parsed command.
@@ -109,6 +118,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Time(args) => time::run(args),
         Command::Cert(args) => cert::run(args),
         Command::Keys(args) => keys::run(args),
+        Command::Proc(args) => proc::run(args),
+        Command::Fs(args) => fs::run(args),
+        Command::Storage(args) => storage::run(args),
     }
 }
 

@@ -187,7 +187,7 @@ fn status(data: PathBuf) -> anyhow::Result<()> {
     println!("data:    {} ({})", data.display(), super::human_bytes(storage.size_bytes()));
     println!("schema:  version {}", storage.schema_version()?);
     println!("apps:    {} ({} user apps)", apps.len(), apps.iter().filter(|a| !a.system).count());
-    let running = crate::proc::lock::DataLock::acquire(&data).is_err();
+    let running = crate::proc::lock::holder(&data)?.is_some();
     let port = config.get(Setting::Port);
     let url = format!("http://admin.{}:{port}", config.domain());
     let answering =

@@ -61,6 +61,15 @@ pub struct SiteFile {
 }
 
 impl SiteFile {
+    /// The size of one representation, when it exists.
+    pub fn encoded_size(&self, encoding: Encoding) -> Option<u64> {
+        match encoding {
+            Encoding::Identity => Some(self.size),
+            Encoding::Gzip => self.gzip_size,
+            Encoding::Brotli => self.brotli_size,
+        }
+    }
+
     /// The ETag of one representation.
     pub fn etag(&self, encoding: Encoding) -> &HeaderValue {
         match encoding {
@@ -204,6 +213,37 @@ pub fn load_site(conn: &Connection, app_name: &str) -> Result<Option<Site>, Stor
 pub fn read_blob(conn: &Connection, hash: &str, encoding: Encoding) -> Result<Option<Vec<u8>>, StorageError> {
     let sql = format!("SELECT {} FROM blobs WHERE hash = ?1", encoding.column());
     Ok(conn.prepare_cached(&sql)?.query_row([hash], |r| r.get::<_, Option<Vec<u8>>>(0)).optional()?.flatten())
+}
+
+/// Reads `len` bytes from `offset` of one representation of a blob, without reading the
+/// rest (SQLite's incremental blob I/O): large files are served piece by piece. `None`
+/// when the blob or the representation is gone, or is shorter than asked.
+pub fn read_blob_range(
+    conn: &Connection,
+    hash: &str,
+    encoding: Encoding,
+    offset: u64,
+    len: usize,
+) -> Result<Option<Vec<u8>>, StorageError> {
+    // Only the rowid: any test of the column itself (even `IS NOT NULL`) makes SQLite
+    // read the whole value, which is what this function exists to avoid.
+    let rowid: Option<i64> = conn
+        .prepare_cached("SELECT rowid FROM blobs WHERE hash = ?1")?
+        .query_row([hash], |r| r.get(0))
+        .optional()?;
+    let Some(rowid) = rowid else { return Ok(None) };
+    // A representation that is NULL (no gzip variant) cannot be opened: none to read.
+    let Ok(blob) = conn.blob_open(rusqlite::DatabaseName::Main, "blobs", encoding.column(), rowid, true)
+    else {
+        return Ok(None);
+    };
+    let (Ok(start), true) = (usize::try_from(offset), offset.saturating_add(len as u64) <= blob.len() as u64)
+    else {
+        return Ok(None);
+    };
+    let mut buf = vec![0u8; len];
+    blob.read_at_exact(&mut buf, start)?;
+    Ok(Some(buf))
 }
 
 #[cfg(test)]

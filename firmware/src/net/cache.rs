@@ -129,6 +129,11 @@ impl BlobCache {
         found
     }
 
+    /// The largest body this cache keeps; larger ones are streamed from the database.
+    pub fn max_entry_bytes(&self) -> u64 {
+        self.max_entry_bytes
+    }
+
     /// Keeps a body if it is small enough to be worth memory.
     pub fn insert(&self, hash: &str, encoding: Encoding, body: Bytes) {
         if self.capacity_bytes > 0 && body.len() as u64 <= self.max_entry_bytes {

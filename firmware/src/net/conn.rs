@@ -205,8 +205,12 @@ fn serve_http2<S: Socket>(
         .await;
         let result = match ended {
             Some(result) => result,
+            // No request open: nothing to finish, so the socket closes now. hyper's
+            // graceful shutdown would wait for the client to answer a PING, which a
+            // hostile client never does, and the slot the node needs stays taken.
+            None if watch.in_flight.load(Ordering::SeqCst) == 0 => return,
             None => {
-                // GOAWAY; requests still open (none, or one that raced in) may finish.
+                // A request raced in: GOAWAY, and let it finish (bounded).
                 conn.as_mut().graceful_shutdown();
                 match future::or(async { Some(conn.as_mut().await) }, async {
                     Timer::after(CLOSE_TIMEOUT).await;

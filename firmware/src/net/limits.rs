@@ -17,7 +17,8 @@ pub const H2_MAX_STREAMS: u32 = 128;
 pub const H2_STREAM_WINDOW: u32 = 128 * 1024;
 /// HTTP/2 flow-control window of a whole connection.
 pub const H2_CONNECTION_WINDOW: u32 = 256 * 1024;
-/// An HTTP/2 connection with requests open is pinged this often while quiet...
+/// An HTTP/2 connection is pinged when it has been quiet this long (a request may be
+/// open, waiting for a slow handler, so quiet is not idle)...
 pub const H2_PING_INTERVAL: Duration = Duration::from_secs(30);
 /// ...and closed when a ping is not answered in this long.
 pub const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);

@@ -175,12 +175,40 @@ async fn serve_file(
     if let Some(enc) = encoding.token() {
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(enc));
     }
+    let content_range =
+        |value: String| HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""));
+    // A file too large for the cache is streamed from the database piece by piece: a
+    // hundred clients downloading a 1 GB file cost a hundred pieces, not 100 GB.
+    let encoded = file.encoded_size(encoding).unwrap_or(file.size);
+    if encoded > kernel.blobs.max_entry_bytes() && kernel.blobs.get(&file.hash, encoding).is_none() {
+        let total = encoded;
+        let (status, start, len) = match range.map(|spec| spec.resolve(total)) {
+            Some(Some((start, end))) => {
+                headers.insert(header::CONTENT_RANGE, content_range(format!("bytes {start}-{end}/{total}")));
+                (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
+            }
+            Some(None) => {
+                headers.remove(header::CONTENT_TYPE);
+                headers.insert(header::CONTENT_RANGE, content_range(format!("bytes */{total}")));
+                return with_headers(StatusCode::RANGE_NOT_SATISFIABLE, headers, Bytes::new());
+            }
+            None => (status, 0, total),
+        };
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        let body = if *method == Method::HEAD {
+            Body::new(Bytes::new())
+        } else {
+            Body::stream(stream_blob(kernel.storage.clone(), file.hash.clone(), encoding, start, len))
+        };
+        let mut resp: Response<Body> = Response::new(body);
+        *resp.status_mut() = status;
+        *resp.headers_mut() = headers;
+        return resp;
+    }
     let Some(data) = body(kernel, &file.hash, encoding).await else {
         return plain(StatusCode::INTERNAL_SERVER_ERROR, "file content missing\n");
     };
     let total = data.len() as u64;
-    let content_range =
-        |value: String| HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""));
     let (status, data) = match range.map(|spec| spec.resolve(total)) {
         Some(Some((start, end))) => {
             headers.insert(header::CONTENT_RANGE, content_range(format!("bytes {start}-{end}/{total}")));
@@ -198,6 +226,38 @@ async fn serve_file(
         return with_headers(status, headers, Bytes::new());
     }
     with_headers(status, headers, data)
+}
+
+/// Bytes of a streamed file read per step: what one download holds in memory.
+const STREAM_CHUNK: u64 = 256 * 1024;
+
+/// `len` bytes of a blob from `start`, read from the database one chunk at a time as the
+/// client takes them. Each chunk is its own short read, so a slow client holds no
+/// database connection; the blob is found by its content hash each time, so a redeploy
+/// meanwhile either leaves it (same hash, same bytes) or ends the stream early, and the
+/// client sees a short body, never other bytes.
+fn stream_blob(
+    storage: Arc<crate::storage::Storage>,
+    hash: String,
+    encoding: Encoding,
+    start: u64,
+    len: u64,
+) -> impl futures_lite::Stream<Item = Bytes> + Send + 'static {
+    futures_lite::stream::unfold((start, start + len), move |(at, end)| {
+        let (storage, hash) = (storage.clone(), hash.clone());
+        async move {
+            if at >= end {
+                return None;
+            }
+            let n = (end - at).min(STREAM_CHUNK) as usize;
+            let chunk = storage
+                .read(move |conn| crate::fs::site::read_blob_range(conn, &hash, encoding, at, n))
+                .await
+                .map_err(|e| tracing::warn!(error = %e, "streaming a file failed"))
+                .ok()??;
+            Some((Bytes::from(chunk), (at + n as u64, end)))
+        }
+    })
 }
 
 fn with_headers(status: StatusCode, headers: HeaderMap, body: Bytes) -> Resp {

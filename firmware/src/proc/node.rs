@@ -70,7 +70,7 @@ pub fn bootstrap(
 
 /// Runs a node in the foreground until SIGINT or SIGTERM.
 pub fn run(opts: StartOptions) -> anyhow::Result<()> {
-    let _lock = DataLock::acquire(&opts.data)?;
+    let lock = DataLock::acquire(&opts.data)?;
     let started = std::time::Instant::now();
     let storage = Storage::open(&opts.data).with_context(|| format!("opening {}", opts.data.display()))?;
     remove_stale_spools(&opts.data);
@@ -120,6 +120,18 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
         }
         None => None,
     };
+
+    // `fazt proc status|stop` find the node and its addresses through the lock file.
+    let holder = super::lock::Holder {
+        pid: std::process::id(),
+        version: Some(crate::VERSION.to_string()),
+        started_at: u64::try_from(kernel.clock.now_millis() / 1000).ok(),
+        http: Some(bound),
+        https: https.as_ref().and_then(|(l, _)| l.get_ref().local_addr().ok()),
+    };
+    if let Err(err) = lock.record(&holder) {
+        tracing::warn!(error = %err, "cannot write the node's pid into the lock file");
+    }
 
     // A port given for this run only (say `--port 0`) would not be right after a restart,
     // so the client config is saved only for the stored port.

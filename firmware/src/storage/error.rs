@@ -34,6 +34,15 @@ pub enum StorageError {
     /// The file is not a fazt database, or is damaged.
     #[error("the database is damaged or not a SQLite file: {0}")]
     Corrupt(String),
+    /// The file is not what an offline command can read: not a file, not SQLite, or
+    /// not a fazt database.
+    #[error("{path} is not {what}")]
+    NotFazt {
+        /// The file.
+        path: PathBuf,
+        /// What it is not ("a SQLite database", "a fazt database").
+        what: &'static str,
+    },
     /// The file was written by a newer fazt.
     #[error("data.db has schema version {found}, newer than this fazt knows ({known}); upgrade fazt")]
     TooNew {

@@ -270,6 +270,23 @@ pub fn current_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("SELECT coalesce(max(version), 0) FROM schema_migrations", [], |r| r.get(0))
 }
 
+/// Every migration this binary knows: (version, description).
+pub fn known() -> impl Iterator<Item = (i64, &'static str)> {
+    MIGRATIONS.iter().map(|m| (m.0, m.1))
+}
+
+/// The migrations `conn` has not had yet (all of them for a new file), in order.
+pub fn pending(conn: &Connection) -> rusqlite::Result<Vec<(i64, &'static str)>> {
+    let applied: Vec<i64> = if current_version(conn)? == 0 {
+        Vec::new()
+    } else {
+        conn.prepare("SELECT version FROM schema_migrations")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?
+    };
+    Ok(known().filter(|m| !applied.contains(&m.0)).collect())
+}
+
 /// Applies every migration the file has not had yet.
 pub fn run(conn: &mut Connection) -> Result<(), StorageError> {
     apply(conn, MIGRATIONS)
@@ -331,6 +348,16 @@ mod tests {
         let n: i64 = conn.query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0)).unwrap();
         assert_eq!(n, 3);
         conn.execute("INSERT INTO two VALUES (1)", []).unwrap();
+    }
+
+    #[test]
+    fn pending_lists_what_run_applies() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        assert_eq!(pending(&conn).unwrap().len(), MIGRATIONS.len());
+        run(&mut conn).unwrap();
+        assert!(pending(&conn).unwrap().is_empty());
+        conn.execute("DELETE FROM schema_migrations WHERE version = 3", []).unwrap();
+        assert_eq!(pending(&conn).unwrap(), [(3, MIGRATIONS.iter().find(|m| m.0 == 3).unwrap().1)]);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 mod error;
 mod migrations;
+pub mod status;
 
 pub use error::StorageError;
 

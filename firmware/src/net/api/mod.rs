@@ -1,6 +1,7 @@
 //! The admin API: JSON over HTTP on `admin.<domain>/api/`.
 //!
-//! One file per resource; this module routes and holds the shared request helpers.
+//! One file per resource; this module holds the route table ([`routes!`]) and the shared
+//! request helpers.
 //! Authentication is a session cookie (browser, after `POST /api/login`) or an API token
 //! (`Authorization: Bearer fzt_…`, the CLI). Errors always have the shape of
 //! [`ApiError`](super::response::ApiError).
@@ -11,6 +12,7 @@ mod backend;
 mod beacon;
 mod deploy;
 mod events;
+mod routes;
 mod system;
 mod time;
 mod tls;
@@ -20,12 +22,116 @@ use super::response::{ApiError, Resp};
 use crate::kernel::Kernel;
 use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
+use routes::{Access, Captures, Route, Seg};
 use serde::de::DeserializeOwned;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Largest JSON request body accepted.
 const MAX_JSON_BYTES: usize = 256 * 1024;
+
+/// The API, one row per endpoint: `Name: METHOD [path segments] access => |call| handler;`.
+///
+/// A segment is a literal (`"apps"`), a parameter bound by name for the handler (`id`),
+/// or `..` for the rest of the path (`call.rest`). Access is `Public`, `Admin` (a
+/// session or an API token, checked before the handler runs) or `PublicOrAdmin`. This
+/// one table gives dispatch, 404 (no row has the path) and 405 with `Allow` (rows have
+/// the path, none the method); see [`routes`].
+macro_rules! routes {
+    (@seg ..) => { Seg::Rest };
+    (@seg $lit:literal) => { Seg::Lit($lit) };
+    (@seg $param:ident) => { Seg::Param };
+    (@bind $it:ident ..) => {};
+    (@bind $it:ident $lit:literal) => {};
+    (@bind $it:ident $param:ident) => { let $param: &str = $it.next().unwrap_or_default(); };
+    ($( $name:ident : $method:ident [$($seg:tt),*] $access:ident => |$c:ident| $body:expr; )*) => {
+        /// Which handler a row calls.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        enum Handler { $($name),* }
+
+        /// The table.
+        static ROUTES: &[Route<Handler>] = &[$(
+            Route {
+                handler: Handler::$name,
+                method: Method::$method,
+                pattern: &[$(routes!(@seg $seg)),*],
+                access: Access::$access,
+            }
+        ),*];
+
+        /// Runs the handler of a row, its parameters bound by name.
+        async fn call(handler: Handler, caps: Captures<'_>, call: Call<'_>) -> Result<Resp, ApiError> {
+            match handler {
+                $(Handler::$name => {
+                    #[allow(unused_mut, unused_variables)]
+                    let mut params = caps.params().iter().copied();
+                    $(routes!(@bind params $seg);)*
+                    let $c = call;
+                    $body
+                })*
+            }
+        }
+    };
+}
+
+routes! {
+    Login:         POST   ["login"]                      Public => |c| auth::login(c.kernel, c.peer, c.req).await;
+    Logout:        POST   ["logout"]                     Public => |c| auth::logout(c.kernel, c.req).await;
+    CaPem:         GET    ["tls", "ca.pem"]              Public => |c| tls::ca_pem(c.kernel);
+    Health:        GET    ["system", "health"]           PublicOrAdmin => |c| match c.principal {
+        None => Ok(system::liveness(c.kernel)),
+        Some(_) => system::health(c.kernel).await,
+    };
+    Me:            GET    ["me"]                         Admin => |c| auth::me(c.kernel, signed_in(&c.principal)?).await;
+    AppList:       GET    ["apps"]                       Admin => |c| apps::list(c.kernel).await;
+    AppGet:        GET    ["apps", id]                   Admin => |c| apps::get(c.kernel, id).await;
+    AppDelete:     DELETE ["apps", id]                   Admin => |c| apps::delete(c.kernel, id).await;
+    AppFiles:      GET    ["apps", id, "files"]          Admin => |c| apps::files(c.kernel, id).await;
+    AppFile:       GET    ["apps", id, "files", ..]      Admin => |c| apps::file_content(c.kernel, id, c.rest).await;
+    AppLogs:       GET    ["apps", id, "logs"]           Admin => |c| backend::logs(c.kernel, id, c.req.uri()).await;
+    AppInvoke:     POST   ["apps", id, "invoke"]         Admin => |c| backend::invoke(c.kernel, id, c.req).await;
+    EnvList:       GET    ["apps", id, "env"]            Admin => |c| backend::env_list(c.kernel, id).await;
+    EnvSet:        PUT    ["apps", id, "env", name]      Admin => |c| backend::env_set(c.kernel, id, name, c.req).await;
+    EnvUnset:      DELETE ["apps", id, "env", name]      Admin => |c| backend::env_unset(c.kernel, id, name).await;
+    LimitsGet:     GET    ["apps", id, "limits"]         Admin => |c| backend::limits_get(c.kernel, id).await;
+    LimitsSet:     PUT    ["apps", id, "limits"]         Admin => |c| backend::limits_set(c.kernel, id, c.req).await;
+    TokenList:     GET    ["tokens"]                     Admin => |c| tokens::list(c.kernel).await;
+    TokenCreate:   POST   ["tokens"]                     Admin => |c| tokens::create(c.kernel, signed_in(&c.principal)?, c.req).await;
+    TokenRevoke:   DELETE ["tokens", id]                 Admin => |c| tokens::revoke(c.kernel, id).await;
+    DeployCheck:   POST   ["deploy", "check"]            Admin => |c| deploy::check(c.kernel, c.req).await;
+    Deploy:        POST   ["deploy"]                     Admin => |c| deploy::deploy(c.kernel, c.req).await;
+    EventList:     GET    ["events"]                     Admin => |c| events::list(c.kernel, c.req).await;
+    EventEmit:     POST   ["events"]                     Admin => |c| events::emit(c.kernel, c.req).await;
+    SystemDb:      GET    ["system", "db"]               Admin => |c| system::db(c.kernel).await;
+    SystemConfig:  GET    ["system", "config"]           Admin => |c| Ok(system::config(c.kernel));
+    SystemKeys:    GET    ["system", "keys"]             Admin => |c| system::keys(c.kernel).await;
+    SystemBeacon:  GET    ["system", "beacon"]           Admin => |c| beacon::status(c.kernel).await;
+    TimeStatus:    GET    ["system", "time"]             Admin => |c| time::status(c.kernel).await;
+    TimeSync:      POST   ["system", "time", "sync"]     Admin => |c| time::sync(c.kernel).await;
+    TlsStatus:     GET    ["tls"]                        Admin => |c| tls::status(c.kernel).await;
+    CertList:      GET    ["tls", "certs"]               Admin => |c| tls::list(c.kernel).await;
+    CertAdd:       POST   ["tls", "certs"]               Admin => |c| tls::add(c.kernel, c.req).await;
+    CertRemove:    DELETE ["tls", "certs", name]         Admin => |c| tls::remove(c.kernel, name).await;
+}
+
+/// What a handler gets besides its named parameters.
+struct Call<'a> {
+    kernel: &'a Arc<Kernel>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+    /// The caller, once checked; `None` on public routes (and `PublicOrAdmin` ones
+    /// called without credentials).
+    principal: Option<auth::Principal>,
+    /// The `..` part of the path.
+    rest: &'a str,
+}
+
+/// The checked caller of an `Admin` route (always there: dispatch checked it).
+fn signed_in(principal: &Option<auth::Principal>) -> Result<&auth::Principal, ApiError> {
+    principal.as_ref().ok_or_else(|| {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "log in or send an API token")
+    })
+}
 
 /// Routes an API request.
 pub async fn handle(kernel: &Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>) -> Resp {
@@ -37,99 +143,14 @@ pub async fn handle(kernel: &Arc<Kernel>, peer: SocketAddr, req: Request<Incomin
 
 async fn dispatch(kernel: &Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>) -> Result<Resp, ApiError> {
     let path = req.uri().path().to_string();
-    let segments: Vec<&str> = path.trim_start_matches("/api").trim_matches('/').split('/').collect();
-    let method = req.method().clone();
-    let allowed = allowed_methods(&segments);
-    if allowed.is_empty() {
-        return Err(ApiError::not_found(format!("no API endpoint {path}")));
-    }
-    if !allowed.contains(&method) {
-        let mut err = ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            format!("{method} is not allowed on {path}"),
-        );
-        err.allow = Some(allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", "));
-        return Err(err);
-    }
-    // Public endpoints first; everything else needs a session or a token.
-    match (&method, segments.as_slice()) {
-        (&Method::POST, ["login"]) => return auth::login(kernel, peer, req).await,
-        (&Method::POST, ["logout"]) => return auth::logout(kernel, req).await,
-        (&Method::GET, ["system", "health"]) if !auth::has_credentials(&req) => {
-            return Ok(system::liveness(kernel));
-        }
-        (&Method::GET, ["tls", "ca.pem"]) => return tls::ca_pem(kernel),
-        _ => {}
-    }
-    let principal = auth::authenticate(kernel, &req).await?;
-    match (&method, segments.as_slice()) {
-        (&Method::GET, ["me"]) => auth::me(kernel, &principal).await,
-        (&Method::GET, ["apps"]) => apps::list(kernel).await,
-        (&Method::GET, ["apps", id]) => apps::get(kernel, id).await,
-        (&Method::DELETE, ["apps", id]) => apps::delete(kernel, id).await,
-        (&Method::GET, ["apps", id, "files"]) => apps::files(kernel, id).await,
-        (&Method::GET, ["apps", id, "files", ..]) => {
-            let prefix = format!("/api/apps/{id}/files/");
-            let file_path = path.strip_prefix(&prefix).unwrap_or("").to_string();
-            apps::file_content(kernel, id, &file_path).await
-        }
-        (&Method::GET, ["apps", id, "logs"]) => backend::logs(kernel, id, req.uri()).await,
-        (&Method::POST, ["apps", id, "invoke"]) => backend::invoke(kernel, id, req).await,
-        (&Method::GET, ["apps", id, "env"]) => backend::env_list(kernel, id).await,
-        (&Method::PUT, ["apps", id, "env", name]) => backend::env_set(kernel, id, name, req).await,
-        (&Method::DELETE, ["apps", id, "env", name]) => backend::env_unset(kernel, id, name).await,
-        (&Method::GET, ["apps", id, "limits"]) => backend::limits_get(kernel, id).await,
-        (&Method::PUT, ["apps", id, "limits"]) => backend::limits_set(kernel, id, req).await,
-        (&Method::GET, ["tokens"]) => tokens::list(kernel).await,
-        (&Method::POST, ["tokens"]) => tokens::create(kernel, &principal, req).await,
-        (&Method::DELETE, ["tokens", id]) => tokens::revoke(kernel, id).await,
-        (&Method::POST, ["deploy", "check"]) => deploy::check(kernel, req).await,
-        (&Method::POST, ["deploy"]) => deploy::deploy(kernel, req).await,
-        (&Method::GET, ["events"]) => events::list(kernel, req).await,
-        (&Method::POST, ["events"]) => events::emit(kernel, req).await,
-        (&Method::GET, ["system", "health"]) => system::health(kernel).await,
-        (&Method::GET, ["system", "db"]) => system::db(kernel).await,
-        (&Method::GET, ["system", "config"]) => Ok(system::config(kernel)),
-        (&Method::GET, ["system", "keys"]) => system::keys(kernel).await,
-        (&Method::GET, ["system", "beacon"]) => beacon::status(kernel).await,
-        (&Method::GET, ["system", "time"]) => time::status(kernel).await,
-        (&Method::POST, ["system", "time", "sync"]) => time::sync(kernel).await,
-        (&Method::GET, ["tls"]) => tls::status(kernel).await,
-        (&Method::GET, ["tls", "certs"]) => tls::list(kernel).await,
-        (&Method::POST, ["tls", "certs"]) => tls::add(kernel, req).await,
-        (&Method::DELETE, ["tls", "certs", name]) => tls::remove(kernel, name).await,
-        _ => Err(ApiError::not_found(format!("no API endpoint {path}"))),
-    }
-}
-
-/// The methods an endpoint answers; empty when there is no such endpoint. The one table
-/// of routes that tells 404 (no such path) from 405 (wrong method).
-fn allowed_methods(segments: &[&str]) -> &'static [Method] {
-    const GET: &[Method] = &[Method::GET];
-    const POST: &[Method] = &[Method::POST];
-    const GET_POST: &[Method] = &[Method::GET, Method::POST];
-    const GET_DELETE: &[Method] = &[Method::GET, Method::DELETE];
-    const DELETE: &[Method] = &[Method::DELETE];
-    const GET_PUT: &[Method] = &[Method::GET, Method::PUT];
-    const PUT_DELETE: &[Method] = &[Method::PUT, Method::DELETE];
-    match segments {
-        ["login"] | ["logout"] | ["deploy"] | ["deploy", "check"] => POST,
-        ["me"] | ["apps"] | ["apps", _, "files"] | ["apps", _, "files", _, ..] => GET,
-        ["system", "health" | "db" | "config" | "beacon" | "time" | "keys"] => GET,
-        ["system", "time", "sync"] => POST,
-        ["apps", _] => GET_DELETE,
-        ["apps", _, "logs" | "env"] => GET,
-        ["apps", _, "invoke"] => POST,
-        ["apps", _, "env", _] => PUT_DELETE,
-        ["apps", _, "limits"] => GET_PUT,
-        ["tokens"] | ["events"] => GET_POST,
-        ["tokens", _] => DELETE,
-        ["tls"] | ["tls", "ca.pem"] => GET,
-        ["tls", "certs"] => GET_POST,
-        ["tls", "certs", _] => DELETE,
-        _ => &[],
-    }
+    let tail = path.strip_prefix("/api").unwrap_or(&path).trim_matches('/');
+    let (route, caps) = routes::find(ROUTES, req.method(), tail, &path)?;
+    let principal = match route.access {
+        Access::Public => None,
+        Access::PublicOrAdmin if !auth::has_credentials(&req) => None,
+        Access::Admin | Access::PublicOrAdmin => Some(auth::authenticate(kernel, &req).await?),
+    };
+    call(route.handler, caps, Call { kernel, peer, req, principal, rest: caps.rest }).await
 }
 
 /// Reads a JSON body of at most [`MAX_JSON_BYTES`], within the node's body limits.
@@ -143,4 +164,145 @@ pub(crate) async fn read_json<T: DeserializeOwned>(
         crate::net::body::read(&parts.headers, body, limits, &kernel.http.bodies).await?;
     serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request("bad_json", format!("invalid JSON body: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::routes::{allow, find, match_path, overlap, MAX_PARAMS};
+    use super::*;
+
+    const METHODS: [Method; 7] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::OPTIONS,
+    ];
+
+    /// A path a route answers: its literals, `p1`, `p2`… for parameters, `a/b.html` for the rest.
+    fn sample(pattern: &[Seg]) -> String {
+        let mut n = 0;
+        let parts: Vec<String> = pattern
+            .iter()
+            .map(|seg| match seg {
+                Seg::Lit(lit) => lit.to_string(),
+                Seg::Param => {
+                    n += 1;
+                    format!("p{n}")
+                }
+                Seg::Rest => "a/b.html".to_string(),
+            })
+            .collect();
+        parts.join("/")
+    }
+
+    #[test]
+    fn every_route_is_reached_and_its_path_answers_405_with_allow_for_other_methods() {
+        for route in ROUTES {
+            let path = sample(route.pattern);
+            let (found, caps) = find(ROUTES, &route.method, &path, &path).unwrap();
+            assert_eq!(found.handler, route.handler, "{} {path} reaches another row", route.method);
+            let params = route.pattern.iter().filter(|s| **s == Seg::Param).count();
+            assert_eq!(caps.params().len(), params, "{path}");
+            let methods: Vec<&Method> =
+                ROUTES.iter().filter(|r| match_path(r.pattern, &path).is_some()).map(|r| &r.method).collect();
+            for method in &METHODS {
+                match find(ROUTES, method, &path, &path) {
+                    Ok((found, _)) => {
+                        assert!(methods.contains(&method), "{method} {path}");
+                        assert_eq!(found.method, *method);
+                    }
+                    Err(err) => {
+                        assert!(!methods.contains(&method), "{method} {path}");
+                        assert_eq!(err.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+                        let mut expected: Vec<&str> = Vec::new();
+                        for m in &methods {
+                            if !expected.contains(&m.as_str()) {
+                                expected.push(m.as_str());
+                            }
+                        }
+                        assert_eq!(
+                            err.allow.as_deref(),
+                            Some(expected.join(", ").as_str()),
+                            "{method} {path}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn no_two_routes_shadow_each_other() {
+        for (i, a) in ROUTES.iter().enumerate() {
+            for b in &ROUTES[i + 1..] {
+                assert!(
+                    a.method != b.method || !overlap(a.pattern, b.pattern),
+                    "{:?} and {:?} both take some {} path",
+                    a.handler,
+                    b.handler,
+                    a.method
+                );
+                assert_ne!(a.handler, b.handler);
+            }
+            let rest = a.pattern.iter().position(|s| *s == Seg::Rest);
+            assert!(rest.is_none_or(|at| at == a.pattern.len() - 1), "{:?}: `..` must be last", a.handler);
+            assert!(a.pattern.iter().filter(|s| **s == Seg::Param).count() <= MAX_PARAMS, "{:?}", a.handler);
+            assert!(!a.pattern.is_empty(), "{:?}", a.handler);
+        }
+    }
+
+    #[test]
+    fn unknown_paths_are_404() {
+        for path in [
+            "",
+            "nope",
+            "system/nope",
+            "apps/blog/nope",
+            "apps/blog/env/A/B",
+            "me/x",
+            "tls/certs/a/b",
+            "login/x",
+        ] {
+            for method in &METHODS {
+                let err = find(ROUTES, method, path, path).unwrap_err();
+                assert_eq!((err.status, err.allow), (StatusCode::NOT_FOUND, None), "{method} {path}");
+            }
+        }
+    }
+
+    #[test]
+    fn allow_headers_and_public_rows() {
+        for (path, methods) in [
+            ("apps", "GET"),
+            ("login", "POST"),
+            ("apps/blog", "GET, DELETE"),
+            ("apps/blog/env/KEY", "PUT, DELETE"),
+            ("apps/blog/limits", "GET, PUT"),
+            ("apps/blog/files/a/b", "GET"),
+            ("tokens", "GET, POST"),
+            ("events", "GET, POST"),
+            ("tls/certs", "GET, POST"),
+            ("tls/certs/example.com", "DELETE"),
+            ("system/time/sync", "POST"),
+        ] {
+            assert_eq!(allow(ROUTES, path), methods, "{path}");
+        }
+        let public: Vec<String> = ROUTES
+            .iter()
+            .filter(|r| r.access != Access::Admin)
+            .map(|r| format!("{} {} {:?}", r.method, sample(r.pattern), r.access))
+            .collect();
+        assert_eq!(
+            public,
+            [
+                "POST login Public",
+                "POST logout Public",
+                "GET tls/ca.pem Public",
+                "GET system/health PublicOrAdmin"
+            ]
+        );
+    }
 }
