@@ -1,7 +1,9 @@
 //! Node configuration: typed settings kept as key/value rows in `data.db`.
 //!
-//! Every key is declared once in [`KEYS`] with its default and its kind, so `set-config`
-//! refuses unknown keys and bad values before anything is written.
+//! Every key is declared once, in the `settings!` table, with its default, its kind and
+//! its help. The table makes both [`KEYS`] (so `set-config` refuses unknown keys and bad
+//! values before anything is written) and the [`Setting`] enum that code reads keys by
+//! (`config.get_u64(Setting::HttpMaxConnections)`), so a mistyped key does not compile.
 
 use crate::storage::{Storage, StorageError};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -47,278 +49,142 @@ pub struct Key {
     pub help: &'static str,
 }
 
-/// Every configuration key fazt knows.
-pub const KEYS: &[Key] = &[
-    Key {
-        name: "domain",
-        default: "localhost",
-        kind: Kind::Domain,
-        help: "apps are served at <app>.<domain>",
-    },
-    Key { name: "port", default: "8080", kind: Kind::Port, help: "HTTP port" },
-    Key {
-        name: "listen",
-        default: "0.0.0.0",
-        kind: Kind::Ip,
-        help: "address to listen on (0.0.0.0: every interface, so the LAN can reach the node)",
-    },
-    Key {
-        name: "cache.max_bytes",
-        default: "67108864",
-        kind: Kind::Count,
-        help: "memory for hot files (bytes)",
-    },
-    Key {
-        name: "cache.max_file_bytes",
-        default: "4194304",
-        kind: Kind::Count,
-        help: "larger files are read from the database per request",
-    },
-    Key {
-        name: "deploy.max_archive_bytes",
-        default: "268435456",
-        kind: Kind::Count,
-        help: "largest deploy upload (bytes, compressed)",
-    },
-    Key {
-        name: "deploy.max_site_bytes",
-        default: "536870912",
-        kind: Kind::Count,
-        help: "largest site after decompression (bytes)",
-    },
-    Key {
-        name: "deploy.max_file_bytes",
-        default: "104857600",
-        kind: Kind::Count,
-        help: "largest single file (bytes)",
-    },
-    Key { name: "deploy.max_files", default: "20000", kind: Kind::Count, help: "most files in one site" },
-    Key {
-        name: "storage.max_db_bytes",
-        default: "0",
-        kind: Kind::Count,
-        help: "cap on data.db size (0: no cap)",
-    },
-    Key {
-        name: "events.max_rows",
-        default: "10000",
-        kind: Kind::Count,
-        help: "events kept in data.db for `fazt events` and /api/events (0: live only; just the newest is kept, to number on from it)",
-    },
-    Key {
-        name: "runtime.workers",
-        default: "0",
-        kind: Kind::Count,
-        help: "JavaScript worker threads (0: one per core, plus one)",
-    },
-    Key {
-        name: "runtime.inline_ms",
-        default: "0",
-        kind: Kind::Count,
-        help: "N > 0: run handlers on the HTTP threads; one running over N ms gets a spare thread and its app goes to the workers for 30 s (0: always the workers)",
-    },
-    Key {
-        name: "runtime.max_body_bytes",
-        default: "1048576",
-        kind: Kind::Count,
-        help: "largest request body a serverless handler receives",
-    },
-    Key {
-        name: "http.max_connections",
-        default: "4096",
-        kind: Kind::Count,
-        help: "concurrent connections; when all are taken, the one idle for longest is closed to make room, and new clients wait in the kernel's accept queue while none is idle",
-    },
-    Key {
-        name: "http.max_connections_per_client",
-        default: "128",
-        kind: Kind::Count,
-        help: "concurrent connections from one client (an IPv4 address or an IPv6 /64); more are closed at once (0: no cap)",
-    },
-    Key {
-        name: "http.header_timeout_secs",
-        default: "30",
-        kind: Kind::Count,
-        help: "seconds a client has to send a request's headers, and to start HTTP/2",
-    },
-    Key {
-        name: "http.body_timeout_secs",
-        default: "30",
-        kind: Kind::Count,
-        help: "longest wait, in seconds, between two pieces of a request body (nginx's client_body_timeout); a slower client gets 408",
-    },
-    Key {
-        name: "http.idle_timeout_secs",
-        default: "60",
-        kind: Kind::Count,
-        help: "seconds a keep-alive connection (HTTP/1.1), or an HTTP/2 connection with no request open, may stay idle",
-    },
-    Key {
-        name: "http.max_body_memory_bytes",
-        default: "67108864",
-        kind: Kind::Count,
-        help: "request bodies held in memory at once, node-wide (serverless and API bodies); over it, requests get 503 and Retry-After",
-    },
-    Key {
-        name: "beacon.enabled",
-        default: "true",
-        kind: Kind::Bool,
-        help: "announce this node on the LAN (mDNS) and find other fazt nodes",
-    },
-    Key {
-        name: "beacon.name",
-        default: "",
-        kind: Kind::Label,
-        help: "the node's name on the LAN, <name>.local (empty: from the host name)",
-    },
-    Key {
-        name: "beacon.interfaces",
-        default: "",
-        kind: Kind::Interfaces,
-        help: "interfaces to announce on, e.g. eth0,wlan0 (empty: all but loopback and container bridges)",
-    },
-    Key {
-        name: "beacon.announce_interval_secs",
-        default: "30",
-        kind: Kind::Count,
-        help: "seconds between announcements (0: only at start and on changes)",
-    },
-    Key {
-        name: "beacon.expiry_secs",
-        default: "300",
-        kind: Kind::Count,
-        help: "a node not heard from for this long is dropped",
-    },
-    Key {
-        name: "beacon.max_nodes",
-        default: "100",
-        kind: Kind::Count,
-        help: "most nodes the beacon remembers",
-    },
-    Key {
-        name: "time.enabled",
-        default: "true",
-        kind: Kind::Bool,
-        help: "keep the kernel clock right from NTP servers, fazt peers, the RTC and the last known time",
-    },
-    Key {
-        name: "time.ntp_servers",
-        default: "",
-        kind: Kind::Hosts,
-        help: "NTP servers to poll, e.g. pool.ntp.org,10.0.0.1:123 (empty: trust the OS if it keeps the clock, else peers)",
-    },
-    Key {
-        name: "time.peers",
-        default: "true",
-        kind: Kind::Bool,
-        help: "take the time from fazt nodes the beacon finds (signed answers, majority rule)",
-    },
-    Key {
-        name: "time.ntp_port",
-        default: "123",
-        kind: Kind::Port,
-        help: "UDP port of this node's NTP server for peers and NTP clients (0: no server)",
-    },
-    Key {
-        name: "time.poll_interval_secs",
-        default: "64",
-        kind: Kind::Count,
-        help: "seconds between polls of the time sources (at least 1)",
-    },
-    Key {
-        name: "time.local_stratum",
-        default: "10",
-        kind: Kind::Count,
-        help: "NTP stratum this node serves while no better source sets it (1-15)",
-    },
-    Key {
-        name: "time.persist_interval_secs",
-        default: "60",
-        kind: Kind::Count,
-        help: "seconds between saves of the current time, the floor after a reboot without a clock",
-    },
-    Key {
-        name: "keys.backend",
-        default: "auto",
-        kind: Kind::Choice(&["auto", "software", "tpm"]),
-        help: "where node secrets live: tpm (a TPM 2.0 holds and seals them), software (sealed with machine.key beside data.db), auto (the TPM when there is one)",
-    },
-    Key {
-        name: "keys.tpm_tcti",
-        default: "device:/dev/tpmrm0",
-        kind: Kind::Text,
-        help: "how to reach the TPM: device:/dev/tpmrm0, or swtpm:host=H,port=P for a software TPM",
-    },
-    Key {
-        name: "keys.tpm_fallback",
-        default: "false",
-        kind: Kind::Bool,
-        help: "with keys.backend tpm: run on the software backend when the TPM is absent (only while no key is held by a TPM yet)",
-    },
-    Key {
-        name: "https.mode",
-        default: "off",
-        kind: Kind::Choice(&["off", "lan", "acme"]),
-        help: "HTTPS: off, lan (the node's own CA) or acme (Let's Encrypt or another ACME CA)",
-    },
-    Key { name: "https.port", default: "443", kind: Kind::Port, help: "HTTPS port (0: any free port)" },
-    Key {
-        name: "https.redirect",
-        default: "false",
-        kind: Kind::Bool,
-        help: "answer plain HTTP for the node's names with a redirect to HTTPS",
-    },
-    Key { name: "https.max_handshakes", default: "64", kind: Kind::Count, help: "TLS handshakes in progress at once; a new one over the cap closes the oldest" },
-    Key {
-        name: "https.hsts_max_age",
-        default: "31536000",
-        kind: Kind::Count,
-        help: "Strict-Transport-Security max-age in seconds on HTTPS answers for the domain and its apps, in acme mode only (never with the LAN CA); 0: no header",
-    },
-    Key {
-        name: "setup.page",
-        default: "off",
-        kind: Kind::Choice(&["off", "loopback", "lan"]),
-        help: "who sees the first-boot setup page (setup code, set the admin password) until the node is claimed: off, loopback, or lan (loopback, private and link-local addresses; the Pi image's choice)",
-    },
-    Key {
-        name: "acme.directory_url",
-        default: "https://acme-v02.api.letsencrypt.org/directory",
-        kind: Kind::Url,
-        help: "the ACME CA's directory (default: Let's Encrypt production)",
-    },
-    Key {
-        name: "acme.email",
-        default: "",
-        kind: Kind::Text,
-        help: "contact e-mail for the ACME account (optional)",
-    },
-    Key {
-        name: "acme.ca_file",
-        default: "",
-        kind: Kind::Text,
-        help: "PEM file of extra roots to trust for the ACME directory (a private or test CA)",
-    },
-    Key {
-        name: "acme.challenge",
-        default: "http-01",
-        kind: Kind::Choice(&["http-01", "tls-alpn-01"]),
-        help: "how the ACME CA checks the node: http-01 (on the HTTP port, 80) or tls-alpn-01 (on the HTTPS port, 443)",
-    },
-    Key {
-        name: "acme.retry_secs",
-        default: "60",
-        kind: Kind::Count,
-        help:
-            "first wait after an ACME error; doubles per failure up to 6 h (1 h at least when rate-limited)",
-    },
-    Key {
-        name: "acme.check_secs",
-        default: "3600",
-        kind: Kind::Count,
-        help: "how often ACME certificates are checked for renewal (renewed 30 days before expiry)",
-    },
-];
+/// Declares every key once, in one order: the [`Setting`] enum that code names (so a
+/// mistyped key does not compile) and the [`KEYS`] table that `set-config` checks input
+/// against (the key, its default, its kind, one line of help).
+macro_rules! settings {
+    ($($setting:ident => $name:literal, default $default:literal, $kind:expr, $help:literal;)*) => {
+        /// A declared configuration key as code names it: `config.get(Setting::Port)`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Setting {
+            $(#[doc = $help] $setting,)*
+        }
+
+        /// Every configuration key fazt knows, in the order of [`Setting`].
+        pub const KEYS: &[Key] = &[$(Key { name: $name, default: $default, kind: $kind, help: $help },)*];
+
+        impl Setting {
+            /// Every key, in the order of [`KEYS`].
+            pub const ALL: &[Setting] = &[$(Setting::$setting,)*];
+        }
+    };
+}
+
+settings! {
+    Domain => "domain", default "localhost", Kind::Domain,
+        "apps are served at <app>.<domain>";
+    Port => "port", default "8080", Kind::Port,
+        "HTTP port";
+    Listen => "listen", default "0.0.0.0", Kind::Ip,
+        "address to listen on (0.0.0.0: every interface, so the LAN can reach the node)";
+    CacheMaxBytes => "cache.max_bytes", default "67108864", Kind::Count,
+        "memory for hot files (bytes)";
+    CacheMaxFileBytes => "cache.max_file_bytes", default "4194304", Kind::Count,
+        "larger files are read from the database per request";
+    DeployMaxArchiveBytes => "deploy.max_archive_bytes", default "268435456", Kind::Count,
+        "largest deploy upload (bytes, compressed)";
+    DeployMaxSiteBytes => "deploy.max_site_bytes", default "536870912", Kind::Count,
+        "largest site after decompression (bytes)";
+    DeployMaxFileBytes => "deploy.max_file_bytes", default "104857600", Kind::Count,
+        "largest single file (bytes)";
+    DeployMaxFiles => "deploy.max_files", default "20000", Kind::Count,
+        "most files in one site";
+    StorageMaxDbBytes => "storage.max_db_bytes", default "0", Kind::Count,
+        "cap on data.db size (0: no cap)";
+    EventsMaxRows => "events.max_rows", default "10000", Kind::Count,
+        "events kept in data.db for `fazt events` and /api/events (0: live only; just the newest is kept, to number on from it)";
+    RuntimeWorkers => "runtime.workers", default "0", Kind::Count,
+        "JavaScript worker threads (0: one per core, plus one)";
+    RuntimeInlineMs => "runtime.inline_ms", default "0", Kind::Count,
+        "N > 0: run handlers on the HTTP threads; one running over N ms gets a spare thread and its app goes to the workers for 30 s (0: always the workers)";
+    RuntimeMaxBodyBytes => "runtime.max_body_bytes", default "1048576", Kind::Count,
+        "largest request body a serverless handler receives";
+    HttpMaxConnections => "http.max_connections", default "4096", Kind::Count,
+        "concurrent connections; when all are taken, the one idle for longest is closed to make room, and new clients wait in the kernel's accept queue while none is idle";
+    HttpMaxConnectionsPerClient => "http.max_connections_per_client", default "128", Kind::Count,
+        "concurrent connections from one client (an IPv4 address or an IPv6 /64); more are closed at once (0: no cap)";
+    HttpHeaderTimeoutSecs => "http.header_timeout_secs", default "30", Kind::Count,
+        "seconds a client has to send a request's headers, and to start HTTP/2";
+    HttpBodyTimeoutSecs => "http.body_timeout_secs", default "30", Kind::Count,
+        "longest wait, in seconds, between two pieces of a request body (nginx's client_body_timeout); a slower client gets 408";
+    HttpIdleTimeoutSecs => "http.idle_timeout_secs", default "60", Kind::Count,
+        "seconds a keep-alive connection (HTTP/1.1), or an HTTP/2 connection with no request open, may stay idle";
+    HttpMaxBodyMemoryBytes => "http.max_body_memory_bytes", default "67108864", Kind::Count,
+        "request bodies held in memory at once, node-wide (serverless and API bodies); over it, requests get 503 and Retry-After";
+    BeaconEnabled => "beacon.enabled", default "true", Kind::Bool,
+        "announce this node on the LAN (mDNS) and find other fazt nodes";
+    BeaconName => "beacon.name", default "", Kind::Label,
+        "the node's name on the LAN, <name>.local (empty: from the host name)";
+    BeaconInterfaces => "beacon.interfaces", default "", Kind::Interfaces,
+        "interfaces to announce on, e.g. eth0,wlan0 (empty: all but loopback and container bridges)";
+    BeaconAnnounceIntervalSecs => "beacon.announce_interval_secs", default "30", Kind::Count,
+        "seconds between announcements (0: only at start and on changes)";
+    BeaconExpirySecs => "beacon.expiry_secs", default "300", Kind::Count,
+        "a node not heard from for this long is dropped";
+    BeaconMaxNodes => "beacon.max_nodes", default "100", Kind::Count,
+        "most nodes the beacon remembers";
+    TimeEnabled => "time.enabled", default "true", Kind::Bool,
+        "keep the kernel clock right from NTP servers, fazt peers, the RTC and the last known time";
+    TimeNtpServers => "time.ntp_servers", default "", Kind::Hosts,
+        "NTP servers to poll, e.g. pool.ntp.org,10.0.0.1:123 (empty: trust the OS if it keeps the clock, else peers)";
+    TimePeers => "time.peers", default "true", Kind::Bool,
+        "take the time from fazt nodes the beacon finds (signed answers, majority rule)";
+    TimeNtpPort => "time.ntp_port", default "123", Kind::Port,
+        "UDP port of this node's NTP server for peers and NTP clients (0: no server)";
+    TimePollIntervalSecs => "time.poll_interval_secs", default "64", Kind::Count,
+        "seconds between polls of the time sources (at least 1)";
+    TimeLocalStratum => "time.local_stratum", default "10", Kind::Count,
+        "NTP stratum this node serves while no better source sets it (1-15)";
+    TimePersistIntervalSecs => "time.persist_interval_secs", default "60", Kind::Count,
+        "seconds between saves of the current time, the floor after a reboot without a clock";
+    KeysBackend => "keys.backend", default "auto", Kind::Choice(&["auto", "software", "tpm"]),
+        "where node secrets live: tpm (a TPM 2.0 holds and seals them), software (sealed with machine.key beside data.db), auto (the TPM when there is one)";
+    KeysTpmTcti => "keys.tpm_tcti", default "device:/dev/tpmrm0", Kind::Text,
+        "how to reach the TPM: device:/dev/tpmrm0, or swtpm:host=H,port=P for a software TPM";
+    KeysTpmFallback => "keys.tpm_fallback", default "false", Kind::Bool,
+        "with keys.backend tpm: run on the software backend when the TPM is absent (only while no key is held by a TPM yet)";
+    HttpsMode => "https.mode", default "off", Kind::Choice(&["off", "lan", "acme"]),
+        "HTTPS: off, lan (the node's own CA) or acme (Let's Encrypt or another ACME CA)";
+    HttpsPort => "https.port", default "443", Kind::Port,
+        "HTTPS port (0: any free port)";
+    HttpsRedirect => "https.redirect", default "false", Kind::Bool,
+        "answer plain HTTP for the node's names with a redirect to HTTPS";
+    HttpsMaxHandshakes => "https.max_handshakes", default "64", Kind::Count,
+        "TLS handshakes in progress at once; a new one over the cap closes the oldest";
+    HttpsHstsMaxAge => "https.hsts_max_age", default "31536000", Kind::Count,
+        "Strict-Transport-Security max-age in seconds on HTTPS answers for the domain and its apps, in acme mode only (never with the LAN CA); 0: no header";
+    SetupPage => "setup.page", default "off", Kind::Choice(&["off", "loopback", "lan"]),
+        "who sees the first-boot setup page (setup code, set the admin password) until the node is claimed: off, loopback, or lan (loopback, private and link-local addresses; the Pi image's choice)";
+    AcmeDirectoryUrl => "acme.directory_url", default "https://acme-v02.api.letsencrypt.org/directory", Kind::Url,
+        "the ACME CA's directory (default: Let's Encrypt production)";
+    AcmeEmail => "acme.email", default "", Kind::Text,
+        "contact e-mail for the ACME account (optional)";
+    AcmeCaFile => "acme.ca_file", default "", Kind::Text,
+        "PEM file of extra roots to trust for the ACME directory (a private or test CA)";
+    AcmeChallenge => "acme.challenge", default "http-01", Kind::Choice(&["http-01", "tls-alpn-01"]),
+        "how the ACME CA checks the node: http-01 (on the HTTP port, 80) or tls-alpn-01 (on the HTTPS port, 443)";
+    AcmeRetrySecs => "acme.retry_secs", default "60", Kind::Count,
+        "first wait after an ACME error; doubles per failure up to 6 h (1 h at least when rate-limited)";
+    AcmeCheckSecs => "acme.check_secs", default "3600", Kind::Count,
+        "how often ACME certificates are checked for renewal (renewed 30 days before expiry)";
+}
+
+impl Setting {
+    /// Its declaration: name, default, kind and help.
+    pub fn key(self) -> &'static Key {
+        &KEYS[self as usize]
+    }
+
+    /// Its name as stored and as `set-config` takes it, e.g. `http.max_connections`.
+    pub fn name(self) -> &'static str {
+        self.key().name
+    }
+
+    /// The key called `name`, if one is declared (for names typed by a user).
+    pub fn from_name(name: &str) -> Option<Setting> {
+        Setting::ALL.iter().copied().find(|s| s.name() == name)
+    }
+}
 
 /// A bad `set-config` request.
 #[derive(Debug, thiserror::Error)]
@@ -341,9 +207,9 @@ pub enum ConfigError {
     Storage(#[from] StorageError),
 }
 
-/// Checks that `key` is declared.
-pub fn validate_key(key: &str) -> Result<(), ConfigError> {
-    KEYS.iter().any(|k| k.name == key).then_some(()).ok_or_else(|| ConfigError::UnknownKey(key.into()))
+/// The declared key called `key`.
+pub fn validate_key(key: &str) -> Result<Setting, ConfigError> {
+    Setting::from_name(key).ok_or_else(|| ConfigError::UnknownKey(key.into()))
 }
 
 /// Checks `value` for `key` and returns it normalised.
@@ -354,7 +220,7 @@ pub fn validate(key: &str, value: &str) -> Result<String, ConfigError> {
     match decl.kind {
         Kind::Domain => {
             let v = value.to_ascii_lowercase();
-            if crate::net::host::is_valid_domain(&v) {
+            if crate::rules::names::is_valid_domain(&v) {
                 Ok(v)
             } else {
                 Err(bad("expected a domain name such as example.com or localhost"))
@@ -375,7 +241,7 @@ pub fn validate(key: &str, value: &str) -> Result<String, ConfigError> {
         },
         Kind::Label => {
             let v = value.to_ascii_lowercase();
-            if v.is_empty() || crate::beacon::name::is_valid(&v) {
+            if v.is_empty() || crate::rules::names::is_dns_label(&v) {
                 Ok(v)
             } else {
                 Err(bad(
@@ -403,9 +269,9 @@ pub fn validate(key: &str, value: &str) -> Result<String, ConfigError> {
                         || match h.rsplit_once(':') {
                             Some((name, port)) => {
                                 port.parse::<u16>().is_ok_and(|p| p > 0)
-                                    && crate::net::host::is_valid_domain(&name.to_ascii_lowercase())
+                                    && crate::rules::names::is_valid_domain(&name.to_ascii_lowercase())
                             }
-                            None => crate::net::host::is_valid_domain(&h.to_ascii_lowercase()),
+                            None => crate::rules::names::is_valid_domain(&h.to_ascii_lowercase()),
                         })
             };
             if hosts.len() <= 16 && hosts.iter().all(valid) {
@@ -464,24 +330,24 @@ impl NodeConfig {
         })
     }
 
-    /// The value of a declared key.
-    pub fn get(&self, key: &str) -> &str {
-        self.values.get(key).map(String::as_str).unwrap_or("")
+    /// The value of a key (its default when unset).
+    pub fn get(&self, key: Setting) -> &str {
+        self.values.get(key.name()).map(String::as_str).unwrap_or("")
     }
 
     /// A boolean key (`true` only for the stored word `true`).
-    pub fn get_bool(&self, key: &str) -> bool {
+    pub fn get_bool(&self, key: Setting) -> bool {
         self.get(key) == "true"
     }
 
     /// A numeric key (declared keys of kind Count/Port always parse; 0 otherwise).
-    pub fn get_u64(&self, key: &str) -> u64 {
+    pub fn get_u64(&self, key: Setting) -> u64 {
         self.get(key).parse().unwrap_or(0)
     }
 
     /// The node's domain.
     pub fn domain(&self) -> &str {
-        self.get("domain")
+        self.get(Setting::Domain)
     }
 
     /// Every key and value, for the API and `server status`.
@@ -554,6 +420,25 @@ mod tests {
     }
 
     #[test]
+    fn settings_and_keys_agree() {
+        assert_eq!(Setting::Domain.name(), "domain");
+        assert_eq!(Setting::HttpMaxConnections.name(), "http.max_connections");
+        assert_eq!(Setting::from_name("beacon.name"), Some(Setting::BeaconName));
+        assert_eq!(Setting::from_name("typo"), None);
+        assert_eq!(Setting::ALL.len(), KEYS.len());
+        let names: std::collections::BTreeSet<&str> = KEYS.iter().map(|k| k.name).collect();
+        assert_eq!(names.len(), KEYS.len(), "a key is declared twice");
+        for key in KEYS {
+            assert_eq!(
+                validate(key.name, key.default).ok().as_deref(),
+                Some(key.default),
+                "the default of {}",
+                key.name
+            );
+        }
+    }
+
+    #[test]
     fn stored_values_override_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let storage = Storage::open(&dir.path().join("data.db")).unwrap();
@@ -561,6 +446,6 @@ mod tests {
         set(&storage, "domain", "pi.example").unwrap();
         assert_eq!(NodeConfig::load(&storage).unwrap().domain(), "pi.example");
         assert!(set(&storage, "port", "x").is_err());
-        assert_eq!(NodeConfig::load(&storage).unwrap().get("port"), "8080");
+        assert_eq!(NodeConfig::load(&storage).unwrap().get(Setting::Port), "8080");
     }
 }

@@ -1,8 +1,8 @@
 //! The kernel: the handles every subsystem shares, built once at start.
 
-use crate::beacon::identity::NodeIdentity;
 use crate::beacon::{Beacon, BeaconConfig};
-use crate::config::NodeConfig;
+use crate::config::{NodeConfig, Setting};
+use crate::identity::NodeIdentity;
 use crate::net::cache::{BlobCache, SiteCache};
 use crate::security::ratelimit::LoginLimiter;
 use crate::storage::Storage;
@@ -124,15 +124,21 @@ impl Kernel {
             lan_names,
         )?);
         beacon.set_ca_fingerprint(tls.lan_ca.as_ref().map(|ca| ca.fingerprint.clone()));
-        storage.set_max_bytes(config.get_u64("storage.max_db_bytes"))?;
+        storage.set_max_bytes(config.get_u64(Setting::StorageMaxDbBytes))?;
         let setup = crate::security::setup::SetupState::load(
             &storage,
-            crate::security::setup::SetupMode::parse(config.get("setup.page")),
+            crate::security::setup::SetupMode::parse(config.get(Setting::SetupPage)),
         )?;
-        let events =
-            crate::events::Events::start(storage.clone(), clock.clone(), config.get_u64("events.max_rows"))?;
-        let blobs = BlobCache::new(config.get_u64("cache.max_bytes"), config.get_u64("cache.max_file_bytes"));
-        let workers = match config.get_u64("runtime.workers") {
+        let events = crate::events::Events::start(
+            storage.clone(),
+            clock.clone(),
+            config.get_u64(Setting::EventsMaxRows),
+        )?;
+        let blobs = BlobCache::new(
+            config.get_u64(Setting::CacheMaxBytes),
+            config.get_u64(Setting::CacheMaxFileBytes),
+        );
+        let workers = match config.get_u64(Setting::RuntimeWorkers) {
             0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) + 1,
             n => n.min(256) as usize,
         };

@@ -13,7 +13,8 @@
 //! - [`security`]: passwords, sessions, API tokens, login rate limits.
 //! - [`time`]: the kernel clock.
 //! - [`mnemonic`]: bytes to BIP-39 word lists and back (data through people).
-//! - [`beacon`]: the node identity, LAN announcement (mDNS) and the peer list.
+//! - [`identity`]: the node identity (a key in the keystore and the node id made from it).
+//! - [`beacon`]: LAN announcement (mDNS) and the peer list.
 //! - [`config`]: typed node settings.
 //! - [`rules`]: shared names and rules, the leaf every layer may import.
 //! - [`cli`]: the command line.
@@ -34,6 +35,7 @@ pub mod cli;
 pub mod config;
 pub mod events;
 pub mod fs;
+pub mod identity;
 pub mod ids;
 pub mod kernel;
 pub mod keys;

@@ -4,7 +4,7 @@
 //! configuration.
 //!
 //! # Layout
-//! - [`identity`]: the node key pair and the id derived from it.
+//! - [`events`]: found and lost peers as public events on the kernel bus.
 //! - [`name`]: the node's name, a DNS label.
 //! - [`record`]: the signed TXT record and the checks on records heard from the LAN.
 //! - [`freshness`]: the signed sequence that lets nodes refuse replayed announcements.
@@ -19,19 +19,19 @@
 //! [`BeaconConfig::tick`]), and writes the `beacon_nodes` table only when the peer
 //! table changed.
 
+pub mod events;
 pub mod freshness;
-pub mod identity;
 pub mod name;
 pub mod peers;
 pub mod record;
 mod run;
 pub mod scan;
 
-use crate::config::NodeConfig;
+use crate::config::{NodeConfig, Setting};
+use crate::identity::{self, NodeIdentity};
 use fazt_hal::discovery::mdns::Interfaces;
 use fazt_hal::discovery::Discovery;
 use freshness::Freshness;
-use identity::NodeIdentity;
 use peers::{Peer, PeerEvent, PeerTable};
 use serde::Serialize;
 use std::net::IpAddr;
@@ -76,9 +76,9 @@ impl BeaconConfig {
     /// test nodes off the host's network). A node bound to one address announces on
     /// that address's interface unless `beacon.interfaces` says otherwise.
     pub fn from_config(config: &NodeConfig, listen: IpAddr) -> Self {
-        let configured = config.get("beacon.name");
+        let configured = config.get(Setting::BeaconName);
         let list: Vec<String> = config
-            .get("beacon.interfaces")
+            .get(Setting::BeaconInterfaces)
             .split(',')
             .filter(|s| !s.is_empty())
             .map(str::to_string)
@@ -90,7 +90,7 @@ impl BeaconConfig {
         } else {
             Interfaces::Address(listen)
         };
-        let enabled = config.get_bool("beacon.enabled");
+        let enabled = config.get_bool(Setting::BeaconEnabled);
         let off_reason = if !enabled {
             Some("beacon.enabled is false".to_string())
         } else if listen.is_loopback() {
@@ -103,9 +103,9 @@ impl BeaconConfig {
             off_reason,
             name: if configured.is_empty() { name::default_name() } else { configured.to_string() },
             interfaces,
-            announce_interval: Duration::from_secs(config.get_u64("beacon.announce_interval_secs")),
-            expiry: Duration::from_secs(config.get_u64("beacon.expiry_secs").max(1)),
-            max_nodes: config.get_u64("beacon.max_nodes").clamp(1, 100_000) as usize,
+            announce_interval: Duration::from_secs(config.get_u64(Setting::BeaconAnnounceIntervalSecs)),
+            expiry: Duration::from_secs(config.get_u64(Setting::BeaconExpirySecs).max(1)),
+            max_nodes: config.get_u64(Setting::BeaconMaxNodes).clamp(1, 100_000) as usize,
         }
     }
 
@@ -348,5 +348,36 @@ impl Beacon {
                 tracing::warn!(error = %err, "beacon: stopping mDNS");
             }
         }
+    }
+}
+
+/// The timekeeper learns about peers through this, without knowing the beacon.
+impl crate::time::keeper::PeerDirectory for Beacon {
+    fn peers(&self) -> Vec<crate::time::keeper::TimePeer> {
+        let peers = self.peers().into_iter().map(|p| p.record);
+        peers
+            .map(|r| crate::time::keeper::TimePeer {
+                id: r.id,
+                name: r.name,
+                addresses: r.addresses,
+                public_key: r.public_key,
+                verified: r.verified,
+                ntp_port: r.ntp_port,
+            })
+            .collect()
+    }
+
+    fn changes(&self) -> futures_lite::stream::Boxed<crate::time::keeper::PeerChange> {
+        use crate::time::keeper::PeerChange;
+        use futures_lite::StreamExt;
+        let changes = self.subscribe().map(|event| match event {
+            PeerEvent::Found { .. } => PeerChange::Found,
+            PeerEvent::Lost { .. } => PeerChange::Lost,
+        });
+        changes.boxed()
+    }
+
+    fn announce_ntp_port(&self, port: u16) {
+        self.set_txt("ntp", &port.to_string());
     }
 }

@@ -4,7 +4,7 @@
 /// starting or ending with `-` (RFC 1123; mDNS would allow more, browsers and phones
 /// handle this much).
 pub fn is_valid(name: &str) -> bool {
-    crate::net::host::is_dns_label(name)
+    crate::rules::names::is_dns_label(name)
 }
 
 /// A valid name made from any text (a host name such as `Kitchen_Pi.lan`): lower case,

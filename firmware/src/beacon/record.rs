@@ -3,7 +3,7 @@
 //! send, so every field is bounded before it is kept).
 
 use super::freshness::Seq;
-use super::identity::{self, NodeIdentity};
+use crate::identity::{self, NodeIdentity};
 use fazt_hal::discovery::Service;
 use fazt_hal::keystore;
 use serde::Serialize;

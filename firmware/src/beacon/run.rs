@@ -363,7 +363,12 @@ impl Beacon {
     /// every announcement.
     async fn follow_name(&self, discovery: &dyn Discovery, storage: &Arc<Storage>) {
         let stored = storage
-            .read(|conn| Ok::<_, StorageError>(crate::config::get_state(conn, "beacon.name")?))
+            .read(|conn| {
+                Ok::<_, StorageError>(crate::config::get_state(
+                    conn,
+                    crate::config::Setting::BeaconName.name(),
+                )?)
+            })
             .await
             .ok()
             .flatten()
@@ -425,8 +430,8 @@ impl Beacon {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::beacon::identity::NodeIdentity;
     use crate::beacon::BeaconConfig;
+    use crate::identity::NodeIdentity;
     use fazt_hal::discovery::loopback::LoopbackNetwork;
     use fazt_hal::discovery::mdns::Interfaces;
     use fazt_hal::keystore::{Keystore, MemorySeeds, SoftwareKeystore};

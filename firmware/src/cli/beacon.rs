@@ -2,8 +2,9 @@
 
 use super::http::Client;
 use super::{ClientArgs, DataArg};
-use crate::beacon::{identity, name, scan};
-use crate::config::{self, NodeConfig};
+use crate::beacon::{name, scan};
+use crate::config::{self, NodeConfig, Setting};
+use crate::identity;
 use crate::keys::store as keystore;
 use crate::storage::Storage;
 use anyhow::bail;
@@ -79,7 +80,7 @@ pub fn run(args: BeaconArgs) -> anyhow::Result<()> {
                 bail!("'{name}' is not a DNS label (1-63 letters, digits and '-', not starting or ending with '-'), e.g. kitchen-pi");
             }
             let storage = Storage::open_existing(&data.data)?;
-            config::set(&storage, "beacon.name", &name)?;
+            config::set(&storage, Setting::BeaconName.name(), &name)?;
             println!("name set to {name} (http://{name}.local); a running node announces it within its announce interval");
             Ok(())
         }
@@ -118,14 +119,15 @@ fn status(client: ClientArgs, data: DataArg, json: bool) -> anyhow::Result<()> {
             // No node answering: show what the data file says it would announce.
             let storage = Storage::open_existing(&data.data)?;
             let config = NodeConfig::load(&storage)?;
-            let id = keystore::stored_public_key(&storage, identity::KEY_NAME).map(|k| identity::id_for(&k));
-            let configured = config.get("beacon.name");
+            let id = keystore::stored_public_key(&storage, crate::rules::keys::NODE_KEY)
+                .map(|k| identity::id_for(&k));
+            let configured = config.get(Setting::BeaconName);
             let name = if configured.is_empty() { name::default_name() } else { configured.to_string() };
             let offline = serde_json::json!({
-                "enabled": config.get_bool("beacon.enabled"),
+                "enabled": config.get_bool(Setting::BeaconEnabled),
                 "state": "not_running",
                 "reason": format!("no node answered ({err:#})"),
-                "node": { "id": id, "name": name, "host": format!("{name}.local"), "port": config.get_u64("port") },
+                "node": { "id": id, "name": name, "host": format!("{name}.local"), "port": config.get_u64(Setting::Port) },
                 "peers": [],
             });
             if json {
@@ -133,12 +135,16 @@ fn status(client: ClientArgs, data: DataArg, json: bool) -> anyhow::Result<()> {
             } else {
                 println!(
                     "Not running: would announce {name}.local:{} ({})",
-                    config.get("port"),
+                    config.get(Setting::Port),
                     id.as_deref().unwrap_or("identity created at first start")
                 );
                 println!(
                     "Beacon: {}",
-                    if config.get_bool("beacon.enabled") { "on" } else { "off (beacon.enabled is false)" }
+                    if config.get_bool(Setting::BeaconEnabled) {
+                        "on"
+                    } else {
+                        "off (beacon.enabled is false)"
+                    }
                 );
             }
             return Ok(());

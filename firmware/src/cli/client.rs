@@ -1,6 +1,6 @@
 //! `fazt client …`: this machine's CLI settings.
 
-use super::client_config::{default_path, ClientConfig};
+use crate::proc::client_config::{default_path, ClientConfig};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 

@@ -44,7 +44,7 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<()> {
         ConfigCommand::Set { data, key, value } => {
             let storage = Storage::open_existing(&data.data)?;
             let value = config::set(&storage, &key, &value)?;
-            let when = if key == "beacon.name" {
+            let when = if key == config::Setting::BeaconName.name() {
                 "a running node follows within its announce interval"
             } else {
                 "restart the node to apply"
@@ -53,15 +53,15 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<()> {
             Ok(())
         }
         ConfigCommand::Get { data, key } => {
-            config::validate_key(&key)?;
+            let key = config::validate_key(&key)?;
             let config = NodeConfig::load(&*Storage::open_existing(&data.data)?)?;
-            println!("{}", config.get(&key));
+            println!("{}", config.get(key));
             Ok(())
         }
         ConfigCommand::List { data } => {
             let config = NodeConfig::load(&*Storage::open_existing(&data.data)?)?;
-            for key in config::KEYS {
-                println!("{:<30} {:<12} {}", key.name, config.get(key.name), key.help);
+            for &key in config::Setting::ALL {
+                println!("{:<30} {:<12} {}", key.name(), config.get(key), key.key().help);
             }
             Ok(())
         }

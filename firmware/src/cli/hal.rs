@@ -1,5 +1,6 @@
 //! `fazt hal`: what hardware this node sees.
 
+use crate::config::Setting;
 use fazt_hal::audio;
 
 /// Arguments of `fazt hal`.
@@ -72,11 +73,11 @@ fn tpm_status(tcti: Option<String>, data: &std::path::Path) -> anyhow::Result<()
         None => None,
     };
     let tcti = tcti.unwrap_or_else(|| match &configured {
-        Some(c) => c.get("keys.tpm_tcti").to_string(),
+        Some(c) => c.get(Setting::KeysTpmTcti).to_string(),
         None => "device:/dev/tpmrm0".to_string(),
     });
     if let Some(config) = &configured {
-        println!("keys.backend:  {}", config.get("keys.backend"));
+        println!("keys.backend:  {}", config.get(Setting::KeysBackend));
     }
     println!("tcti:          {tcti}");
     tpm_probe(&tcti)?;

@@ -1,7 +1,7 @@
 //! The CLI's HTTP client for a node's admin API.
 
-use super::client_config::{default_path, ClientConfig};
 use super::ClientArgs;
+use crate::proc::client_config::{default_path, ClientConfig};
 use anyhow::{anyhow, bail, Context};
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};

@@ -7,7 +7,6 @@ pub mod beacon;
 pub mod cert;
 pub mod chirp;
 pub mod client;
-pub mod client_config;
 pub mod config;
 pub mod deploy;
 pub mod events;

@@ -1,7 +1,7 @@
 //! `fazt server …`: create, run and configure a node.
 
 use super::DataArg;
-use crate::config::{self, NodeConfig};
+use crate::config::{self, NodeConfig, Setting};
 use crate::proc::node::{self, StartOptions};
 use crate::storage::Storage;
 use crate::time::Clock;
@@ -97,7 +97,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
                 listen,
                 port,
                 https_port,
-                client_config: Some(config.unwrap_or_else(super::client_config::default_path)),
+                client_config: Some(config.unwrap_or_else(crate::proc::client_config::default_path)),
                 clock_offset_ms,
             })
         }
@@ -152,8 +152,8 @@ fn init(
         config::set(&storage, "domain", &domain)?;
     }
     if https {
-        config::set(&storage, "https.mode", "acme")?;
-        config::set(&storage, "https.redirect", "true")?;
+        config::set(&storage, Setting::HttpsMode.name(), "acme")?;
+        config::set(&storage, Setting::HttpsRedirect.name(), "true")?;
         config::set(&storage, "port", "80")?;
     }
     if let Some(port) = port {
@@ -164,12 +164,12 @@ fn init(
     let first = node::bootstrap(&storage, &clock, password)?.context("a new data file already has a user")?;
     crate::apps::system::seed(&storage, clock.now_millis())?;
     let config = NodeConfig::load(&storage)?;
-    println!("created {} (domain {}, port {})", data.display(), config.domain(), config.get("port"));
+    println!("created {} (domain {}, port {})", data.display(), config.domain(), config.get(Setting::Port));
     if https {
         println!(
             "HTTPS: certificates from {} on port {} (see docs/https.md)",
-            config.get("acme.directory_url"),
-            config.get("https.port")
+            config.get(Setting::AcmeDirectoryUrl),
+            config.get(Setting::HttpsPort)
         );
     }
     if generated {
@@ -188,7 +188,7 @@ fn status(data: PathBuf) -> anyhow::Result<()> {
     println!("schema:  version {}", storage.schema_version()?);
     println!("apps:    {} ({} user apps)", apps.len(), apps.iter().filter(|a| !a.system).count());
     let running = crate::proc::lock::holder(&data)?.is_some();
-    let port = config.get("port");
+    let port = config.get(Setting::Port);
     let url = format!("http://admin.{}:{port}", config.domain());
     let answering =
         if running { super::http::Client::local(&url).get_json("/api/system/health").is_ok() } else { false };
@@ -203,15 +203,15 @@ fn status(data: PathBuf) -> anyhow::Result<()> {
     print_https(&storage, &config)?;
     print_keys(&storage, &config)?;
     println!("config:");
-    for key in config::KEYS {
-        println!("  {:<26} {:<12} {}", key.name, config.get(key.name), key.help);
+    for &key in Setting::ALL {
+        println!("  {:<26} {:<12} {}", key.name(), config.get(key), key.key().help);
     }
     Ok(())
 }
 
 /// The keys part of `server status`: the backend asked for, and where each key is.
 fn print_keys(storage: &Storage, config: &NodeConfig) -> anyhow::Result<()> {
-    println!("keys:    backend {}", config.get("keys.backend"));
+    println!("keys:    backend {}", config.get(Setting::KeysBackend));
     for e in crate::keys::list::list(storage)?.iter().filter(|e| e.kind == "key" && !e.name.contains('@')) {
         println!("  key    {:<22} {:<10} {}", e.name, e.algorithm, e.held);
     }
@@ -221,7 +221,7 @@ fn print_keys(storage: &Storage, config: &NodeConfig) -> anyhow::Result<()> {
 /// The HTTPS part of `server status`: mode, certificates, and the last ACME error
 /// (rate limits included), read from the data file.
 fn print_https(storage: &Storage, config: &NodeConfig) -> anyhow::Result<()> {
-    let mode = config.get("https.mode");
+    let mode = config.get(Setting::HttpsMode);
     println!("https:   {mode}");
     if mode == "off" {
         return Ok(());

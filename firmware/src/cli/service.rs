@@ -41,7 +41,7 @@ enum Sub {
 /// Runs `fazt service …`.
 pub fn run(args: ServiceArgs) -> anyhow::Result<()> {
     let Sub::Install { data, user, binary, unit_dir, no_create_user, dry_run } = args.command;
-    if !crate::net::host::is_dns_label(&user) {
+    if !crate::rules::names::is_dns_label(&user) {
         bail!("invalid user name '{user}'");
     }
     let binary = match binary {

@@ -8,7 +8,6 @@
 //! - [`subscription`]: a live, bounded feed that reports when its reader lagged.
 //! - [`ring`]: the persisted history in `data.db` and its O(batch) trimming.
 //! - `writer`: the thread that writes the history in batches.
-//! - [`peers`]: the beacon's peer changes as events.
 //!
 //! # Implementation
 //! Emitting takes one mutex for a few microseconds (number, time, hand-offs) and never
@@ -22,7 +21,6 @@
 
 pub mod event;
 pub mod filter;
-pub mod peers;
 pub mod ring;
 pub mod subscription;
 mod writer;

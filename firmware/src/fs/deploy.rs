@@ -124,7 +124,7 @@ pub const RESERVED_NAMES: &[&str] = &["admin", "root", "404", "www", "api"];
 
 /// Checks an app name: a DNS label (it becomes `<name>.<domain>`).
 pub fn validate_app_name(name: &str) -> Result<(), DeployError> {
-    if !crate::net::host::is_dns_label(name) {
+    if !crate::rules::names::is_dns_label(name) {
         return Err(DeployError::BadName(format!(
             "invalid app name '{}': use 1-63 lowercase letters, digits and '-', not starting or ending with '-'",
             name.escape_default()

@@ -1,5 +1,6 @@
 //! A deployed site as the server sees it: an immutable file table for one deployment.
 
+use crate::rules::cache::CacheClass;
 use crate::storage::StorageError;
 use crate::time::UnixMillis;
 use http::HeaderValue;
@@ -55,8 +56,8 @@ pub struct SiteFile {
     pub brotli_size: Option<u64>,
     /// Strong ETags of the identity, gzip and brotli representations.
     pub etags: [HeaderValue; 3],
-    /// Cache-Control for a 200 of this file.
-    pub cache_control: HeaderValue,
+    /// How long browsers may keep it (`net` makes the Cache-Control of a 200 from it).
+    pub cache: CacheClass,
 }
 
 impl SiteFile {
@@ -188,7 +189,7 @@ pub fn load_site(conn: &Connection, app_name: &str) -> Result<Option<Site>, Stor
                     header(&format!("\"{tag}-gz\"")),
                     header(&format!("\"{tag}-br\"")),
                 ],
-                cache_control: HeaderValue::from_static(crate::net::static_files::cache_control(&path)),
+                cache: CacheClass::of(&path),
                 hash,
             };
             Ok((path, Arc::new(file)))

@@ -26,7 +26,7 @@ pub mod store;
 pub mod sweep;
 mod tpm;
 
-use crate::config::NodeConfig;
+use crate::config::{NodeConfig, Setting};
 use crate::storage::{Storage, StorageError};
 use crate::time::Clock;
 use fazt_hal::keystore::{
@@ -80,13 +80,13 @@ impl KeySettings {
     /// The settings of the node whose database is `data`.
     pub fn from_config(config: &NodeConfig, data: &Path) -> Self {
         KeySettings {
-            backend: match config.get("keys.backend") {
+            backend: match config.get(Setting::KeysBackend) {
                 "software" => Backend::Software,
                 "tpm" => Backend::Tpm,
                 _ => Backend::Auto,
             },
-            tcti: config.get("keys.tpm_tcti").to_string(),
-            fallback: config.get_bool("keys.tpm_fallback"),
+            tcti: config.get(Setting::KeysTpmTcti).to_string(),
+            fallback: config.get_bool(Setting::KeysTpmFallback),
             machine_key: machine_key_path(data),
         }
     }

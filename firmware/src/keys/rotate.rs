@@ -46,12 +46,12 @@ pub fn rotate(
 ) -> Result<String, KeysError> {
     match target {
         Target::LanCa => {
-            let renamed = format!("{}@orphaned-{}", crate::net::tls::lan_ca::CA_KEY_NAME, clock.now_millis());
+            let renamed = format!("{}@orphaned-{}", crate::rules::keys::LAN_CA_KEY, clock.now_millis());
             storage.write_durable_blocking(|c| {
                 let tx = c.transaction()?;
                 tx.execute(
                     "UPDATE node_keys SET name = ?2 WHERE name = ?1",
-                    params![crate::net::tls::lan_ca::CA_KEY_NAME, renamed],
+                    params![crate::rules::keys::LAN_CA_KEY, renamed],
                 )?;
                 tx.execute("DELETE FROM lan_ca", [])?;
                 tx.execute("DELETE FROM tls_certs WHERE source = 'lan'", [])?;
@@ -61,7 +61,7 @@ pub fn rotate(
             Ok("the LAN CA key was set aside; the next start makes a new CA (clients must download and trust its certificate again)".into())
         }
         Target::Node => {
-            sweep::orphan(storage, clock, crate::beacon::identity::KEY_NAME)?;
+            sweep::orphan(storage, clock, crate::rules::keys::NODE_KEY)?;
             Ok("the node identity key was set aside; the next start makes a new identity with a new node id"
                 .into())
         }

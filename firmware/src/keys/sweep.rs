@@ -219,10 +219,8 @@ pub fn run(
 /// What a lost key means, for the error message.
 fn lost_key_sentence(name: &str) -> String {
     match name {
-        crate::beacon::identity::KEY_NAME => {
-            "the node identity (reset makes a new one: a new node id)".into()
-        }
-        crate::net::tls::lan_ca::CA_KEY_NAME => {
+        crate::rules::keys::NODE_KEY => "the node identity (reset makes a new one: a new node id)".into(),
+        crate::rules::keys::LAN_CA_KEY => {
             "the LAN CA key (reset makes a new CA: clients must trust its certificate again)".into()
         }
         other => format!("the key '{other}' (reset makes a new one)"),

@@ -2,6 +2,8 @@
 //! API, the bare domain and `root.<domain>` the landing app, anything else the 404 app.
 //! A bare IP address (a user typing the Pi's address) counts as the bare domain.
 
+use crate::rules::names::is_valid_domain;
+
 /// Where a request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
@@ -73,20 +75,6 @@ pub fn request_host<'a>(
         (Some(target), _) => Ok(Some(target)),
         (None, header) => Ok(header),
     }
-}
-
-/// True for a DNS label: 1-63 of `a-z0-9-`, not starting or ending with `-`.
-pub fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
-
-/// True for a domain name made of DNS labels, at most 253 bytes.
-pub fn is_valid_domain(s: &str) -> bool {
-    s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
 /// Routes a request by its host (from the Host header or the HTTP/2 authority).

@@ -6,7 +6,7 @@
 
 use super::body::BodyBudget;
 use super::clients::Clients;
-use crate::config::NodeConfig;
+use crate::config::{NodeConfig, Setting};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,14 +43,14 @@ pub struct HttpLimits {
 impl HttpLimits {
     /// The limits `config` sets (a timeout of 0 counts as 1 s).
     pub fn from_config(config: &NodeConfig) -> HttpLimits {
-        let secs = |key: &str| Duration::from_secs(config.get_u64(key).max(1));
+        let secs = |key: Setting| Duration::from_secs(config.get_u64(key).max(1));
         HttpLimits {
-            max_connections: config.get_u64("http.max_connections").clamp(1, 1 << 20) as usize,
-            per_client: config.get_u64("http.max_connections_per_client").min(u32::MAX as u64) as u32,
-            header_timeout: secs("http.header_timeout_secs"),
-            body_timeout: secs("http.body_timeout_secs"),
-            idle_timeout: secs("http.idle_timeout_secs"),
-            body_memory: config.get_u64("http.max_body_memory_bytes").min(usize::MAX as u64) as usize,
+            max_connections: config.get_u64(Setting::HttpMaxConnections).clamp(1, 1 << 20) as usize,
+            per_client: config.get_u64(Setting::HttpMaxConnectionsPerClient).min(u32::MAX as u64) as u32,
+            header_timeout: secs(Setting::HttpHeaderTimeoutSecs),
+            body_timeout: secs(Setting::HttpBodyTimeoutSecs),
+            idle_timeout: secs(Setting::HttpIdleTimeoutSecs),
+            body_memory: config.get_u64(Setting::HttpMaxBodyMemoryBytes).min(usize::MAX as u64) as usize,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use super::body::Reservation;
 use super::response::{ApiError, Resp};
+use crate::config::Setting;
 use crate::fs::site::Site;
 use crate::kernel::Kernel;
 use crate::runtime::request::JsUrl;
@@ -39,7 +40,7 @@ pub async fn js_request(
     req: Request<Incoming>,
 ) -> Result<(JsRequest, Reservation), ApiError> {
     let (parts, body) = req.into_parts();
-    let limit = kernel.config.get_u64("runtime.max_body_bytes") as usize;
+    let limit = kernel.config.get_u64(Setting::RuntimeMaxBodyBytes) as usize;
     let limits = kernel.http.body_limits(limit);
     let (body, reservation) =
         crate::net::body::read(&parts.headers, body, limits, &kernel.http.bodies).await?;

@@ -2,7 +2,7 @@
 //! until SIGINT/SIGTERM.
 
 use super::lock::DataLock;
-use crate::config::NodeConfig;
+use crate::config::{NodeConfig, Setting};
 use crate::kernel::Kernel;
 use crate::security::{password, tokens, users};
 use crate::storage::Storage;
@@ -90,11 +90,11 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
     let config = NodeConfig::load(&storage)?;
     let ip = match opts.listen {
         Some(ip) => ip,
-        None => config.get("listen").parse().context("stored listen address")?,
+        None => config.get(Setting::Listen).parse().context("stored listen address")?,
     };
     let port = match opts.port {
         Some(port) => port,
-        None => config.get("port").parse().context("stored port")?,
+        None => config.get(Setting::Port).parse().context("stored port")?,
     };
     let listener = Async::<TcpListener>::bind(SocketAddr::new(ip, port))
         .with_context(|| format!("cannot listen on {ip}:{port} (in use? try --port)"))?;
@@ -105,7 +105,10 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
         let data = serde_json::json!({"by_ms": by as f64 / 1e6, "source": source.as_str(), "at_boot": true});
         kernel.events.notify(crate::events::Kind::TimeStepped, None, data);
     }
-    kernel.timekeeper.attach_events(kernel.events.clone());
+    let events = kernel.events.clone();
+    kernel
+        .timekeeper
+        .on_step(Box::new(move |data| events.notify(crate::events::Kind::TimeStepped, None, data)));
     let https = match kernel.tls.server_config() {
         Some(config) => {
             let port = opts.https_port.unwrap_or(kernel.tls.port());
@@ -164,7 +167,7 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
         }
     };
     // Subscribed before the beacon starts, so the first peers found are events too.
-    executor.spawn(crate::events::peers::follow(kernel.events.clone(), kernel.beacon.subscribe())).detach();
+    executor.spawn(crate::beacon::events::follow(kernel.events.clone(), kernel.beacon.subscribe())).detach();
     // The time server first: its port goes into the beacon's announcement.
     let time = kernel.timekeeper.start(&executor, ip);
     let beacon = kernel.beacon.start(&executor, kernel.storage.clone(), kernel.clock.clone());
@@ -191,7 +194,7 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
             executor.spawn(crate::net::tls::acme::run(kernel.tls.clone(), manager, domain)).detach();
         }
     }
-    let inline_ms = kernel.config.get_u64("runtime.inline_ms");
+    let inline_ms = kernel.config.get_u64(Setting::RuntimeInlineMs);
     if inline_ms > 0 {
         kernel
             .runtime
@@ -320,7 +323,7 @@ fn announce(kernel: &Kernel, bound: SocketAddr, first: Option<&Bootstrap>, clien
         if path.exists() {
             return None;
         }
-        crate::cli::client_config::ClientConfig { server: server.clone(), token: first.token.clone() }
+        super::client_config::ClientConfig { server: server.clone(), token: first.token.clone() }
             .save(path)
             .ok()
             .map(|_| path)

@@ -6,6 +6,7 @@
 //! - [`instance`]: one app's JavaScript world (runtime, context, modules, `fazt.*`).
 //! - [`memory`]: the allocator that enforces and reports the memory limit.
 //! - [`worker`]: the threads that run instances, each with its own cache of them.
+//! - [`priority`]: scheduling priority of a thread (the workers run lower than HTTP).
 //! - [`gate`]: the per-app limit on concurrent runs and the queue of requests waiting.
 //! - [`inline`]: handlers run on the HTTP executor's own threads, watched.
 //! - `prelude.js`: the JavaScript side of `require`, `console`, timers and `fazt.*`.
@@ -26,6 +27,7 @@ pub mod gate;
 pub mod inline;
 pub mod instance;
 pub mod memory;
+pub mod priority;
 pub mod request;
 pub mod worker;
 

@@ -36,8 +36,8 @@ pub struct WorkerContext {
 /// The worker loop; returns when the queue closes. After each run the worker goes on
 /// with the same app's next queued request, if any, while it holds the app's place.
 pub(crate) fn run(jobs: async_channel::Receiver<Job>, ctx: WorkerContext) {
-    // Handlers yield the CPU to the HTTP threads (see proc::priority).
-    if let Err(err) = crate::proc::priority::lower_current_thread(WORKER_NICE_STEP) {
+    // Handlers yield the CPU to the HTTP threads (see runtime::priority).
+    if let Err(err) = super::priority::lower_current_thread(WORKER_NICE_STEP) {
         tracing::debug!(error = %err, "could not lower a JavaScript worker's priority");
     }
     let mut warm = Warm::new(&ctx);

@@ -20,5 +20,5 @@ pub mod users;
 
 /// The SHA-256 of a secret, as stored.
 pub fn secret_hash(secret: &str) -> String {
-    crate::fs::content_hash(secret.as_bytes())
+    crate::rules::hash::content_hash(secret.as_bytes())
 }

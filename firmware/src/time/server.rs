@@ -10,7 +10,7 @@
 
 use super::ntp::{self, mode, Extension, NtpTimestamp, Packet, PacketError};
 use super::{Clock, UnixNanos};
-use crate::beacon::identity::NodeIdentity;
+use crate::identity::NodeIdentity;
 use async_io::Async;
 use std::collections::HashMap;
 use std::io;

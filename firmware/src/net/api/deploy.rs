@@ -9,6 +9,7 @@
 //! transaction.
 
 use super::read_json;
+use crate::config::Setting;
 use crate::fs::archive::Limits;
 use crate::fs::deploy::{deploy_archive, missing_hashes, DeployError};
 use crate::fs::is_content_hash;
@@ -29,7 +30,7 @@ struct CheckBody {
 /// `POST /api/deploy/check`: which of these hashes does the node lack?
 pub async fn check(kernel: &Arc<Kernel>, req: Request<Incoming>) -> Result<Resp, ApiError> {
     let body: CheckBody = read_json(kernel, req).await?;
-    if body.hashes.len() as u64 > kernel.config.get_u64("deploy.max_files") {
+    if body.hashes.len() as u64 > kernel.config.get_u64(Setting::DeployMaxFiles) {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
@@ -74,7 +75,7 @@ pub async fn deploy(kernel: &Arc<Kernel>, req: Request<Incoming>) -> Result<Resp
     let name = query_param(req.uri(), "name")
         .ok_or_else(|| ApiError::bad_request("bad_app_name", "missing ?name=<app>"))?;
     crate::fs::deploy::validate_app_name(&name)?;
-    let max_upload = kernel.config.get_u64("deploy.max_archive_bytes");
+    let max_upload = kernel.config.get_u64(Setting::DeployMaxArchiveBytes);
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -132,9 +133,9 @@ pub async fn deploy(kernel: &Arc<Kernel>, req: Request<Incoming>) -> Result<Resp
     }
 
     let limits = Limits {
-        max_site_bytes: kernel.config.get_u64("deploy.max_site_bytes"),
-        max_file_bytes: kernel.config.get_u64("deploy.max_file_bytes"),
-        max_files: kernel.config.get_u64("deploy.max_files"),
+        max_site_bytes: kernel.config.get_u64(Setting::DeployMaxSiteBytes),
+        max_file_bytes: kernel.config.get_u64(Setting::DeployMaxFileBytes),
+        max_files: kernel.config.get_u64(Setting::DeployMaxFiles),
     };
     let now = kernel.clock.now_millis();
     let app = name.clone();

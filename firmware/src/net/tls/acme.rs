@@ -8,6 +8,7 @@
 
 use super::store::{self, Source};
 use super::Tls;
+use crate::config::Setting;
 use crate::storage::StorageError;
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -77,12 +78,12 @@ impl Settings {
     /// From the node config.
     pub fn from_config(config: &crate::config::NodeConfig) -> Self {
         Settings {
-            directory: config.get("acme.directory_url").to_string(),
-            email: config.get("acme.email").to_string(),
-            ca_file: config.get("acme.ca_file").to_string(),
-            retry_secs: config.get_u64("acme.retry_secs").max(1),
-            check_secs: config.get_u64("acme.check_secs").max(1),
-            challenge: match config.get("acme.challenge") {
+            directory: config.get(Setting::AcmeDirectoryUrl).to_string(),
+            email: config.get(Setting::AcmeEmail).to_string(),
+            ca_file: config.get(Setting::AcmeCaFile).to_string(),
+            retry_secs: config.get_u64(Setting::AcmeRetrySecs).max(1),
+            check_secs: config.get_u64(Setting::AcmeCheckSecs).max(1),
+            challenge: match config.get(Setting::AcmeChallenge) {
                 "tls-alpn-01" => ChallengeType::TlsAlpn01,
                 _ => ChallengeType::Http01,
             },

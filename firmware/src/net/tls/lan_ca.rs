@@ -10,6 +10,7 @@
 
 use super::store::{self, Source};
 use super::TlsError;
+use crate::rules::keys::LAN_CA_KEY;
 use crate::storage::{Storage, StorageError};
 use fazt_hal::keystore::EcdsaKeystore;
 use rcgen::{
@@ -20,9 +21,6 @@ use rusqlite::OptionalExtension;
 use sha2::{Digest, Sha256};
 use std::net::IpAddr;
 use std::sync::Arc;
-
-/// The keystore name of the CA key.
-pub const CA_KEY_NAME: &str = "lan-ca-p256";
 
 /// How long the CA certificate is valid: long, because every device that trusts it
 /// would have to trust a new one.
@@ -43,7 +41,7 @@ impl RemoteKeyPair for KeystoreKey {
     }
 
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
-        self.keystore.ecdsa_sign(CA_KEY_NAME, msg).map_err(|_| rcgen::Error::RemoteKeyError)
+        self.keystore.ecdsa_sign(LAN_CA_KEY, msg).map_err(|_| rcgen::Error::RemoteKeyError)
     }
 
     fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
@@ -68,7 +66,7 @@ impl std::fmt::Debug for LanCa {
 }
 
 fn key_pair(keystore: &Arc<dyn EcdsaKeystore>) -> Result<KeyPair, TlsError> {
-    let public = keystore.ecdsa_public_key(CA_KEY_NAME).map_err(TlsError::Keystore)?;
+    let public = keystore.ecdsa_public_key(LAN_CA_KEY).map_err(TlsError::Keystore)?;
     KeyPair::from_remote(Box::new(KeystoreKey { keystore: keystore.clone(), public: public.0 }))
         .map_err(TlsError::Rcgen)
 }
@@ -248,7 +246,7 @@ mod tests {
         let second: Arc<dyn EcdsaKeystore> = Arc::new(SoftwareKeystore::new(MemorySeeds::default()));
         let new = LanCa::load_or_create(&storage, second.clone(), "node_1", now).unwrap();
         assert_ne!(old.fingerprint, new.fingerprint);
-        assert!(certifies(&new.cert_pem, &second.ecdsa_public_key(CA_KEY_NAME).unwrap().0));
+        assert!(certifies(&new.cert_pem, &second.ecdsa_public_key(LAN_CA_KEY).unwrap().0));
         assert!(!certifies("not a pem", &[4; 65]));
     }
 

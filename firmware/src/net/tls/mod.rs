@@ -25,7 +25,7 @@ pub mod stapler;
 pub mod store;
 pub mod time;
 
-use crate::config::NodeConfig;
+use crate::config::{NodeConfig, Setting};
 use crate::storage::{Storage, StorageError};
 use crate::time::Clock;
 use fazt_hal::keystore::{EcdsaKeystore, Sealer};
@@ -237,7 +237,7 @@ impl Tls {
         node_id: &str,
         lan_names: LanNames,
     ) -> Result<Tls, TlsError> {
-        let mode = Mode::from_config(config.get("https.mode"));
+        let mode = Mode::from_config(config.get(Setting::HttpsMode));
         let resolver = Arc::new(Resolver::default());
         let lan_ca = match mode {
             Mode::Lan => {
@@ -249,7 +249,7 @@ impl Tls {
             Mode::Off => None,
             _ => Some(server_config(resolver.clone(), clock.clone())?),
         };
-        let hsts = hsts_header(mode, config.get_u64("https.hsts_max_age"));
+        let hsts = hsts_header(mode, config.get_u64(Setting::HttpsHstsMaxAge));
         let tls = Tls {
             mode,
             resolver,
@@ -262,10 +262,10 @@ impl Tls {
             clock,
             sealer,
             hsts,
-            redirect: config.get_bool("https.redirect") && mode != Mode::Off,
-            port: AtomicU16::new(config.get_u64("https.port") as u16),
+            redirect: config.get_bool(Setting::HttpsRedirect) && mode != Mode::Off,
+            port: AtomicU16::new(config.get_u64(Setting::HttpsPort) as u16),
             handshake_errors: LogBrake::new("failed TLS handshakes"),
-            handshakes: handshakes::Handshakes::new(config.get_u64("https.max_handshakes") as usize),
+            handshakes: handshakes::Handshakes::new(config.get_u64(Setting::HttpsMaxHandshakes) as usize),
             unknown_names: LogBrake::new("TLS handshakes for unknown names"),
             challenges: Mutex::default(),
             stapler: stapler::Stapler::default(),
@@ -612,7 +612,7 @@ pub(crate) fn app_name_allowed(tls: &Tls, domain: &str, name: &str) -> bool {
         return true;
     }
     let Some(label) = name.strip_suffix(domain).and_then(|r| r.strip_suffix('.')) else { return false };
-    if label.contains('.') || !crate::net::host::is_dns_label(label) {
+    if label.contains('.') || !crate::rules::names::is_dns_label(label) {
         return false;
     }
     if label == "admin" || label == "root" {

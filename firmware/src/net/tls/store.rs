@@ -172,7 +172,7 @@ pub fn check_for(parsed: &Parsed, name: &str, now: i64) -> Result<(), CertError>
 pub fn normalise_name(name: &str) -> Result<String, CertError> {
     let lower = name.trim().trim_end_matches('.').to_ascii_lowercase();
     let base = lower.strip_prefix("*.").unwrap_or(&lower);
-    if base.contains('.') && crate::net::host::is_valid_domain(base) || base == "localhost" {
+    if base.contains('.') && crate::rules::names::is_valid_domain(base) || base == "localhost" {
         Ok(lower)
     } else {
         Err(CertError::BadName(name.to_string()))

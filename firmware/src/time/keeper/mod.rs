@@ -10,21 +10,22 @@
 //! the node's time server and saves the current time now and then.
 
 mod decide;
+mod peers;
 
 pub use decide::{decide, Decision, Inputs, Measured, SourceKind};
+pub use peers::{PeerChange, PeerDirectory, TimePeer};
 
 use super::client::{self, ClientCounters, QueryError, Sample, MAX_DRIFT_PPM, PRECISION_FLOOR};
 use super::discipline::{Adjustment, Authority};
 use super::server::{Advertised, ServerCounters, TimeServer};
 use super::{rfc3339, Clock, UnixMillis};
-use crate::beacon::identity::{self, NodeIdentity};
-use crate::beacon::peers::PeerEvent;
-use crate::beacon::Beacon;
-use crate::config::NodeConfig;
+use crate::config::{NodeConfig, Setting};
+use crate::identity::{self, NodeIdentity};
 use crate::storage::{Storage, StorageError};
 use async_io::Timer;
 use fazt_hal::keystore::PublicKey;
 use fazt_hal::time::{Rtc, SyncState};
+use futures_lite::StreamExt;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -77,18 +78,18 @@ impl TimeSettings {
     /// Reads the settings from the node configuration.
     pub fn from_config(config: &NodeConfig) -> Self {
         TimeSettings {
-            enabled: config.get_bool("time.enabled"),
+            enabled: config.get_bool(Setting::TimeEnabled),
             ntp_servers: config
-                .get("time.ntp_servers")
+                .get(Setting::TimeNtpServers)
                 .split(',')
                 .filter(|s| !s.is_empty())
                 .map(String::from)
                 .collect(),
-            use_peers: config.get_bool("time.peers"),
-            ntp_port: config.get_u64("time.ntp_port") as u16,
-            poll_interval: Duration::from_secs(config.get_u64("time.poll_interval_secs").max(1)),
-            local_stratum: config.get_u64("time.local_stratum").clamp(1, 15) as u8,
-            persist_interval: Duration::from_secs(config.get_u64("time.persist_interval_secs").max(1)),
+            use_peers: config.get_bool(Setting::TimePeers),
+            ntp_port: config.get_u64(Setting::TimeNtpPort) as u16,
+            poll_interval: Duration::from_secs(config.get_u64(Setting::TimePollIntervalSecs).max(1)),
+            local_stratum: config.get_u64(Setting::TimeLocalStratum).clamp(1, 15) as u8,
+            persist_interval: Duration::from_secs(config.get_u64(Setting::TimePersistIntervalSecs).max(1)),
         }
     }
 }
@@ -175,7 +176,7 @@ pub struct Timekeeper {
     clock: Arc<Clock>,
     storage: Arc<Storage>,
     identity: Arc<NodeIdentity>,
-    beacon: Arc<Beacon>,
+    peers: Arc<dyn PeerDirectory>,
     settings: TimeSettings,
     state: Mutex<State>,
     advertised: Arc<Mutex<Advertised>>,
@@ -185,7 +186,19 @@ pub struct Timekeeper {
     executor: OnceLock<Arc<smol::Executor<'static>>>,
     fingerprint: [u8; 4],
     /// Where steps of the clock are reported (`time.stepped`), once attached.
-    events: OnceLock<Arc<crate::events::Events>>,
+    on_step: OnceLock<StepHook>,
+}
+
+/// Told of every step of the kernel clock with `{"by_ms", "source"}`; the node turns it
+/// into a `time.stepped` event (time sits below the event bus, so it only calls back).
+pub type OnStep = Box<dyn Fn(Value) + Send + Sync>;
+
+struct StepHook(OnStep);
+
+impl std::fmt::Debug for StepHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StepHook")
+    }
 }
 
 /// A reference id naming a fazt node: the first bytes of its public key.
@@ -203,7 +216,7 @@ impl Timekeeper {
         clock: Arc<Clock>,
         storage: Arc<Storage>,
         identity: Arc<NodeIdentity>,
-        beacon: Arc<Beacon>,
+        peers: Arc<dyn PeerDirectory>,
         settings: TimeSettings,
     ) -> Self {
         let stratum = settings.local_stratum;
@@ -235,13 +248,13 @@ impl Timekeeper {
             clock,
             storage,
             identity,
-            beacon,
+            peers,
             settings,
             server_counters: Arc::default(),
             client_counters: Arc::default(),
             poll_lock: async_lock::Mutex::new(()),
             executor: OnceLock::new(),
-            events: OnceLock::new(),
+            on_step: OnceLock::new(),
             fingerprint,
         }
     }
@@ -255,9 +268,10 @@ impl Timekeeper {
         &self.settings
     }
 
-    /// Reports every step of the kernel clock from now on as a `time.stepped` event.
-    pub fn attach_events(&self, events: Arc<crate::events::Events>) {
-        let _ = self.events.set(events);
+    /// Reports every step of the kernel clock from now on to `on_step` (the first one
+    /// attached stays).
+    pub fn on_step(&self, on_step: OnStep) {
+        let _ = self.on_step.set(StepHook(on_step));
     }
 
     /// Records what [`boot_floor`] did before the kernel existed.
@@ -313,7 +327,7 @@ impl Timekeeper {
         ) {
             Ok(server) => {
                 let bound = server.local_addr().unwrap_or(addr);
-                self.beacon.set_txt("ntp", &bound.port().to_string());
+                self.peers.announce_ntp_port(bound.port());
                 self.state().server = Ok(bound);
                 tracing::info!(%bound, "time server listening");
                 Some(server)
@@ -344,7 +358,7 @@ impl Timekeeper {
     /// Polls at start, then every poll interval, and at once (with a burst) when a new
     /// peer appears (`fazt time sync` polls directly, through [`Timekeeper::sync`]).
     async fn poll_loop(self: Arc<Self>) {
-        let events = self.beacon.subscribe();
+        let mut changes = self.peers.changes();
         let mut burst = BURST;
         loop {
             self.poll(burst).await;
@@ -355,15 +369,15 @@ impl Timekeeper {
             };
             let found = async {
                 loop {
-                    match events.recv().await {
-                        Ok(PeerEvent::Found { .. }) => break,
-                        Ok(_) => continue,
-                        Err(_) => std::future::pending::<()>().await,
+                    match changes.next().await {
+                        Some(PeerChange::Found) => break,
+                        Some(PeerChange::Lost) => continue,
+                        None => std::future::pending::<()>().await,
                     }
                 }
                 // Peers often appear together: let the rest arrive, then poll once.
                 Timer::after(Duration::from_millis(500)).await;
-                while events.try_recv().is_ok() {}
+                while let Some(Some(_)) = futures_lite::future::poll_once(changes.next()).await {}
                 true
             };
             if futures_lite::future::or(tick, found).await {
@@ -457,8 +471,7 @@ impl Timekeeper {
             targets.push(("ntp", server.clone(), address, None));
         }
         if self.settings.use_peers {
-            for peer in self.beacon.peers() {
-                let record = &peer.record;
+            for record in self.peers.peers() {
                 let (Some(id), Some(port), true) = (&record.id, record.ntp_port, record.verified) else {
                     continue;
                 };
@@ -476,12 +489,8 @@ impl Timekeeper {
     fn update_and_decide(&self, results: Vec<PollResult>) {
         let now = self.clock.board_nanos();
         let max_age = self.max_sample_age();
-        let names: BTreeMap<String, String> = self
-            .beacon
-            .peers()
-            .into_iter()
-            .filter_map(|p| Some((p.record.id.clone()?, p.record.name.clone())))
-            .collect();
+        let names: BTreeMap<String, String> =
+            self.peers.peers().into_iter().filter_map(|p| Some((p.id?, p.name))).collect();
         let mut state = self.state();
         state.polls += 1;
         // Samples taken before a step of the board clock measured a clock that is gone.
@@ -614,9 +623,8 @@ impl Timekeeper {
             Adjustment::Stepped(by) => {
                 tracing::warn!(by_ms = ms(by), source = decision.source.as_str(), "kernel clock stepped");
                 state.last_step = Some(StepRecord { at: synced_at, by_ms: ms(by), source: decision.source });
-                if let Some(events) = self.events.get() {
-                    let data = serde_json::json!({"by_ms": ms(by), "source": decision.source.as_str()});
-                    events.notify(crate::events::Kind::TimeStepped, None, data);
+                if let Some(StepHook(on_step)) = self.on_step.get() {
+                    on_step(serde_json::json!({"by_ms": ms(by), "source": decision.source.as_str()}));
                 }
             }
             Adjustment::Slewing(by) if by.abs() > super::discipline::STEP_THRESHOLD => tracing::warn!(

@@ -1,7 +1,7 @@
 //! The beacon's peer changes as public events (`peer.found`, `peer.lost`).
 
-use super::{Events, Kind};
-use crate::beacon::peers::{Peer, PeerEvent};
+use super::peers::{Peer, PeerEvent};
+use crate::events::{Events, Kind};
 use std::sync::Arc;
 
 /// Turns each change of the beacon's peer table into an event until the beacon's feed

@@ -1,14 +1,12 @@
 //! The node identity: an Ed25519 key pair kept by the keystore, and a node id derived
 //! from its public key, so anyone holding the public key can check the id.
 
+use crate::rules::keys::NODE_KEY;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use fazt_hal::keystore::{self, Keystore, PublicKey, Signature};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
-
-/// The keystore name of the node key.
-pub const KEY_NAME: &str = "node";
 
 /// Who this node is.
 #[derive(Debug, Clone)]
@@ -54,13 +52,13 @@ pub fn decode_signature(text: &str) -> Option<Signature> {
 impl NodeIdentity {
     /// Loads the node key from `keystore`, creating it on the very first start.
     pub fn load_or_create(keystore: Arc<dyn Keystore>) -> Result<Self, keystore::Error> {
-        let public_key = keystore.public_key(KEY_NAME)?;
+        let public_key = keystore.public_key(NODE_KEY)?;
         Ok(NodeIdentity { id: id_for(&public_key), public_key, keystore })
     }
 
     /// Signs `message` with the node key.
     pub fn sign(&self, message: &[u8]) -> Result<Signature, keystore::Error> {
-        self.keystore.sign(KEY_NAME, message)
+        self.keystore.sign(NODE_KEY, message)
     }
 }
 
