@@ -89,6 +89,11 @@ fn check_quota(
     now: UnixMillis,
     quota: u64,
 ) -> Result<(), SyscallError> {
+    // The common case costs one row read: the app stays within its quota even if the
+    // key is new.
+    if usage(conn, app_id)?.saturating_add(size) <= quota {
+        return Ok(());
+    }
     let after = |conn: &Connection| -> Result<(u64, u64), SyscallError> {
         let old: Option<i64> = conn
             .prepare_cached(
