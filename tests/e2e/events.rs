@@ -169,8 +169,14 @@ fn watch_shows_deploys_handler_errors_and_failed_logins_at_once() {
 
     // The history has them too, in order, and ids only grow.
     let all = node.api("GET", "/api/events?since=0", None).json();
-    let types: Vec<&str> =
-        all["events"].as_array().unwrap().iter().filter_map(|e| e["type"].as_str()).collect();
+    // storage.near_full depends on the machine's disk, not on this test.
+    let types: Vec<&str> = all["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .filter(|t| !t.starts_with("storage."))
+        .collect();
     let first = types.iter().position(|t| *t == "apps.deployed").unwrap();
     assert!(types[..first].iter().all(|t| *t == "app.watch.ready"), "{types:?}");
     assert_eq!(types[first..], ["apps.deployed", "handler.error", "login.failed"]);

@@ -439,3 +439,26 @@ fn files_larger_than_the_cache_are_streamed_whole_in_ranges_and_in_bounded_memor
     flate2::read::GzDecoder::new(&gz.body[..]).read_to_end(&mut plain).unwrap();
     assert!(plain == text, "the gzip variant decodes to other bytes");
 }
+
+#[test]
+fn a_nearly_full_database_is_an_event() {
+    let mut node = Node::start();
+    node.stop();
+    let size = std::fs::metadata(node.data()).unwrap().len();
+    // 95 % of the cap is taken already: the first look at start crosses the line.
+    node.cli_ok(&["server", "set-config", "storage.max_db_bytes", &(size + size / 19).to_string()]);
+    node.spawn();
+    let mut seen = None;
+    for _ in 0..100 {
+        let page = node.api("GET", "/api/events?since=0&type=storage", None).json();
+        if let Some(event) = page["events"].as_array().and_then(|e| e.first()).cloned() {
+            seen = Some(event);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let event = seen.expect("no storage.near_full event within 10 s of start");
+    assert_eq!(event["type"], "storage.near_full", "{event}");
+    assert!(event["data"]["db_cap_bytes"].as_u64().unwrap() > 0, "{event}");
+    assert!(event["data"]["disk_total_bytes"].as_u64().unwrap() > 0, "{event}");
+}

@@ -172,6 +172,7 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
     let time = kernel.timekeeper.start(&executor, ip);
     let beacon = kernel.beacon.start(&executor, kernel.storage.clone(), kernel.clock.clone());
     executor.spawn(sweep_expired_kv(kernel.clone())).detach();
+    executor.spawn(watch_storage(kernel.clone())).detach();
     if let Some((listener, config)) = https {
         let serve = crate::net::server::serve(
             executor.clone(),
@@ -233,6 +234,42 @@ async fn sweep_expired_kv(kernel: Arc<Kernel>) {
             Ok(0) => {}
             Ok(n) => tracing::info!(entries = n, "expired KV entries removed"),
             Err(err) => tracing::warn!(error = %err, "sweeping expired KV entries failed"),
+        }
+        async_io::Timer::after(EVERY).await;
+    }
+}
+
+/// Looks at the disk and `data.db` every minute, and puts `storage.near_full` on the
+/// event bus when they cross 90 % used (of the disk, or of `storage.max_db_bytes`).
+async fn watch_storage(kernel: Arc<Kernel>) {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+    let cap = kernel.config.get_u64(crate::config::Setting::StorageMaxDbBytes);
+    let mut near_full = crate::storage::watch::NearFull::default();
+    loop {
+        let storage = kernel.storage.clone();
+        let reading =
+            blocking::unblock(move || crate::storage::watch::read(storage.path(), storage.size_bytes(), cap))
+                .await;
+        match reading {
+            Ok(reading) if near_full.crossed(&reading) => {
+                tracing::warn!(
+                    free_mb = reading.disk_free >> 20,
+                    db_mb = reading.db_bytes >> 20,
+                    "storage is nearly full"
+                );
+                kernel.events.notify(
+                    crate::events::Kind::StorageNearFull,
+                    None,
+                    serde_json::json!({
+                        "disk_free_bytes": reading.disk_free,
+                        "disk_total_bytes": reading.disk_total,
+                        "db_bytes": reading.db_bytes,
+                        "db_cap_bytes": reading.db_cap,
+                    }),
+                );
+            }
+            Ok(_) => {}
+            Err(err) => tracing::debug!(error = %err, "cannot read the disk's free space"),
         }
         async_io::Timer::after(EVERY).await;
     }

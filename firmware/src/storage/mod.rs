@@ -10,6 +10,7 @@
 mod error;
 mod migrations;
 pub mod status;
+pub mod watch;
 
 pub use error::StorageError;
 
