@@ -522,9 +522,6 @@ impl Instance {
         promise: Promise<'js>,
         loading: bool,
     ) -> Result<Value<'js>, RuntimeError> {
-        let next_timer = self.hook(ctx, "nextTimer").map_err(|_| self.failure(ctx, ctx.catch(), loading))?;
-        let fire_timers =
-            self.hook(ctx, "fireTimers").map_err(|_| self.failure(ctx, ctx.catch(), loading))?;
         loop {
             while ctx.execute_pending_job() {}
             if self.interrupted.load(Ordering::Relaxed) {
@@ -550,7 +547,12 @@ impl Instance {
                 }
                 PromiseState::Pending => {}
             }
-            let next: f64 = next_timer.call(()).map_err(|_| self.failure(ctx, ctx.catch(), loading))?;
+            // The timer hooks are looked up only here: most handlers settle without
+            // waiting, and the hot path should not pay for them.
+            let next: f64 = self
+                .hook(ctx, "nextTimer")
+                .and_then(|f| f.call(()))
+                .map_err(|_| self.failure(ctx, ctx.catch(), loading))?;
             if next < 0.0 {
                 let message = "the handler's promise never settled (nothing left to wait for)".to_string();
                 self.log_line("error", message.clone());
@@ -563,6 +565,8 @@ impl Instance {
                 return Err(RuntimeError::Timeout(self.timeout_ms()));
             }
             std::thread::sleep(wake.saturating_duration_since(Instant::now()));
+            let fire_timers =
+                self.hook(ctx, "fireTimers").map_err(|_| self.failure(ctx, ctx.catch(), loading))?;
             if fire_timers.call::<_, ()>(()).is_err() {
                 // A throwing timer callback is the app's bug, not the request's end:
                 // log it, as Node would print it, and keep waiting.
