@@ -175,24 +175,13 @@ async fn serve_file(
     if let Some(enc) = encoding.token() {
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(enc));
     }
-    let content_range =
-        |value: String| HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""));
     // A file too large for the cache is streamed from the database piece by piece: a
-    // hundred clients downloading a 1 GB file cost a hundred pieces, not 100 GB.
+    // hundred clients downloading a 1 GB file cost a hundred pieces, not 100 GB. (Such a
+    // body is never in the cache: it only keeps bodies up to that size.)
     let encoded = file.encoded_size(encoding).unwrap_or(file.size);
-    if encoded > kernel.blobs.max_entry_bytes() && kernel.blobs.get(&file.hash, encoding).is_none() {
-        let total = encoded;
-        let (status, start, len) = match range.map(|spec| spec.resolve(total)) {
-            Some(Some((start, end))) => {
-                headers.insert(header::CONTENT_RANGE, content_range(format!("bytes {start}-{end}/{total}")));
-                (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
-            }
-            Some(None) => {
-                headers.remove(header::CONTENT_TYPE);
-                headers.insert(header::CONTENT_RANGE, content_range(format!("bytes */{total}")));
-                return with_headers(StatusCode::RANGE_NOT_SATISFIABLE, headers, Bytes::new());
-            }
-            None => (status, 0, total),
+    if encoded > kernel.blobs.max_entry_bytes() {
+        let Some((status, start, len)) = apply_range(range, encoded, status, &mut headers) else {
+            return with_headers(StatusCode::RANGE_NOT_SATISFIABLE, headers, Bytes::new());
         };
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
         let body = if *method == Method::HEAD {
@@ -208,24 +197,40 @@ async fn serve_file(
     let Some(data) = body(kernel, &file.hash, encoding).await else {
         return plain(StatusCode::INTERNAL_SERVER_ERROR, "file content missing\n");
     };
-    let total = data.len() as u64;
-    let (status, data) = match range.map(|spec| spec.resolve(total)) {
-        Some(Some((start, end))) => {
-            headers.insert(header::CONTENT_RANGE, content_range(format!("bytes {start}-{end}/{total}")));
-            (StatusCode::PARTIAL_CONTENT, data.slice(start as usize..=end as usize))
-        }
-        Some(None) => {
-            headers.remove(header::CONTENT_TYPE);
-            headers.insert(header::CONTENT_RANGE, content_range(format!("bytes */{total}")));
-            (StatusCode::RANGE_NOT_SATISFIABLE, Bytes::new())
-        }
-        None => (status, data),
+    let Some((status, start, len)) = apply_range(range, data.len() as u64, status, &mut headers) else {
+        return with_headers(StatusCode::RANGE_NOT_SATISFIABLE, headers, Bytes::new());
     };
+    let data = data.slice(start as usize..(start + len) as usize);
     if *method == Method::HEAD {
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(data.len()));
         return with_headers(status, headers, Bytes::new());
     }
     with_headers(status, headers, data)
+}
+
+/// Applies a range request to a body of `total` bytes: the status, first byte and length
+/// to send (with `Content-Range` set for a part); `None` for a range outside the body,
+/// with the headers of its `416` set.
+fn apply_range(
+    range: Option<RangeSpec>,
+    total: u64,
+    status: StatusCode,
+    headers: &mut HeaderMap,
+) -> Option<(StatusCode, u64, u64)> {
+    let content_range =
+        |value: String| HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""));
+    match range.map(|spec| spec.resolve(total)) {
+        Some(Some((start, end))) => {
+            headers.insert(header::CONTENT_RANGE, content_range(format!("bytes {start}-{end}/{total}")));
+            Some((StatusCode::PARTIAL_CONTENT, start, end - start + 1))
+        }
+        Some(None) => {
+            headers.remove(header::CONTENT_TYPE);
+            headers.insert(header::CONTENT_RANGE, content_range(format!("bytes */{total}")));
+            None
+        }
+        None => Some((status, 0, total)),
+    }
 }
 
 /// Bytes of a streamed file read per step: what one download holds in memory.
