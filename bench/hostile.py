@@ -31,6 +31,8 @@ import socket
 import sys
 import time
 
+from tls_hold import rss_kb  # the same VmRSS sum tls.sh reports
+
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 
 
@@ -202,16 +204,7 @@ def probe(port, host, path, requests, timeout):
 
 
 def rss(pids):
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-    print(total)
+    print(rss_kb(pids))
 
 
 def main(argv):
