@@ -61,7 +61,10 @@ fn app_list_info_delete() {
     let json: serde_json::Value = serde_json::from_str(&node.cli_ok(&["app", "list", "--json"])).unwrap();
     let shop = json.as_array().unwrap().iter().find(|a| a["name"] == "shop").unwrap().clone();
     assert_eq!(shop["file_count"], 1);
-    assert!(shop["id"].as_str().unwrap().starts_with("app_"));
+    // A UUIDv7, also in the table.
+    let id = shop["id"].as_str().unwrap();
+    assert_eq!((id.len(), &id[14..15]), (36, "7"), "{id}");
+    assert!(list.lines().any(|l| l.starts_with("shop ") && l.contains(id)), "{list}");
     let info = node.cli_ok(&["app", "info", "shop"]);
     assert!(info.contains("index.html"), "{info}");
     // By id too.

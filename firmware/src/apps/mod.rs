@@ -11,7 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 /// An app as listed by the API and the CLI.
 #[derive(Debug, Clone)]
 pub struct AppSummary {
-    /// Stable id (`app_…`).
+    /// Stable id: a UUIDv7, kept across renames.
     pub id: String,
     /// Name, used as the subdomain.
     pub name: String,

@@ -96,5 +96,6 @@ mod tests {
         assert!(!seed(&storage, 2).unwrap());
         let apps = storage.read_blocking(crate::apps::list).unwrap();
         assert_eq!(apps.iter().filter(|a| a.system).count(), 3);
+        assert!(apps.iter().all(|a| crate::ids::is_uuid(&a.id)), "system apps have UUIDs: {apps:?}");
     }
 }

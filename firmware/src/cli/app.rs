@@ -131,15 +131,16 @@ pub fn run(args: AppArgs) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&answer["apps"])?);
                 return Ok(());
             }
-            println!("{:<20} {:>6} {:>10}  {:<21} URL", "NAME", "FILES", "SIZE", "DEPLOYED");
+            println!("{:<20} {:<36} {:>6} {:>10}  {:<21} URL", "NAME", "ID", "FILES", "SIZE", "DEPLOYED");
             for app in answer["apps"].as_array().into_iter().flatten() {
                 let mut name = app["name"].as_str().unwrap_or("").to_string();
                 if app["system"].as_bool() == Some(true) {
                     name.push_str(" (system)");
                 }
                 println!(
-                    "{:<20} {:>6} {:>10}  {:<21} {}",
+                    "{:<20} {:<36} {:>6} {:>10}  {:<21} {}",
                     name,
+                    app["id"].as_str().unwrap_or(""),
                     app["file_count"].as_u64().unwrap_or(0),
                     human_bytes(app["size_bytes"].as_u64().unwrap_or(0)),
                     app["deployed_at"].as_str().unwrap_or("-"),

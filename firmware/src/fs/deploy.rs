@@ -357,7 +357,8 @@ pub fn switch_deployment(
         }
         Some((id, _)) => id,
         None => {
-            let id = crate::ids::new_id("app");
+            // A UUIDv7 stamped with the kernel clock's time of creation.
+            let id = crate::ids::new_uuid_v7(now);
             tx.execute(
                 "INSERT INTO apps(id, name, system, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
                 params![id, app_name, system, now],

@@ -20,6 +20,7 @@
 //! away on its own: a missing file or a wrong TPM may be a mistake the user can undo.
 
 pub mod list;
+pub mod relabel;
 pub mod rotate;
 pub mod sealed_text;
 pub mod store;
@@ -245,6 +246,8 @@ impl Keys {
             let material = sealer.seal(&store::seal_label(CANARY_ROW), CANARY_VALUE)?;
             new_rows.push(sweep::NewRow { name: CANARY_ROW, algorithm: CANARY, material });
         }
+        // Before the sweep: values still sealed under an app's old id would look damaged.
+        relabel::run(storage, sealer.as_ref(), previous.as_deref().map(|s| s as &dyn Sealer))?;
         let report = sweep::run(
             storage,
             sealer.as_ref(),

@@ -250,6 +250,50 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     );
     "#,
     ),
+    (
+        10,
+        "apps: UUIDv7 ids instead of app_… ids, in every table that names an app",
+        r#"
+    -- Each old id gets a UUIDv7 made of the app's created_at (48 bits of ms) and 74
+    -- random bits. The map stays: env values are sealed under a label that holds the
+    -- app id, and only the keys layer (which has the sealer) can seal them again under
+    -- the new id (keys/relabel.rs); it deletes each row once done.
+    CREATE TABLE app_id_changes (
+        old_id TEXT PRIMARY KEY,
+        new_id TEXT NOT NULL UNIQUE
+    );
+    INSERT INTO app_id_changes(old_id, new_id)
+        SELECT id, lower(
+            substr(printf('%012x', min(max(created_at, 0), 281474976710655)), 1, 8) || '-' ||
+            substr(printf('%012x', min(max(created_at, 0), 281474976710655)), 9, 4) || '-' ||
+            '7' || substr(hex(randomblob(2)), 1, 3) || '-' ||
+            substr('89ab', (random() & 3) + 1, 1) || substr(hex(randomblob(2)), 1, 3) || '-' ||
+            hex(randomblob(6)))
+        FROM apps WHERE id LIKE 'app\_%' ESCAPE '\';
+    -- The children point at apps(id): checked at commit, once every table agrees.
+    PRAGMA defer_foreign_keys = ON;
+    UPDATE apps SET id = (SELECT new_id FROM app_id_changes WHERE old_id = apps.id)
+        WHERE id IN (SELECT old_id FROM app_id_changes);
+    UPDATE deployments SET app_id = (SELECT new_id FROM app_id_changes WHERE old_id = deployments.app_id)
+        WHERE app_id IN (SELECT old_id FROM app_id_changes);
+    UPDATE files SET app_id = (SELECT new_id FROM app_id_changes WHERE old_id = files.app_id)
+        WHERE app_id IN (SELECT old_id FROM app_id_changes);
+    UPDATE kv SET app_id = (SELECT new_id FROM app_id_changes WHERE old_id = kv.app_id)
+        WHERE app_id IN (SELECT old_id FROM app_id_changes);
+    UPDATE app_logs SET app_id = (SELECT new_id FROM app_id_changes WHERE old_id = app_logs.app_id)
+        WHERE app_id IN (SELECT old_id FROM app_id_changes);
+    UPDATE app_env SET app_id = (SELECT new_id FROM app_id_changes WHERE old_id = app_env.app_id)
+        WHERE app_id IN (SELECT old_id FROM app_id_changes);
+    UPDATE app_limits SET app_id = (SELECT new_id FROM app_id_changes WHERE old_id = app_limits.app_id)
+        WHERE app_id IN (SELECT old_id FROM app_id_changes);
+    UPDATE events SET app_id = (SELECT new_id FROM app_id_changes WHERE old_id = events.app_id)
+        WHERE app_id IN (SELECT old_id FROM app_id_changes);
+    -- The kv triggers moved bytes between usage rows as keys changed hands: count again.
+    DELETE FROM app_usage;
+    INSERT INTO app_usage(app_id, kv_bytes)
+        SELECT app_id, sum(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))) FROM kv GROUP BY app_id;
+    "#,
+    ),
 ];
 
 /// The highest version this binary knows.
@@ -358,6 +402,87 @@ mod tests {
         assert!(pending(&conn).unwrap().is_empty());
         conn.execute("DELETE FROM schema_migrations WHERE version = 3", []).unwrap();
         assert_eq!(pending(&conn).unwrap(), [(3, MIGRATIONS.iter().find(|m| m.0 == 3).unwrap().1)]);
+    }
+
+    /// A database made by the schema before `version`, as the binary of that time left it.
+    fn database_before(version: i64) -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        let before: Vec<_> = MIGRATIONS.iter().copied().filter(|m| m.0 < version).collect();
+        apply(&mut conn, &before).unwrap();
+        conn
+    }
+
+    #[test]
+    fn app_ids_become_uuids_in_every_table_with_the_data_intact() {
+        let mut conn = database_before(10);
+        conn.execute_batch(
+            r#"
+            INSERT INTO apps(id, name, system, current_deployment_id, created_at, updated_at)
+                VALUES ('app_00000000000000aa', 'blog', 0, 'dep_1', 1796670585159, 1),
+                       ('app_00000000000000bb', 'admin', 1, 'dep_2', 5, 5),
+                       ('app_00000000000000cc', 'gone', 0, NULL, 7, 7);
+            UPDATE apps SET deleted_at = 9 WHERE name = 'gone';
+            INSERT INTO blobs(hash, size, data, created_at) VALUES ('h1', 2, x'6869', 1);
+            INSERT INTO deployments VALUES ('dep_1', 'app_00000000000000aa', 1, 1, 2),
+                                           ('dep_2', 'app_00000000000000bb', 1, 1, 2);
+            INSERT INTO files VALUES ('dep_1', 'app_00000000000000aa', 'index.html', 'h1', 2, 'text/html'),
+                                     ('dep_2', 'app_00000000000000bb', 'index.html', 'h1', 2, 'text/html');
+            INSERT INTO kv(app_id, key, value, updated_at) VALUES ('app_00000000000000aa', 'k', '"v"', 1),
+                                                                  ('app_00000000000000cc', 'old', '1', 1);
+            INSERT INTO app_logs(app_id, at, level, message) VALUES ('app_00000000000000aa', 1, 'info', 'hi');
+            INSERT INTO app_env VALUES ('app_00000000000000aa', 'API_KEY', 'sealed:xyz');
+            INSERT INTO app_limits(app_id, timeout_ms) VALUES ('app_00000000000000aa', 1234);
+            INSERT INTO events VALUES (1, 1, 'apps.deployed', 'app_00000000000000aa', 'blog', 'private', '{}'),
+                                      (2, 2, 'login.failed', NULL, NULL, 'private', '{}');
+            "#,
+        )
+        .unwrap();
+        run(&mut conn).unwrap();
+        let id_of = |name: &str| -> String {
+            conn.query_row("SELECT id FROM apps WHERE name = ?1", [name], |r| r.get(0)).unwrap()
+        };
+        let blog = id_of("blog");
+        assert!(crate::ids::is_uuid(&blog), "{blog}");
+        assert_eq!(&blog[14..15], "7", "a v7 UUID: {blog}");
+        // Its time is the app's created_at.
+        let ms = i64::from_str_radix(&blog[..8], 16).unwrap() << 16
+            | i64::from_str_radix(&blog[9..13], 16).unwrap();
+        assert_eq!(ms, 1796670585159);
+        let (admin, gone) = (id_of("admin"), id_of("gone"));
+        assert!(crate::ids::is_uuid(&admin) && crate::ids::is_uuid(&gone));
+        assert!(blog != admin && admin != gone);
+        let count = |sql: &str, id: &str| -> i64 { conn.query_row(sql, [id], |r| r.get(0)).unwrap() };
+        assert_eq!(count("SELECT count(*) FROM deployments WHERE app_id = ?1", &blog), 1);
+        assert_eq!(count("SELECT count(*) FROM files WHERE app_id = ?1", &blog), 1);
+        assert_eq!(count("SELECT count(*) FROM files WHERE app_id = ?1", &admin), 1);
+        assert_eq!(count("SELECT count(*) FROM kv WHERE app_id = ?1 AND value = '\"v\"'", &blog), 1);
+        assert_eq!(count("SELECT count(*) FROM kv WHERE app_id = ?1", &gone), 1, "a deleted app's rows too");
+        assert_eq!(count("SELECT count(*) FROM app_logs WHERE app_id = ?1 AND message = 'hi'", &blog), 1);
+        assert_eq!(count("SELECT count(*) FROM app_env WHERE app_id = ?1", &blog), 1);
+        assert_eq!(count("SELECT timeout_ms FROM app_limits WHERE app_id = ?1", &blog), 1234);
+        assert_eq!(count("SELECT count(*) FROM events WHERE app_id = ?1 AND app_name = 'blog'", &blog), 1);
+        assert_eq!(count("SELECT kv_bytes FROM app_usage WHERE app_id = ?1", &blog), 4, "'k' + '\"v\"'");
+        // No old id is left anywhere, and every reference resolves.
+        for table in
+            ["apps", "deployments", "files", "kv", "app_logs", "app_env", "app_limits", "app_usage", "events"]
+        {
+            let column = if table == "apps" { "id" } else { "app_id" };
+            let sql = format!("SELECT count(*) FROM {table} WHERE {column} LIKE 'app%'");
+            assert_eq!(conn.query_row(&sql, [], |r| r.get::<_, i64>(0)).unwrap(), 0, "{table}");
+        }
+        let broken: i64 =
+            conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0)).unwrap();
+        assert_eq!(broken, 0);
+        assert_eq!(
+            count("SELECT count(*) FROM app_id_changes WHERE new_id = ?1", &blog),
+            1,
+            "kept for keys/relabel"
+        );
+        let current: String = conn
+            .query_row("SELECT current_deployment_id FROM apps WHERE id = ?1", [&blog], |r| r.get(0))
+            .unwrap();
+        assert_eq!(current, "dep_1");
     }
 
     #[test]
