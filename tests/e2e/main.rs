@@ -7,6 +7,7 @@
 mod acme;
 mod admin_ui;
 mod api;
+mod apps;
 mod beacon;
 mod chirp;
 mod deploy;

@@ -1,4 +1,4 @@
-//! `fazt app list|info|delete`.
+//! `fazt app list|info|logs|run|env|limits|rename|delete`.
 
 use super::http::Client;
 use super::{human_bytes, ClientArgs};
@@ -75,6 +75,17 @@ enum Sub {
         #[arg(long)]
         storage_mb: Option<u64>,
     },
+    /// Give an app a new name (its files, KV, env, logs and limits stay with it).
+    Rename {
+        /// App name or id.
+        app: String,
+        /// The new name (a DNS label: a-z, 0-9 and '-').
+        new_name: String,
+        /// Rename in this data file directly (with no node running on it; if one runs,
+        /// it is asked through its API instead).
+        #[arg(long, value_name = "FILE")]
+        data: Option<std::path::PathBuf>,
+    },
     /// Delete an app (its name is free again at once).
     Delete {
         /// App name or id.
@@ -123,6 +134,12 @@ fn print_logs(lines: &serde_json::Value) {
 
 /// Runs `fazt app …`.
 pub fn run(args: AppArgs) -> anyhow::Result<()> {
+    if let Sub::Rename { app, new_name, data: Some(data) } = &args.command {
+        if crate::proc::lock::holder(data)?.is_none() {
+            return rename_offline(data, app, new_name);
+        }
+        eprintln!("a node runs on {}: renaming through its API", data.display());
+    }
     let client = Client::from_args(&args.client)?;
     match args.command {
         Sub::List { json } => {
@@ -253,6 +270,12 @@ pub fn run(args: AppArgs) -> anyhow::Result<()> {
             println!("storage_used_bytes {}", answer["storage_used_bytes"]);
             Ok(())
         }
+        Sub::Rename { app, new_name, data: _ } => {
+            let url = format!("/api/apps/{}/rename", encode(&app));
+            let answer = client.post_json(&url, &serde_json::json!({ "name": new_name }))?;
+            println!("renamed {app} to {new_name} ({})", answer["url"].as_str().unwrap_or(""));
+            Ok(())
+        }
         Sub::Delete { app, yes } => {
             if !yes {
                 if !std::io::stdin().is_terminal() {
@@ -270,6 +293,43 @@ pub fn run(args: AppArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `fazt app rename --data FILE` with no node on the file: renames under the data
+/// file's lock and records the `apps.renamed` event in the history for the next start.
+fn rename_offline(data: &std::path::Path, app: &str, new_name: &str) -> anyhow::Result<()> {
+    use crate::events::{ring, Event, Kind};
+    let _lock = crate::proc::lock::DataLock::acquire(data)?;
+    let storage = crate::storage::Storage::open_existing(data)?;
+    let max_rows = crate::config::NodeConfig::load(&storage)?.get_u64(crate::config::Setting::EventsMaxRows);
+    let now = crate::time::Clock::new().now_millis();
+    let renamed = storage
+        .write_blocking(|conn| crate::apps::rename(conn, app, new_name, now))
+        .map_err(|e| anyhow::anyhow!("{e} ({})", e.code()))?;
+    if renamed.changed {
+        // Numbered after the last stored event, as the bus would have; a node starting
+        // later numbers on past it. The rename stands even if this fails.
+        let recorded = storage.write_blocking(|conn| {
+            let event = Event {
+                id: ring::max_id(conn)? + 1,
+                time: now,
+                kind: Kind::AppRenamed.as_str().to_string(),
+                app: Some(renamed.id.clone()),
+                app_name: Some(renamed.new_name.clone()),
+                visibility: Kind::AppRenamed.visibility(),
+                data: serde_json::json!({"id": renamed.id, "old": renamed.old_name, "new": renamed.new_name}),
+            };
+            ring::insert(conn, &[std::sync::Arc::new(event)], max_rows)
+        });
+        if let Err(err) = recorded {
+            eprintln!("warning: the apps.renamed event could not be recorded: {err}");
+        }
+    }
+    match renamed.changed {
+        true => println!("renamed {} to {} (id {})", renamed.old_name, renamed.new_name, renamed.id),
+        false => println!("{} is already named {}", renamed.id, renamed.new_name),
+    }
+    Ok(())
 }
 
 fn encode(s: &str) -> String {

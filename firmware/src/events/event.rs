@@ -23,6 +23,8 @@ pub enum Kind {
     AppDeployed,
     /// An app was deleted.
     AppDeleted,
+    /// An app got a new name (data: id, old and new name).
+    AppRenamed,
     /// A handler threw or failed to load.
     HandlerError,
     /// A handler ran past its wall-time limit.
@@ -54,6 +56,7 @@ impl Kind {
     pub const ALL: &'static [Kind] = &[
         Kind::AppDeployed,
         Kind::AppDeleted,
+        Kind::AppRenamed,
         Kind::HandlerError,
         Kind::LimitTimeout,
         Kind::LimitMemory,
@@ -73,6 +76,7 @@ impl Kind {
         match self {
             Kind::AppDeployed => "apps.deployed",
             Kind::AppDeleted => "apps.deleted",
+            Kind::AppRenamed => "apps.renamed",
             Kind::HandlerError => "handler.error",
             Kind::LimitTimeout => "limit.timeout",
             Kind::LimitMemory => "limit.memory",

@@ -113,3 +113,50 @@ pub async fn delete(kernel: &Arc<Kernel>, id: &str) -> Result<Resp, ApiError> {
     kernel.events.notify(crate::events::Kind::AppDeleted, Some((&app.id, &app.name)), serde_json::json!({}));
     Ok(ok(serde_json::json!({})))
 }
+
+/// The body of `POST /api/apps/{id}/rename`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RenameBody {
+    name: String,
+}
+
+/// `POST /api/apps/{id}/rename` with `{"name": "NEW"}`: the app answers under the new
+/// name at once, and the old one is free (404) at once.
+pub async fn rename(
+    kernel: &Arc<Kernel>,
+    id: &str,
+    req: http::Request<hyper::body::Incoming>,
+) -> Result<Resp, ApiError> {
+    let body: RenameBody = super::read_json(kernel, req).await?;
+    let key = percent_encoding::percent_decode_str(id).decode_utf8_lossy().into_owned();
+    let now = kernel.clock.now_millis();
+    let renamed =
+        kernel.storage.write(move |conn| apps::rename(conn, &key, &body.name, now)).await.map_err(|err| {
+            match err {
+                apps::RenameError::Storage(storage) => storage.into(),
+                apps::RenameError::NotFound(_) => ApiError::not_found(format!("no app '{id}'")),
+                apps::RenameError::Taken(_) => {
+                    ApiError::new(StatusCode::CONFLICT, err.code(), err.to_string())
+                }
+                apps::RenameError::System(_) => {
+                    ApiError::new(StatusCode::FORBIDDEN, err.code(), err.to_string())
+                }
+                apps::RenameError::BadName(_) => ApiError::bad_request(err.code(), err.to_string()),
+            }
+        })?;
+    if renamed.changed {
+        kernel.sites.invalidate(&renamed.old_name);
+        kernel.sites.invalidate(&renamed.new_name);
+        // Instances are kept by app id and carry the name (`fazt.app.name`): build anew.
+        kernel.runtime.config_generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        kernel.tls.want(&format!("{}.{}", renamed.new_name, kernel.config.domain()));
+        tracing::info!(id = %renamed.id, old = %renamed.old_name, new = %renamed.new_name, "app renamed");
+        kernel.events.notify(
+            crate::events::Kind::AppRenamed,
+            Some((&renamed.id, &renamed.new_name)),
+            serde_json::json!({"id": renamed.id, "old": renamed.old_name, "new": renamed.new_name}),
+        );
+    }
+    get(kernel, &renamed.id).await
+}

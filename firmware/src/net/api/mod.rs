@@ -86,6 +86,7 @@ routes! {
     AppList:       GET    ["apps"]                       Admin => |c| apps::list(c.kernel).await;
     AppGet:        GET    ["apps", id]                   Admin => |c| apps::get(c.kernel, id).await;
     AppDelete:     DELETE ["apps", id]                   Admin => |c| apps::delete(c.kernel, id).await;
+    AppRename:     POST   ["apps", id, "rename"]         Admin => |c| apps::rename(c.kernel, id, c.req).await;
     AppFiles:      GET    ["apps", id, "files"]          Admin => |c| apps::files(c.kernel, id).await;
     AppFile:       GET    ["apps", id, "files", ..]      Admin => |c| apps::file_content(c.kernel, id, c.rest).await;
     AppLogs:       GET    ["apps", id, "logs"]           Admin => |c| backend::logs(c.kernel, id, c.req.uri()).await;
@@ -281,6 +282,7 @@ mod tests {
             ("apps/blog", "GET, DELETE"),
             ("apps/blog/env/KEY", "PUT, DELETE"),
             ("apps/blog/limits", "GET, PUT"),
+            ("apps/blog/rename", "POST"),
             ("apps/blog/files/a/b", "GET"),
             ("tokens", "GET, POST"),
             ("events", "GET, POST"),
