@@ -321,7 +321,7 @@ impl NodeConfig {
             let mut stmt = conn.prepare("SELECT key, value FROM config")?;
             for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
                 let (key, value) = row?;
-                // Only declared keys; other rows (internal state) are not configuration.
+                // Only declared keys: a row a newer version wrote is not ours to read.
                 if values.contains_key(&key) {
                     values.insert(key, value);
                 }
@@ -371,18 +371,10 @@ pub fn set(storage: &Storage, key: &str, value: &str) -> Result<String, ConfigEr
     Ok(value)
 }
 
-/// Reads an internal state row (not a declared key), e.g. the system-apps version.
-pub fn get_state(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
-    conn.query_row("SELECT value FROM config WHERE key = ?1", [key], |r| r.get(0)).optional()
-}
-
-/// Writes an internal state row.
-pub fn set_state(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
-    conn.execute(
-        "INSERT INTO config(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        params![key, value],
-    )?;
-    Ok(())
+/// The stored value of one setting (`None` when unset: its default applies), read on
+/// `conn` by code that is already in a transaction or follows a change at runtime.
+pub fn stored(conn: &Connection, key: Setting) -> rusqlite::Result<Option<String>> {
+    conn.query_row("SELECT value FROM config WHERE key = ?1", [key.name()], |r| r.get(0)).optional()
 }
 
 #[cfg(test)]

@@ -186,3 +186,32 @@ fn system_apps_are_listed_with_uuids_and_cannot_be_deleted_or_overwritten() {
     let after = node.api("GET", "/api/apps", None).json();
     assert_eq!(after, list);
 }
+
+#[test]
+fn internal_state_is_kept_apart_from_the_settings() {
+    let mut node = Node::start();
+    node.stop();
+    let conn = rusqlite::Connection::open(node.data()).unwrap();
+    let state: Vec<String> = conn
+        .prepare("SELECT key FROM state ORDER BY key")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(state.iter().any(|k| k == "state.system_apps_hash"), "{state:?}");
+    assert!(state.iter().any(|k| k == "setup.code"), "{state:?}");
+    let leaked: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM config WHERE key IN (SELECT key FROM state) OR key LIKE 'setup.%' OR key = 'acme.status'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(leaked, 0);
+    drop(conn);
+    let list = node.cli_ok(&["config", "list", "--data", node.data().to_str().unwrap()]);
+    for key in &state {
+        assert!(!list.contains(key.as_str()), "{key} in `config list`:\n{list}");
+    }
+}

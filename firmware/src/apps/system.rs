@@ -6,6 +6,7 @@
 
 use crate::fs::deploy::{store_blob, switch_deployment, DeployError};
 use crate::fs::{content_hash, content_type_for};
+use crate::storage::state::{self, StateKey};
 use crate::storage::Storage;
 use crate::time::UnixMillis;
 use include_dir::{include_dir, Dir};
@@ -16,8 +17,6 @@ static SYSTEM_APPS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/system-apps
 
 /// The system apps by name: the folder names under `firmware/system-apps/`.
 pub const NAMES: &[&str] = &["root", "admin", "404"];
-
-const STATE_KEY: &str = "state.system_apps_hash";
 
 fn embedded_files(app: &str) -> Vec<(String, &'static [u8])> {
     let mut out = Vec::new();
@@ -58,7 +57,7 @@ pub fn seed(storage: &Storage, now: UnixMillis) -> Result<bool, DeployError> {
     let wanted = embedded_hash();
     storage.write_durable_blocking(|conn| {
         let tx = conn.transaction()?;
-        if crate::config::get_state(&tx, STATE_KEY)?.as_deref() == Some(wanted.as_str()) {
+        if state::get(&tx, StateKey::SystemAppsHash)?.as_deref() == Some(wanted.as_str()) {
             return Ok(false);
         }
         for app in NAMES {
@@ -70,7 +69,7 @@ pub fn seed(storage: &Storage, now: UnixMillis) -> Result<bool, DeployError> {
             }
             switch_deployment(&tx, app, true, &files, now)?;
         }
-        crate::config::set_state(&tx, STATE_KEY, &wanted)?;
+        state::set(&tx, StateKey::SystemAppsHash, &wanted)?;
         tx.commit()?;
         Ok(true)
     })

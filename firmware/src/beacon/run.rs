@@ -5,6 +5,7 @@ use super::freshness::Seq;
 use super::peers::{Peer, PeerEvent, Upsert};
 use super::record::{self, SERVICE_TYPE};
 use super::{name, Beacon, State};
+use crate::storage::state::{self, StateKey};
 use crate::storage::{Storage, StorageError};
 use crate::time::Clock;
 use fazt_hal::discovery::mdns::{MdnsDiscovery, MdnsOptions, MDNS_PORT};
@@ -137,10 +138,9 @@ impl Beacon {
         let now = clock.now_millis();
         let boot = storage
             .write(move |conn| {
-                let previous =
-                    crate::config::get_state(conn, "beacon.boot")?.and_then(|v| v.parse::<u64>().ok());
+                let previous = state::get(conn, StateKey::BeaconBoot)?.and_then(|v| v.parse::<u64>().ok());
                 let boot = Seq::next_boot(previous, now);
-                crate::config::set_state(conn, "beacon.boot", &boot.to_string())?;
+                state::set(conn, StateKey::BeaconBoot, &boot.to_string())?;
                 Ok::<_, StorageError>(boot)
             })
             .await
@@ -364,10 +364,7 @@ impl Beacon {
     async fn follow_name(&self, discovery: &dyn Discovery, storage: &Arc<Storage>) {
         let stored = storage
             .read(|conn| {
-                Ok::<_, StorageError>(crate::config::get_state(
-                    conn,
-                    crate::config::Setting::BeaconName.name(),
-                )?)
+                Ok::<_, StorageError>(crate::config::stored(conn, crate::config::Setting::BeaconName)?)
             })
             .await
             .ok()

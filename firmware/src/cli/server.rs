@@ -228,7 +228,7 @@ fn print_https(storage: &Storage, config: &NodeConfig) -> anyhow::Result<()> {
     }
     let (certs, acme) = storage.read_blocking(|c| {
         let certs = crate::net::tls::store::list(c)?;
-        let acme = config::get_state(c, crate::net::tls::acme::STATUS_ROW)?;
+        let acme = crate::storage::state::get(c, crate::storage::state::StateKey::AcmeStatus)?;
         Ok::<_, crate::storage::StorageError>((certs, acme))
     })?;
     for cert in certs {

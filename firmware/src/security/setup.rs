@@ -9,18 +9,13 @@
 //! again, so the page cannot come back once the node is claimed.
 
 use super::{password, sessions, tokens, users};
-use crate::config::{get_state, set_state};
+use crate::storage::state::{self, StateKey};
 use crate::storage::{Storage, StorageError};
 use crate::time::UnixMillis;
 use rusqlite::Connection;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-
-/// The state row that holds the setup code while the node is unclaimed.
-const CODE_KEY: &str = "setup.code";
-/// The state row that names the API token made at first start, while unclaimed.
-const FIRST_TOKEN_KEY: &str = "setup.first_token";
 
 /// Who may see the setup page (the `setup.page` config key).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,20 +93,20 @@ pub struct Claimed {
 /// gets a new one and may not be the only one who saw the screen.
 pub fn create_code(conn: &Connection, first_token: &str) -> Result<String, StorageError> {
     let code = generate_code();
-    set_state(conn, CODE_KEY, &code)?;
-    set_state(conn, FIRST_TOKEN_KEY, first_token)?;
+    state::set(conn, StateKey::SetupCode, &code)?;
+    state::set(conn, StateKey::SetupFirstToken, first_token)?;
     Ok(code)
 }
 
 /// The setup code, while the node is unclaimed.
 pub fn code(conn: &Connection) -> Result<Option<String>, StorageError> {
-    Ok(get_state(conn, CODE_KEY)?)
+    Ok(state::get(conn, StateKey::SetupCode)?)
 }
 
 /// Marks the node claimed; true when it was unclaimed until now.
 pub fn claim(conn: &Connection) -> Result<bool, StorageError> {
-    conn.execute("DELETE FROM config WHERE key = ?1", [FIRST_TOKEN_KEY])?;
-    Ok(conn.execute("DELETE FROM config WHERE key = ?1", [CODE_KEY])? > 0)
+    state::delete(conn, StateKey::SetupFirstToken)?;
+    Ok(state::delete(conn, StateKey::SetupCode)?)
 }
 
 /// Checks `code`, sets the admin credentials, claims the node, and opens a session and a
@@ -127,7 +122,7 @@ pub fn complete(
     users::check_username(username)?;
     password::check_length(new_password).map_err(users::CredentialsError::from)?;
     let tx = conn.transaction()?;
-    let Some(stored) = get_state(&tx, CODE_KEY)? else {
+    let Some(stored) = state::get(&tx, StateKey::SetupCode)? else {
         return Err(SetupError::Claimed);
     };
     if !same_code(&stored, code) {
@@ -135,7 +130,7 @@ pub fn complete(
     }
     users::set_admin_in(&tx, username, new_password, now)?;
     // The token shown at first start stops working: the page hands out a new one.
-    if let Some(first) = get_state(&tx, FIRST_TOKEN_KEY)? {
+    if let Some(first) = state::get(&tx, StateKey::SetupFirstToken)? {
         tokens::revoke(&tx, &first, now)?;
     }
     claim(&tx)?;

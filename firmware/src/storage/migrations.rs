@@ -294,6 +294,24 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         SELECT app_id, sum(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))) FROM kv GROUP BY app_id;
     "#,
     ),
+    (
+        11,
+        "state: internal state rows move out of the config table",
+        r#"
+    -- What the node remembers that is not a setting (storage/state.rs); config keeps
+    -- only settings. The keys are those of StateKey::ALL.
+    CREATE TABLE state (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    INSERT INTO state(key, value) SELECT key, value FROM config
+        WHERE key IN ('setup.code', 'setup.first_token', 'beacon.boot', 'time.last_known_ms',
+                      'state.system_apps_hash', 'acme.status');
+    DELETE FROM config
+        WHERE key IN ('setup.code', 'setup.first_token', 'beacon.boot', 'time.last_known_ms',
+                      'state.system_apps_hash', 'acme.status');
+    "#,
+    ),
 ];
 
 /// The highest version this binary knows.
@@ -483,6 +501,27 @@ mod tests {
             .query_row("SELECT current_deployment_id FROM apps WHERE id = ?1", [&blog], |r| r.get(0))
             .unwrap();
         assert_eq!(current, "dep_1");
+    }
+
+    #[test]
+    fn state_rows_move_out_of_config_and_settings_stay() {
+        let mut conn = database_before(11);
+        for key in super::super::state::StateKey::ALL {
+            conn.execute("INSERT INTO config(key, value) VALUES (?1, 'v')", [key.as_str()]).unwrap();
+        }
+        conn.execute("INSERT INTO config(key, value) VALUES ('domain', 'example.com')", []).unwrap();
+        run(&mut conn).unwrap();
+        for &key in super::super::state::StateKey::ALL {
+            assert_eq!(super::super::state::get(&conn, key).unwrap().as_deref(), Some("v"), "{key:?}");
+        }
+        let left: Vec<String> = conn
+            .prepare("SELECT key FROM config")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(left, ["domain"]);
     }
 
     #[test]

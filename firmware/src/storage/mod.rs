@@ -9,6 +9,7 @@
 
 mod error;
 mod migrations;
+pub mod state;
 pub mod status;
 pub mod watch;
 

@@ -33,9 +33,6 @@ const MAX_BACKOFF_SECS: u64 = 6 * 3600;
 /// Largest answer read from the CA (certificates chains are a few KB).
 const MAX_ANSWER_BYTES: u64 = 1 << 20;
 
-/// The internal state row where the ACME status is kept for `fazt server status`.
-pub const STATUS_ROW: &str = "acme.status";
-
 /// What the node knows about its ACME work, shown by `fazt server status` and the API.
 #[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct Status {
@@ -231,7 +228,7 @@ impl Manager {
         };
         let json = serde_json::to_string(&status).unwrap_or_default();
         if let Err(err) = tls.storage.write_blocking(move |c| {
-            crate::config::set_state(c, STATUS_ROW, &json)?;
+            crate::storage::state::set(c, crate::storage::state::StateKey::AcmeStatus, &json)?;
             Ok::<_, StorageError>(())
         }) {
             tracing::warn!(error = %err, "cannot record the ACME status");

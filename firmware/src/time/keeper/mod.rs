@@ -52,8 +52,6 @@ const RATE_BACKOFF_ROUNDS: u64 = 8;
 const MAX_DISTANCE: i64 = 1_500_000_000;
 /// The error assumed for our own clock while nothing has set it.
 const UNSYNCED_OWN_DISTANCE: i64 = 100_000_000;
-/// The config state row holding the last saved time (milliseconds).
-const LAST_KNOWN_KEY: &str = "time.last_known_ms";
 
 /// The `time.*` settings.
 #[derive(Debug, Clone)]
@@ -699,7 +697,13 @@ impl Timekeeper {
         let now = self.clock.now_millis().to_string();
         let result = self
             .storage
-            .write(move |conn| Ok::<_, StorageError>(crate::config::set_state(conn, LAST_KNOWN_KEY, &now)?))
+            .write(move |conn| {
+                Ok::<_, StorageError>(crate::storage::state::set(
+                    conn,
+                    crate::storage::state::StateKey::TimeLastKnownMs,
+                    &now,
+                )?)
+            })
             .await;
         if let Err(err) = result {
             tracing::warn!(error = %err, "cannot save the current time");
@@ -710,7 +714,11 @@ impl Timekeeper {
     pub fn persist_blocking(&self) {
         let now = self.clock.now_millis().to_string();
         let result = self.storage.write_blocking(move |conn| {
-            Ok::<_, StorageError>(crate::config::set_state(conn, LAST_KNOWN_KEY, &now)?)
+            Ok::<_, StorageError>(crate::storage::state::set(
+                conn,
+                crate::storage::state::StateKey::TimeLastKnownMs,
+                &now,
+            )?)
         });
         if let Err(err) = result {
             tracing::warn!(error = %err, "cannot save the current time");
@@ -812,7 +820,12 @@ impl Timekeeper {
 pub fn boot_floor(storage: &Storage, clock: &Clock, rtc: &dyn Rtc) -> Option<(SourceKind, i64)> {
     let mut moved = None;
     let saved = storage
-        .read_blocking(|conn| Ok::<_, StorageError>(crate::config::get_state(conn, LAST_KNOWN_KEY)?))
+        .read_blocking(|conn| {
+            Ok::<_, StorageError>(crate::storage::state::get(
+                conn,
+                crate::storage::state::StateKey::TimeLastKnownMs,
+            )?)
+        })
         .ok()
         .flatten()
         .and_then(|v| v.parse::<i64>().ok());
