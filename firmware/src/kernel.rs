@@ -113,6 +113,12 @@ impl Kernel {
             true => fazt_hal::discovery::mdns::lan_addresses(),
             false => vec![listen],
         };
+        // Before TLS: issuing the LAN certificate at start is a `cert.issued` event.
+        let events = crate::events::Events::start(
+            storage.clone(),
+            clock.clone(),
+            config.get_u64(Setting::EventsMaxRows),
+        )?;
         let lan_names = crate::net::tls::LanNames::new(&beacon.name(), config.domain(), &addresses);
         let tls = Arc::new(crate::net::tls::Tls::new(
             &config,
@@ -122,17 +128,13 @@ impl Kernel {
             keys.sealer.clone(),
             &identity.id,
             lan_names,
+            events.clone(),
         )?);
         beacon.set_ca_fingerprint(tls.lan_ca.as_ref().map(|ca| ca.fingerprint.clone()));
         storage.set_max_bytes(config.get_u64(Setting::StorageMaxDbBytes))?;
         let setup = crate::security::setup::SetupState::load(
             &storage,
             crate::security::setup::SetupMode::parse(config.get(Setting::SetupPage)),
-        )?;
-        let events = crate::events::Events::start(
-            storage.clone(),
-            clock.clone(),
-            config.get_u64(Setting::EventsMaxRows),
         )?;
         let blobs = BlobCache::new(
             config.get_u64(Setting::CacheMaxBytes),

@@ -357,6 +357,27 @@ fn acme_recovers_after_the_ca_was_unreachable() {
     assert!(log(&node).contains("obtaining a certificate failed; backing off"), "{}", log(&node));
     pebble.start();
     wait_until(Duration::from_secs(120), "certificates once the CA is back", || has_cert(&node, DOMAIN));
+    // The failure and then the certificate were events (cert.issued comes just after the
+    // row is stored, so it is waited for too).
+    let cert_events = |kind: &str| -> Vec<serde_json::Value> {
+        let page = api(&node, "GET", &format!("/api/events?since=0&limit=1000&type={kind}"), b"").json();
+        page["events"].as_array().cloned().unwrap_or_default()
+    };
+    let failing = cert_events("cert.failing");
+    let first = failing.first().unwrap_or_else(|| panic!("no cert.failing event"));
+    assert!([DOMAIN.to_string(), format!("admin.{DOMAIN}")]
+        .contains(&first["data"]["name"].as_str().unwrap().to_string()));
+    assert!(first["data"]["error"].as_str().unwrap().starts_with("ACME"), "{first}");
+    assert!(first["data"]["next_retry"].as_str().unwrap().ends_with('Z'), "{first}");
+    assert_eq!((first["app"].is_null(), first["visibility"].as_str()), (true, Some("private")));
+    wait_until(Duration::from_secs(30), "cert.issued for the domain", || {
+        cert_events("cert.issued").iter().any(|e| e["data"]["name"] == DOMAIN)
+    });
+    let issued = cert_events("cert.issued");
+    let issued = issued.iter().find(|e| e["data"]["name"] == DOMAIN).unwrap();
+    assert_eq!(issued["data"]["issuer"], "acme");
+    assert_eq!(issued["data"]["names"], serde_json::json!([DOMAIN]));
+    assert!(issued["data"]["not_after"].as_str().unwrap().ends_with('Z'), "{issued}");
     let root = pebble.root();
     let port = https_port(&node);
     assert!(curl(&root, port, DOMAIN, "/").status.success());

@@ -115,6 +115,19 @@ fn https_lan_ca_certificate_verifies_with_curl_and_openssl() {
     wait_for(|| curl(&["--cacert", ca_arg, &blog_url], port, "blog.localhost").status.success());
     let blog = ok(&curl(&["--cacert", ca_arg, &blog_url], port, "blog.localhost"));
     assert!(blog.contains("tls blog"), "{blog}");
+    // Each issuance of the LAN certificate is a cert.issued event: at start, and again
+    // for the new app's name (before the certificate was served).
+    let issued = node.api("GET", "/api/events?since=0&type=cert.issued", None).json();
+    let issued = issued["events"].as_array().unwrap().clone();
+    assert!(issued.len() >= 2, "{issued:?}");
+    assert!(
+        issued.iter().all(|e| e["data"]["issuer"] == "lan-ca" && e["data"]["name"] == "lan"),
+        "{issued:?}"
+    );
+    let names = |e: &serde_json::Value| e["data"]["names"].as_array().unwrap().clone();
+    assert!(names(&issued[0]).contains(&"kitchen-pi.local".into()), "{issued:?}");
+    assert!(names(issued.last().unwrap()).contains(&"blog.localhost".into()), "{issued:?}");
+    assert!(issued[0]["data"]["not_after"].as_str().unwrap().ends_with('Z'));
     https_ok(&ca, port, "kitchen-pi.local", "/", &[]);
     https_ok(&ca, port, "127.0.0.1", "/", &[]);
 

@@ -305,6 +305,7 @@ pub async fn run(tls: Arc<Tls>, manager: Arc<Manager>, domain: String) {
                         until = crate::time::rfc3339(not_after),
                         "ACME certificate obtained"
                     );
+                    tls.cert_issued(&name, "acme", not_after, std::slice::from_ref(&name));
                     manager.set_status(&tls, |s| {
                         s.failures = 0;
                         s.last_error = None;
@@ -327,6 +328,7 @@ pub async fn run(tls: Arc<Tls>, manager: Arc<Manager>, domain: String) {
                     backoff_until = Some(next);
                     tracing::warn!(name, error = %err, retry_in_secs = wait, rate_limited = err.is_rate_limit(), "obtaining a certificate failed; backing off");
                     let message = err.to_string();
+                    tls.cert_failing(&name, &message, next);
                     manager.set_status(&tls, |s| {
                         s.failures = failures;
                         s.last_error = Some(format!("{name}: {message}"));

@@ -217,6 +217,8 @@ pub struct Tls {
     ocsp_wake: (async_channel::Sender<()>, async_channel::Receiver<()>),
     /// One reload at a time: a slow one must not replace the table a newer one built.
     reload_lock: Mutex<()>,
+    /// Where `cert.issued` and `cert.failing` go.
+    events: Arc<crate::events::Events>,
 }
 
 impl std::fmt::Debug for Tls {
@@ -228,6 +230,9 @@ impl std::fmt::Debug for Tls {
 impl Tls {
     /// Sets up HTTPS as configured: in LAN mode, makes the CA on first use and makes
     /// sure the node's certificate is current; loads every stored certificate.
+    // One argument per dependency until the composition root hands out subsystem
+    // handles (issue 18); grouping them now would only be undone then.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: &NodeConfig,
         storage: Arc<Storage>,
@@ -236,6 +241,7 @@ impl Tls {
         sealer: Arc<dyn Sealer>,
         node_id: &str,
         lan_names: LanNames,
+        events: Arc<crate::events::Events>,
     ) -> Result<Tls, TlsError> {
         let mode = Mode::from_config(config.get(Setting::HttpsMode));
         let resolver = Arc::new(Resolver::default());
@@ -271,6 +277,7 @@ impl Tls {
             stapler: stapler::Stapler::default(),
             ocsp_wake: async_channel::bounded(1),
             reload_lock: Mutex::new(()),
+            events,
             acme: (mode == Mode::Acme)
                 .then(|| Arc::new(acme::Manager::new(acme::Settings::from_config(config)))),
         };
@@ -347,7 +354,36 @@ impl Tls {
         let (Some(ca), Some(names)) = (&self.lan_ca, names) else { return Ok(false) };
         let now = self.clock.now_millis();
         let row = ca.ensure_leaf(&self.storage, self.sealer.as_ref(), &names.names, &names.ips, now)?;
-        Ok(row.updated_at == now)
+        let issued = row.updated_at == now;
+        if issued {
+            self.cert_issued(&row.name, "lan-ca", row.not_after, &row.names);
+        }
+        Ok(issued)
+    }
+
+    /// Publishes `cert.issued`: `issuer` is `acme` or `lan-ca`, `names` what it covers.
+    pub(crate) fn cert_issued(&self, name: &str, issuer: &str, not_after: i64, names: &[String]) {
+        self.events.notify(
+            crate::events::Kind::CertIssued,
+            None,
+            serde_json::json!({
+                "name": name, "issuer": issuer, "names": names,
+                "not_after": crate::time::rfc3339(not_after),
+            }),
+        );
+    }
+
+    /// Publishes `cert.failing`: obtaining or renewing `name` failed; the next attempt
+    /// is at `next_retry` (Unix ms).
+    pub(crate) fn cert_failing(&self, name: &str, error: &str, next_retry: i64) {
+        self.events.notify(
+            crate::events::Kind::CertFailing,
+            None,
+            serde_json::json!({
+                "name": name, "error": error.chars().take(1024).collect::<String>(),
+                "next_retry": crate::time::rfc3339(next_retry),
+            }),
+        );
     }
 
     /// Rebuilds the SNI table from `data.db`. A certificate that cannot be served
@@ -599,6 +635,9 @@ impl Tls {
             .await;
             if let Err(err) = result {
                 tracing::warn!(error = %err, "renewing the LAN certificate failed; retrying later");
+                // Retried at the next name asked for, or at the next check.
+                let next = self.clock.now_millis() + EVERY.as_millis() as i64;
+                self.cert_failing(lan_ca::LEAF_ROW, &err.to_string(), next);
             }
         }
     }
