@@ -91,14 +91,15 @@ impl Hal {
     }
 
     /// Devices for a node inside a test process: a [`FakeClock`] at the system time, no
-    /// RTC, a fixed board, an in-memory LAN that finds nothing unless a test puts
+    /// RTC, a fixed board (1 GiB, 64 MiB resident), an in-memory LAN that finds nothing unless a test puts
     /// something on it, and the software keystore (its machine secret beside the data
     /// file).
     pub fn fake() -> Self {
         Hal {
             clock: Arc::new(FakeClock::new(0)),
             rtc: Box::new(NoRtc),
-            board: Box::new(FixedBoard::new("fake board", 1 << 30)),
+            // Several nodes share a test process: its real RSS would be no one's.
+            board: Box::new(FixedBoard::new("fake board", 1 << 30).with_rss(64 << 20)),
             lan: Arc::new(FakeLan::default()),
             keys: KeyDevices::software(),
         }
