@@ -45,9 +45,6 @@ impl Drop for InProcess {
     }
 }
 
-/// JavaScript workers of an in-process node: tests run many nodes at once.
-const IN_PROCESS_WORKERS: &str = "2";
-
 /// A node (a process, or inside this one) with its own data folder.
 pub struct Node {
     pub dir: tempfile::TempDir,
@@ -205,10 +202,8 @@ impl Node {
             in_process_clock_ms: clock_offset_ms,
         };
         let storage = fazt::storage::Storage::open(&node.data()).unwrap();
-        let mut settings = settings.to_vec();
-        if !settings.iter().any(|(k, _)| *k == "runtime.workers") {
-            settings.push(("runtime.workers", IN_PROCESS_WORKERS));
-        }
+        // The default `runtime.workers` (one per core, plus one): with fewer, the tests
+        // whose handlers spin until their time limit wait for a free worker.
         for (key, value) in settings {
             fazt::config::set(&storage, key, value).unwrap_or_else(|e| panic!("{key}={value}: {e}"));
         }
