@@ -9,6 +9,8 @@ use crate::storage::Storage;
 use crate::time::keeper::TimeSettings;
 use crate::time::{Clock, Timekeeper};
 use fazt_hal::board::Board;
+use fazt_hal::discovery::Lan;
+use fazt_hal::Hal;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -43,6 +45,8 @@ pub struct Kernel {
     pub config: NodeConfig,
     /// The board we run on (HAL).
     pub board: Box<dyn Board>,
+    /// The LAN: discovery for the beacon, and this machine's addresses (HAL).
+    pub lan: Arc<dyn Lan>,
     /// Current deployments by app name, for serving.
     pub sites: SiteCache,
     /// Hot file bodies by content hash.
@@ -83,21 +87,22 @@ impl std::fmt::Debug for Kernel {
 }
 
 impl Kernel {
-    /// Builds the kernel over an opened database, for a node listening on `listen`;
-    /// creates the node key on the very first start.
+    /// Builds the kernel over an opened database and the devices of `hal`, for a node
+    /// listening on `listen`; creates the node key on the very first start. `clock`
+    /// runs over `hal.clock`.
     pub fn new(
         storage: Arc<Storage>,
         clock: Arc<Clock>,
-        board: Box<dyn Board>,
+        hal: Hal,
         listen: IpAddr,
         public_port: u16,
     ) -> Result<Self, KernelError> {
         let config = NodeConfig::load(&storage)?;
-        let keys = crate::keys::Keys::open(
-            &storage,
-            &clock,
-            &crate::keys::KeySettings::from_config(&config, storage.path()),
-        )?;
+        let key_settings = crate::keys::KeySettings {
+            devices: hal.keys,
+            machine_key: crate::keys::machine_key_path(storage.path()),
+        };
+        let keys = crate::keys::Keys::open(&storage, &clock, &key_settings)?;
         let identity =
             Arc::new(NodeIdentity::load_or_create(keys.identity.clone()).map_err(KernelError::Identity)?);
         let beacon =
@@ -110,7 +115,7 @@ impl Kernel {
             TimeSettings::from_config(&config),
         ));
         let addresses = match listen.is_unspecified() {
-            true => fazt_hal::discovery::mdns::lan_addresses(),
+            true => hal.lan.addresses(),
             false => vec![listen],
         };
         // Before TLS: issuing the LAN certificate at start is a `cert.issued` event.
@@ -160,7 +165,8 @@ impl Kernel {
             storage,
             clock,
             config,
-            board,
+            board: hal.board,
+            lan: hal.lan,
             sites: SiteCache::default(),
             blobs,
             runtime,

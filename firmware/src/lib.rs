@@ -1,7 +1,8 @@
 //! fazt: a personal cloud appliance in one binary and one SQLite file.
 //!
 //! # Layout
-//! - [`proc`]: starting and stopping a node, the data-file lock, systemd.
+//! - [`proc`]: the composition root ([`serve`]: a node from a listener, a
+//!   [`fazt_hal::Hal`] and a storage), `fazt server start`, the data-file lock, systemd.
 //! - [`net`]: the HTTP server, host routing, static serving, the admin API.
 //! - [`fs`]: the virtual filesystem inside `data.db` (content-addressed blobs, deploys).
 //! - [`apps`]: apps and the embedded system apps.
@@ -48,6 +49,8 @@ pub mod security;
 pub mod storage;
 pub mod syscall;
 pub mod time;
+
+pub use proc::serve::{serve, NodeOptions, ServeError};
 
 /// The version of this binary.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -128,18 +128,30 @@ impl Board for LinuxBoard {
 #[derive(Debug, Clone)]
 pub struct FixedBoard {
     info: BoardInfo,
+    rss_bytes: Option<u64>,
 }
 
 impl FixedBoard {
-    /// A board that reports the given model and memory size and one CPU.
+    /// A board that reports the given model and memory size and one CPU, and cannot
+    /// tell the process's memory use.
     pub fn new(model: &str, memory_total_bytes: u64) -> Self {
-        FixedBoard { info: BoardInfo { model: model.into(), memory_total_bytes, cpus: 1 } }
+        FixedBoard { info: BoardInfo { model: model.into(), memory_total_bytes, cpus: 1 }, rss_bytes: None }
+    }
+
+    /// The same board, reporting `bytes` as the process's resident memory.
+    pub fn with_rss(mut self, bytes: u64) -> Self {
+        self.rss_bytes = Some(bytes);
+        self
     }
 }
 
 impl Board for FixedBoard {
     fn info(&self) -> Result<BoardInfo, Error> {
         Ok(self.info.clone())
+    }
+
+    fn process_rss_bytes(&self) -> Result<u64, Error> {
+        self.rss_bytes.ok_or(Error::Unsupported)
     }
 }
 

@@ -6,6 +6,8 @@
 //! features build with only Rust and a C compiler.
 //!
 //! # Layout
+//! - [`Hal`] (module [`bundle`]): the devices one node uses, chosen in one place:
+//!   [`Hal::linux`] for a real machine, [`Hal::fake`] for a node inside a test process.
 //! - [`audio`]: play and capture sound. WAV-file backend always; live audio (cpal on
 //!   ALSA) behind the `audio-alsa` cargo feature.
 //! - [`board`]: what machine this is (model, memory, CPU count), for health reports and
@@ -13,7 +15,8 @@
 //! - [`discovery`]: finding and announcing services on the LAN (mDNS / DNS-SD), with an
 //!   in-memory LAN for tests.
 //! - [`keystore`]: named Ed25519 (node identity) and ECDSA P-256 (LAN CA) key pairs
-//!   that sign; software backends now, a TPM later.
+//!   that sign and seal; software backends, and a TPM behind the `tpm` feature
+//!   (a stand-in type with no values without it).
 //! - [`time`]: the board's wall clock (system clock, or one shifted by a fixed offset
 //!   for tests) and its battery-backed RTC, which the kernel clock corrects.
 //!
@@ -27,6 +30,9 @@
 
 pub mod audio;
 pub mod board;
+pub mod bundle;
 pub mod discovery;
 pub mod keystore;
 pub mod time;
+
+pub use bundle::{Hal, HalSettings};

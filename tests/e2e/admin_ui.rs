@@ -118,7 +118,7 @@ impl Drop for Browser {
 
 #[test]
 fn dashboard_shows_login_apps_files_tokens_and_health() {
-    let node = Node::start();
+    let node = Node::in_process();
     assert_eq!(
         node.deploy_files("blog", &[("index.html", b"<h1>hi</h1>"), ("css/site.css", b"body{color:red}")])
             .status,

@@ -15,7 +15,7 @@ fn login(node: &Node, password: &str) -> crate::support::Resp {
 
 #[test]
 fn password_login_gives_a_session_cookie_and_logout_ends_it() {
-    let node = Node::start();
+    let node = Node::in_process();
     let password = node.password.clone().expect("first start prints a password");
     let resp = login(&node, &password);
     assert_eq!(resp.status, 200, "{}", resp.text());
@@ -53,7 +53,7 @@ fn password_login_gives_a_session_cookie_and_logout_ends_it() {
 
 #[test]
 fn wrong_passwords_are_refused_then_rate_limited() {
-    let node = Node::start();
+    let node = Node::in_process();
     // Five attempts a minute: at most a few more get through while slow hashing lets
     // the bucket refill, then the node answers 429 at once.
     let mut refused = 0;
@@ -74,7 +74,7 @@ fn wrong_passwords_are_refused_then_rate_limited() {
 
 #[test]
 fn set_credentials_changes_the_password() {
-    let mut node = Node::start();
+    let mut node = Node::in_process();
     node.stop();
     let out = node.cli(&["server", "set-credentials", "--password", "short"]);
     assert!(!out.status.success(), "short passwords are refused");
@@ -95,7 +95,7 @@ fn set_credentials_changes_the_password() {
 
 #[test]
 fn tokens_create_list_revoke() {
-    let node = Node::start();
+    let node = Node::in_process();
     let created = node.api("POST", "/api/tokens", Some(&serde_json::json!({"name": "laptop"})));
     assert_eq!(created.status, 200);
     let secret = created.json()["token"].as_str().unwrap().to_string();
@@ -128,7 +128,7 @@ fn tokens_create_list_revoke() {
 
 #[test]
 fn apps_and_files_through_the_api() {
-    let node = Node::start();
+    let node = Node::in_process();
     assert_eq!(
         node.deploy_files("blog", &[("index.html", b"blog"), ("notes/a b.txt", b"secret notes")]).status,
         200
@@ -154,7 +154,7 @@ fn apps_and_files_through_the_api() {
 
 #[test]
 fn system_endpoints_and_unknown_routes() {
-    let node = Node::start();
+    let node = Node::in_process();
     let health = node.api("GET", "/api/system/health", None).json();
     assert_eq!(health["status"], "ok");
     assert!(health["memory_rss_bytes"].as_u64().unwrap() > 0);
@@ -187,7 +187,7 @@ fn system_endpoints_and_unknown_routes() {
 
 #[test]
 fn hostile_json_bodies_are_refused() {
-    let node = Node::start();
+    let node = Node::in_process();
     let auth = format!("Bearer {}", node.token);
     for body in [&b"{"[..], b"null", b"[1,2]", b"\xff\xfe", b"{\"name\": 5}"] {
         let resp = node.request("POST", "admin.localhost", "/api/tokens", &[("Authorization", &auth)], body);
@@ -209,7 +209,7 @@ fn hostile_json_bodies_are_refused() {
 // own, which must still work.
 #[test]
 fn a_tossed_session_cookie_does_not_log_the_admin_out() {
-    let node = Node::start();
+    let node = Node::in_process();
     let password = node.password.clone().unwrap();
     let resp = login(&node, &password);
     let cookie = resp.header("set-cookie").unwrap().to_string();

@@ -4,7 +4,7 @@ use crate::support::{write_site, Node};
 
 #[test]
 fn cli_deploy_serves_then_redeploy_uploads_only_changes() {
-    let node = Node::start();
+    let node = Node::in_process();
     let site = node.dir.path().join("my-site");
     write_site(
         &site,
@@ -40,7 +40,7 @@ fn cli_deploy_serves_then_redeploy_uploads_only_changes() {
 
 #[test]
 fn deploy_of_many_files_checks_hashes_in_chunks() {
-    let node = Node::start();
+    let node = Node::in_process();
     let site = node.dir.path().join("many");
     let files: Vec<(String, Vec<u8>)> =
         (0..4500).map(|i| (format!("f/{i}.txt"), format!("file {i}").into_bytes())).collect();
@@ -53,7 +53,7 @@ fn deploy_of_many_files_checks_hashes_in_chunks() {
 
 #[test]
 fn app_list_info_delete() {
-    let node = Node::start();
+    let node = Node::in_process();
     assert_eq!(node.deploy_files("shop", &[("index.html", b"shop")]).status, 200);
     let list = node.cli_ok(&["app", "list"]);
     assert!(list.contains("shop"), "{list}");
@@ -84,7 +84,7 @@ fn app_list_info_delete() {
 
 #[test]
 fn cli_errors_are_one_line_and_non_zero() {
-    let node = Node::start();
+    let node = Node::in_process();
     let site = node.dir.path().join("s");
     write_site(&site, &[("index.html", b"x")]);
     let bad = std::process::Command::new(crate::support::fazt_bin())
@@ -117,7 +117,7 @@ fn cli_errors_are_one_line_and_non_zero() {
 
 #[test]
 fn redeploy_is_atomic_for_concurrent_readers() {
-    let node = Node::start();
+    let node = Node::in_process();
     let version = |v: &str| {
         vec![
             ("index.html", v.as_bytes().to_vec()),
@@ -167,7 +167,7 @@ fn redeploy_is_atomic_for_concurrent_readers() {
 #[test]
 fn deploy_skips_symlinks_that_leave_the_folder() {
     use std::os::unix::fs::symlink;
-    let node = Node::start();
+    let node = Node::in_process();
     let outside = node.dir.path().join("home");
     write_site(&outside, &[(".aws/credentials", b"aws_secret_access_key=SECRET"), ("notes.txt", b"private")]);
     let site = node.dir.path().join("site");

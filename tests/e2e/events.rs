@@ -121,7 +121,7 @@ fn call(node: &Node, app: &str, path: &str) -> crate::support::Resp {
 /// running `fazt events watch` within 100 ms of the action's answer.
 #[test]
 fn watch_shows_deploys_handler_errors_and_failed_logins_at_once() {
-    let node = Node::start();
+    let node = Node::in_process();
     let watch = Watch::start(&node, &[]).ready(&node);
     let mut latencies = Vec::new();
 
@@ -187,7 +187,7 @@ fn watch_shows_deploys_handler_errors_and_failed_logins_at_once() {
 /// A watch that is given `--type` and `--app` prints only those; `--since` replays.
 #[test]
 fn watch_filters_and_replays() {
-    let node = Node::start();
+    let node = Node::in_process();
     deploy(&node, "one");
     deploy(&node, "two");
     let watch = Watch::start(&node, &["--since", "0", "--type", "apps", "--app", "two"]);
@@ -209,7 +209,7 @@ fn watch_filters_and_replays() {
 /// cannot flood the history or pass for the kernel.
 #[test]
 fn apps_cannot_read_each_others_private_events() {
-    let node = Node::start();
+    let node = Node::in_process();
     deploy(&node, "alice");
     deploy(&node, "bob");
     let secret = call(&node, "bob", "/api/emit?type=secret&secret=bob-pin-4711").json();
@@ -254,7 +254,7 @@ fn apps_cannot_read_each_others_private_events() {
 /// Bad input to `/api/events` gets a clear 400 (or 404/413) and changes nothing.
 #[test]
 fn hostile_input_to_the_events_api_is_refused() {
-    let node = Node::start();
+    let node = Node::in_process();
     node.cli_ok(&["events", "emit", "before", "--data", r#"{"n":1}"#]);
     let before = node.api("GET", "/api/events?since=0", None).json();
     let huge = "a".repeat(10_000);
@@ -308,7 +308,7 @@ fn hostile_input_to_the_events_api_is_refused() {
 /// `wait=` answers as soon as a matching event comes; `last_id` lets a poller go on.
 #[test]
 fn long_poll_answers_when_an_event_comes() {
-    let node = Node::start();
+    let node = Node::in_process();
     let head = node.api("GET", "/api/events", None).json()["last_id"].as_u64().unwrap();
     let (admin, token) = (node.addr, node.token.clone());
     let poll = std::thread::spawn(move || {
@@ -338,7 +338,7 @@ fn long_poll_answers_when_an_event_comes() {
 /// A handler that runs past its wall-time limit is a `limit.timeout` event of its app.
 #[test]
 fn limit_hits_are_events() {
-    let node = Node::start();
+    let node = Node::in_process();
     deploy(&node, "spinner");
     node.cli_ok(&["app", "limits", "spinner", "--timeout-ms", "100"]);
     assert_eq!(call(&node, "spinner", "/api/spin").status, 504);
@@ -356,7 +356,7 @@ fn limit_hits_are_events() {
 #[test]
 fn server_sent_events_resume_after_last_event_id() {
     use std::io::{Read, Write};
-    let node = Node::start();
+    let node = Node::in_process();
     let first = node.cli_ok(&["events", "emit", "one", "--json"]);
     let first: Value = serde_json::from_str(&first).unwrap();
     node.cli_ok(&["events", "emit", "two"]);
@@ -394,7 +394,7 @@ fn a_clock_step_is_a_public_event() {
     let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
     let settings =
         [("time.ntp_port", port.as_str()), ("time.persist_interval_secs", "1"), ("beacon.enabled", "false")];
-    let mut node = Node::start_with(&settings, Some(HOUR_MS));
+    let mut node = Node::in_process_with(&settings, Some(HOUR_MS));
     std::thread::sleep(Duration::from_millis(2500)); // a periodic save happens
     node.kill9();
     node.set_clock_offset(None);

@@ -69,7 +69,7 @@ fn noise(len: usize, mut seed: u64) -> Vec<u8> {
 
 #[test]
 fn a_stalled_request_body_gets_408_on_every_path() {
-    let node = Node::start_with(&[("http.body_timeout_secs", "1")], None);
+    let node = Node::in_process_with(&[("http.body_timeout_secs", "1")], None);
     deploy_js(&node, "echo", ECHO);
     let host = format!("echo.localhost:{}", node.addr.port());
     let admin = format!("admin.localhost:{}", node.addr.port());
@@ -91,7 +91,7 @@ fn a_stalled_request_body_gets_408_on_every_path() {
 
 #[test]
 fn idle_http2_and_keep_alive_connections_are_closed() {
-    let node = Node::start_with(&[("http.idle_timeout_secs", "1")], None);
+    let node = Node::in_process_with(&[("http.idle_timeout_secs", "1")], None);
     // h2c by prior knowledge: the preface and an empty SETTINGS frame, then nothing.
     let mut h2 = TcpStream::connect(node.addr).unwrap();
     h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00").unwrap();
@@ -107,8 +107,10 @@ fn idle_http2_and_keep_alive_connections_are_closed() {
 
 #[test]
 fn one_client_cannot_take_the_slots_and_idle_connections_make_room() {
-    let node =
-        Node::start_with(&[("http.max_connections_per_client", "4"), ("http.max_connections", "12")], None);
+    let node = Node::in_process_with(
+        &[("http.max_connections_per_client", "4"), ("http.max_connections", "12")],
+        None,
+    );
     let mut hostile: Vec<TcpStream> = (0..4).map(|_| connect_from("127.0.0.2", node.addr)).collect();
     // Accepted in order: wait until the node has seen the four (a request on the fifth
     // connection of another client is answered only after its accept).
@@ -143,7 +145,7 @@ fn one_client_cannot_take_the_slots_and_idle_connections_make_room() {
 
 #[test]
 fn request_bodies_over_the_node_budget_get_503_and_the_budget_comes_back() {
-    let node = Node::start_with(&[("http.max_body_memory_bytes", "100000")], None);
+    let node = Node::in_process_with(&[("http.max_body_memory_bytes", "100000")], None);
     deploy_js(&node, "echo", ECHO);
     let big = vec![b'b'; 200_000];
     let resp = node.request("POST", "echo.localhost", "/api/x", &[], &big);
@@ -267,7 +269,7 @@ fn memory_an_app_makes_outside_its_heap_is_bounded() {
 
 #[test]
 fn a_storage_quota_answers_storage_full_and_keeps_what_fits() {
-    let node = Node::start();
+    let node = Node::in_process();
     deploy_js(&node, "hog", HOG);
     node.cli_ok(&["app", "limits", "hog", "--storage-mb", "1"]);
     let quota = node.get("hog.localhost", "/api/quota").json();
@@ -366,7 +368,7 @@ fn a_full_disk_is_reported_as_such_by_the_api_and_the_cli() {
 
 #[test]
 fn password_guessing_from_many_addresses_shares_one_budget() {
-    let node = Node::start();
+    let node = Node::in_process();
     let addr = node.addr;
     let guesses: Vec<_> = (10..70)
         .map(|i| {
@@ -442,7 +444,7 @@ fn files_larger_than_the_cache_are_streamed_whole_in_ranges_and_in_bounded_memor
 
 #[test]
 fn a_nearly_full_database_is_an_event() {
-    let mut node = Node::start();
+    let mut node = Node::in_process();
     node.stop();
     let size = std::fs::metadata(node.data()).unwrap().len();
     // 95 % of the cap is taken already: the first look at start crosses the line.

@@ -23,7 +23,7 @@ fn raw_archive(name: &[u8], kind: tar::EntryType, data: &[u8], link: Option<&[u8
 }
 
 fn node_with_blog() -> Node {
-    let node = Node::start();
+    let node = Node::in_process();
     assert_eq!(node.deploy_files("blog", &[("index.html", b"good version")]).status, 200);
     node
 }

@@ -22,8 +22,17 @@ pub fn https_node(settings: &[(&str, &str)]) -> Node {
     node
 }
 
-/// The HTTPS port the node printed.
+/// A node inside the test process with `settings` applied before its first start
+/// (HTTPS on a free port).
+pub fn https_node_in_process(settings: &[(&str, &str)]) -> Node {
+    Node::in_process_with(settings, None)
+}
+
+/// The HTTPS port the node printed (in process: the one it bound).
 pub fn https_port(node: &Node) -> u16 {
+    if let Some(addr) = node.https_addr {
+        return addr.port();
+    }
     let line = node.stdout.lines().find(|l| l.trim_start().starts_with("https:")).expect("an https line");
     let port = line.rsplit("port ").next().unwrap().trim_end_matches(')');
     port.parse().unwrap_or_else(|_| panic!("no port in {line:?}"))
@@ -204,7 +213,7 @@ fn openssl_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
 
 #[test]
 fn https_custom_certificates_are_served_and_bad_ones_refused() {
-    let node = https_node(&[("https.mode", "lan"), ("beacon.enabled", "false")]);
+    let node = https_node_in_process(&[("https.mode", "lan"), ("beacon.enabled", "false")]);
     let port = https_port(&node);
     let dir = node.dir.path();
     let (cert, key) = openssl_cert(dir, "shop.localhost");
@@ -281,7 +290,7 @@ fn expired_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
 
 #[test]
 fn https_redirect_and_no_hsts_with_the_lan_ca() {
-    let node = https_node(&[
+    let node = https_node_in_process(&[
         ("https.mode", "lan"),
         ("beacon.enabled", "false"),
         ("https.redirect", "true"),

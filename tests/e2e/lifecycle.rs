@@ -210,3 +210,25 @@ fn data_files_and_backups_are_owner_only() {
     node.cli_ok(&["backup", "create", backup.to_str().unwrap()]);
     assert_eq!(mode(&backup), 0o600);
 }
+
+/// An in-process node stops cleanly: its port closes, an idle keep-alive connection is
+/// closed by the server (not left hanging), and the same data file serves again after
+/// a restart in the same process, with what was deployed before.
+#[test]
+fn in_process_nodes_stop_cleanly_and_restart_on_the_same_data() {
+    let mut node = Node::in_process();
+    assert_eq!(node.deploy_files("blog", &[("index.html", b"kept")]).status, 200);
+    let mut idle = std::net::TcpStream::connect(node.addr).unwrap();
+    idle.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    let first = node.addr;
+    node.stop();
+    let mut rest = Vec::new();
+    // EOF, not a timeout: the server closed the connection at shutdown.
+    assert_eq!(std::io::Read::read_to_end(&mut idle, &mut rest).unwrap(), 0);
+    assert!(std::net::TcpStream::connect(first).is_err(), "the listener is closed");
+    for _ in 0..3 {
+        node.spawn();
+        assert_eq!(node.get("blog.localhost", "/").text(), "kept");
+        node.stop();
+    }
+}

@@ -1,5 +1,8 @@
-//! End-to-end tests: each starts the real `fazt` binary on a free loopback port with its
-//! own data file, and drives it over HTTP and through the CLI.
+//! End-to-end tests: each runs a node on a free loopback port with its own data file,
+//! and drives it over HTTP and through the CLI. Most nodes run inside the test process
+//! (`fazt::serve` over `Hal::fake()`); those that need a real process (signals,
+//! `kill -9`, the banner, offline CLI commands, mDNS and NTP labs) start the binary.
+//! `FAZT_E2E_PROCESS=1` runs every test against the binary.
 //!
 //! One module per feature; `support` holds the node harness and a raw HTTP client (raw,
 //! so tests can send what a real client never would).

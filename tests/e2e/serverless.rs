@@ -46,7 +46,7 @@ module.exports = async function (request) {
 
 #[test]
 fn handlers_get_the_request_and_shape_the_response() {
-    let node = Node::start();
+    let node = Node::in_process();
     deploy(&node, "echo", &[("api/main.js", ECHO), ("index.html", "static home")]);
     let resp = call(&node, "echo", "POST", "/api/echo?page=2&q=a+b", r#"{"name":"Alice"}"#);
     assert_eq!(resp.status, 200, "{}", resp.text());
@@ -105,7 +105,7 @@ fn handlers_get_the_request_and_shape_the_response() {
 
 #[test]
 fn thrown_errors_are_500_with_the_stack_in_the_app_log() {
-    let node = Node::start();
+    let node = Node::in_process();
     deploy(&node, "echo", &[("api/main.js", ECHO)]);
     let resp = call(&node, "echo", "GET", "/api/throw", "");
     assert_eq!(resp.status, 500);
@@ -142,7 +142,7 @@ fn thrown_errors_are_500_with_the_stack_in_the_app_log() {
 
 #[test]
 fn modules_load_from_the_api_folder_only() {
-    let node = Node::start();
+    let node = Node::in_process();
     deploy(
         &node,
         "mods",
@@ -203,7 +203,7 @@ module.exports = async (request) => {
 
 #[test]
 fn env_kv_and_run_without_http() {
-    let node = Node::start();
+    let node = Node::in_process();
     deploy(
         &node,
         "counter",
@@ -267,7 +267,7 @@ module.exports = async (request) => {
 
 #[test]
 fn limits_stop_loops_and_memory_bombs_and_others_keep_answering() {
-    let node = Node::start();
+    let node = Node::in_process();
     let hostile = r#"
 module.exports = async (request) => {
   const p = request.url.pathname;
@@ -334,7 +334,7 @@ module.exports = async (request) => {
 
 #[test]
 fn apps_cannot_reach_the_host_or_each_other() {
-    let node = Node::start();
+    let node = Node::in_process();
     deploy(&node, "echo", &[("api/main.js", ECHO)]);
     let globals = call(&node, "echo", "GET", "/api/globals", "").json();
     for name in ["process", "std", "os"] {
@@ -359,7 +359,7 @@ fn apps_cannot_reach_the_host_or_each_other() {
 
 #[test]
 fn v07_main_js_with_req_and_res_still_works() {
-    let node = Node::start();
+    let node = Node::in_process();
     deploy(&node, "old", &[("main.js", "if (req.path === '/api/hi') { res.status(200).json({ hi: req.query.name }); } else { res.status(404).send('no'); }")]);
     let hi = call(&node, "old", "GET", "/api/hi?name=bob", "");
     assert_eq!(hi.json()["hi"], "bob");
@@ -372,7 +372,7 @@ fn v07_main_js_with_req_and_res_still_works() {
 #[test]
 fn inline_runs_keep_other_apps_answering_while_a_handler_spins() {
     // runtime.inline_ms: handlers run on the HTTP threads, watched (runtime::inline).
-    let node = Node::start_with(&[("runtime.inline_ms", "2")], None);
+    let node = Node::in_process_with(&[("runtime.inline_ms", "2")], None);
     deploy(&node, "echo", &[("api/main.js", ECHO)]);
     let spin = "module.exports = async (r) => { if (r.url.pathname === '/api/loop') { while (true) {} } return 'alive'; };";
     deploy(&node, "spin", &[("api/main.js", spin)]);
@@ -427,7 +427,7 @@ fn inline_runs_keep_other_apps_answering_while_a_handler_spins() {
 // connection over to a protocol nobody speaks).
 #[test]
 fn informational_statuses_become_a_500_with_a_log_line() {
-    let node = Node::start();
+    let node = Node::in_process();
     let handler = "module.exports = async (r) => ({ status: Number(r.url.query.s), headers: { upgrade: 'websocket' }, body: 'x' })";
     deploy(&node, "upgrader", &[("api/main.js", handler)]);
     for status in ["101", "100", "103"] {
@@ -446,7 +446,7 @@ fn informational_statuses_become_a_500_with_a_log_line() {
 // backend, and the bundle was no longer served).
 #[test]
 fn a_main_js_bundle_loaded_by_a_page_is_served_not_run() {
-    let node = Node::start();
+    let node = Node::in_process();
     let page = r#"<!doctype html><div id="app"></div><script type="module" src="/main.js"></script>"#;
     let bundle = "document.getElementById('app').textContent = req.path;";
     deploy(&node, "spa", &[("index.html", page), ("main.js", bundle)]);

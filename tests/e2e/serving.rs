@@ -5,7 +5,7 @@ use crate::support::{raw_request, Node};
 use std::io::{Read, Write};
 
 fn site_node() -> Node {
-    let node = Node::start();
+    let node = Node::in_process();
     let big_text = "fazt serves this line again and again\n".repeat(200);
     let resp = node.deploy_files(
         "blog",
@@ -24,7 +24,7 @@ fn site_node() -> Node {
 
 #[test]
 fn routes_by_host_and_serves_system_apps() {
-    let node = Node::start();
+    let node = Node::in_process();
     let root = node.get("localhost", "/");
     assert_eq!(root.status, 200);
     assert!(root.text().contains("fazt"), "{}", root.text());
@@ -269,7 +269,7 @@ fn http2_prior_knowledge_h2c() {
 
 #[test]
 fn malformed_host_headers_get_400() {
-    let node = Node::start();
+    let node = Node::in_process();
     for host in ["bad host", "blog.localhost:99999", "bl_og.localhost", "[::1"] {
         let resp = raw_request(node.addr, "GET", host, "/", &[], b"");
         assert_eq!(resp.status, 400, "{host}");
@@ -293,7 +293,7 @@ fn send_raw(node: &Node, raw: &str) -> crate::support::Resp {
 // would send the same request to different apps.
 #[test]
 fn ambiguous_hosts_get_400() {
-    let node = Node::start();
+    let node = Node::in_process();
     assert_eq!(node.deploy_files("blog", &[("index.html", b"blog home")]).status, 200);
     let port = node.addr.port();
     let cases = [

@@ -1,4 +1,10 @@
 //! The harness: a running node in a temp folder, a raw HTTP/1.1 client, CLI runners.
+//!
+//! A node runs either inside the test process ([`Node::in_process`]: `fazt::serve` over
+//! `Hal::fake()`, on its own threads, the admin token taken from the bootstrap) or as
+//! the `fazt` binary ([`Node::start`]: for what needs a real process, such as signals,
+//! `kill -9`, the banner, offline CLI commands or the real mDNS). Both answer the same
+//! request helpers.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -13,10 +19,44 @@ pub fn fazt_bin() -> &'static str {
     env!("CARGO_BIN_EXE_fazt")
 }
 
-/// A node process with its own data folder.
+/// A node inside the test process: stopping it closes `stop` and waits for the thread.
+struct InProcess {
+    stop: async_channel::Sender<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl InProcess {
+    /// Stops the node (a clean shutdown) and waits until its threads are gone.
+    fn shut_down(&mut self) {
+        self.stop.close();
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("the in-process node's thread panicked");
+        }
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        self.stop.close();
+        if let Some(thread) = self.thread.take() {
+            // A panic there must not turn a failing test's drop into an abort.
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A node (a process, or inside this one) with its own data folder.
 pub struct Node {
     pub dir: tempfile::TempDir,
     pub child: Option<Child>,
+    /// The HTTPS address of an in-process node, when HTTPS is on.
+    pub https_addr: Option<SocketAddr>,
+    /// Set for a node running inside the test process.
+    in_process: Option<InProcess>,
+    /// Whether [`Node::spawn`] starts the node inside the test process.
+    in_process_mode: bool,
+    /// The board clock of the next in-process start is this far off (ms).
+    in_process_clock_ms: Option<i64>,
     pub addr: SocketAddr,
     pub password: Option<String>,
     pub token: String,
@@ -46,6 +86,10 @@ impl Node {
             extra_args: Vec::new(),
             log: None,
             port: 0,
+            https_addr: None,
+            in_process: None,
+            in_process_mode: false,
+            in_process_clock_ms: None,
         };
         node.spawn();
         node.token = node
@@ -103,12 +147,116 @@ impl Node {
             extra_args: Vec::new(),
             log: None,
             port: 0,
+            https_addr: None,
+            in_process: None,
+            in_process_mode: false,
+            in_process_clock_ms: None,
         }
     }
 
-    /// Sets `--clock-offset-ms` for the next [`Node::spawn`].
+    /// Starts a fresh node inside the test process (first start: generated password
+    /// and token, taken from the bootstrap).
+    pub fn in_process() -> Node {
+        Node::in_process_at(tempfile::tempdir().unwrap(), &[], None, None)
+    }
+
+    /// Starts a node inside the test process whose data file was given `settings`
+    /// (config keys) and the admin password `harness-password-1` before its first
+    /// start, with a board clock `clock_offset_ms` off.
+    pub fn in_process_with(settings: &[(&str, &str)], clock_offset_ms: Option<i64>) -> Node {
+        let password = Some("harness-password-1".to_string());
+        Node::in_process_at(tempfile::tempdir().unwrap(), settings, password, clock_offset_ms)
+    }
+
+    fn in_process_at(
+        dir: tempfile::TempDir,
+        settings: &[(&str, &str)],
+        password: Option<String>,
+        clock_offset_ms: Option<i64>,
+    ) -> Node {
+        // FAZT_E2E_PROCESS=1 runs these tests against the binary instead, to compare.
+        if std::env::var_os("FAZT_E2E_PROCESS").is_some() {
+            if password.is_none() {
+                return Node::start();
+            }
+            let mut node = Node::init_with(settings);
+            node.clock_offset_ms = clock_offset_ms;
+            node.extra_args = vec!["--https-port".into(), "0".into()];
+            node.spawn();
+            return node;
+        }
+        let mut node = Node {
+            dir,
+            child: None,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            password,
+            token: String::new(),
+            stdout: String::new(),
+            clock_offset_ms: None,
+            extra_args: Vec::new(),
+            log: None,
+            port: 0,
+            https_addr: None,
+            in_process: None,
+            in_process_mode: true,
+            in_process_clock_ms: clock_offset_ms,
+        };
+        let storage = fazt::storage::Storage::open(&node.data()).unwrap();
+        // The default `runtime.workers` (one per core, plus one): with fewer, the tests
+        // whose handlers spin until their time limit wait for a free worker.
+        for (key, value) in settings {
+            fazt::config::set(&storage, key, value).unwrap_or_else(|e| panic!("{key}={value}: {e}"));
+        }
+        drop(storage);
+        node.spawn_in_process();
+        node
+    }
+
+    /// Starts the node inside the test process on the existing data folder (again
+    /// after [`Node::stop`]), and waits until it serves.
+    pub fn spawn_in_process(&mut self) {
+        let storage = fazt::storage::Storage::open(&self.data()).unwrap();
+        let listener = async_io::Async::<std::net::TcpListener>::bind(([127, 0, 0, 1], self.port)).unwrap();
+        let mut hal = fazt_hal::Hal::fake();
+        if let Some(ms) = self.in_process_clock_ms {
+            hal.clock = std::sync::Arc::new(fazt_hal::time::FakeClock::new(ms.saturating_mul(1_000_000)));
+        }
+        let options = fazt::NodeOptions {
+            https_port: Some(0),
+            password: self.password.clone(),
+            executor_threads: Some(1),
+        };
+        let node = fazt::proc::serve::Node::build(listener, hal, storage, options).expect("build the node");
+        self.addr = node.http_addr();
+        self.https_addr = node.https_addr();
+        if let Some(first) = node.bootstrap() {
+            self.token = first.token.clone();
+            self.password = Some(first.password.clone());
+        }
+        let (stop, stopped) = async_channel::bounded::<()>(1);
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("in-process-node".into())
+            .stack_size(8 << 20)
+            .spawn(move || {
+                let shutdown = async move {
+                    let _ = stopped.recv().await;
+                };
+                let ready = move || {
+                    let _ = ready_tx.send(());
+                };
+                node.run(shutdown, ready).expect("the in-process node failed");
+            })
+            .unwrap();
+        ready_rx.recv_timeout(Duration::from_secs(60)).expect("the in-process node did not start");
+        self.in_process = Some(InProcess { stop, thread: Some(thread) });
+    }
+
+    /// Sets `--clock-offset-ms` (in process: the fake board clock) for the next
+    /// [`Node::spawn`].
     pub fn set_clock_offset(&mut self, ms: Option<i64>) {
         self.clock_offset_ms = ms;
+        self.in_process_clock_ms = ms;
     }
 
     /// `GET /api/system/time` (through `fazt time status --json`).
@@ -124,8 +272,12 @@ impl Node {
         self.dir.path().join("client.json")
     }
 
-    /// Starts the process on the existing data folder and waits until it listens.
+    /// Starts the node (the process, or inside this one for an in-process node) on the
+    /// existing data folder and waits until it listens.
     pub fn spawn(&mut self) {
+        if self.in_process_mode {
+            return self.spawn_in_process();
+        }
         let mut child = Command::new(fazt_bin())
             .args(["server", "start", "--listen", "127.0.0.1", "--port", &self.port.to_string(), "--data"])
             .arg(self.data())
@@ -186,16 +338,22 @@ impl Node {
         self.child = Some(child);
     }
 
-    /// Stops the node with SIGKILL (no clean shutdown).
+    /// Stops the node with SIGKILL (no clean shutdown; an in-process node is stopped
+    /// cleanly).
     pub fn kill9(&mut self) {
+        // Dropped, not shut down: a panic there must not abort a test already failing.
+        drop(self.in_process.take());
         if let Some(mut child) = self.child.take() {
             child.kill().ok();
             child.wait().ok();
         }
     }
 
-    /// Stops the node with SIGTERM and waits.
+    /// Stops the node with SIGTERM (in process: its shutdown future) and waits.
     pub fn stop(&mut self) {
+        if let Some(mut node) = self.in_process.take() {
+            node.shut_down();
+        }
         if let Some(mut child) = self.child.take() {
             unsafe_sigterm(child.id());
             for _ in 0..100 {

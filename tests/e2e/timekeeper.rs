@@ -158,8 +158,9 @@ fn chrony_on_the_lan_is_the_source_and_ntpdig_reads_the_node() {
     assert_eq!(second.time()["stratum"], 10);
 }
 
-/// A node on loopback with its own time server port and no peers.
-fn lone_node(clock_offset_ms: Option<i64>) -> (Node, u16) {
+/// A node on loopback with its own time server port and no peers: inside the test
+/// process, or (`process`) as the binary, for what needs a real `kill -9`.
+fn lone_node_in(process: bool, clock_offset_ms: Option<i64>) -> (Node, u16) {
     let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let port_text = port.to_string();
     let settings = [
@@ -167,14 +168,22 @@ fn lone_node(clock_offset_ms: Option<i64>) -> (Node, u16) {
         ("time.persist_interval_secs", "1"),
         ("beacon.enabled", "false"),
     ];
-    (Node::start_with(&settings, clock_offset_ms), port)
+    match process {
+        true => (Node::start_with(&settings, clock_offset_ms), port),
+        false => (Node::in_process_with(&settings, clock_offset_ms), port),
+    }
+}
+
+/// A node on loopback inside the test process with its own time server port.
+fn lone_node(clock_offset_ms: Option<i64>) -> (Node, u16) {
+    lone_node_in(false, clock_offset_ms)
 }
 
 #[test]
 fn persisted_time_is_a_floor_across_restarts_and_kill9() {
     // The node ran with a board clock an hour ahead; after a restart on the true clock
     // (like a Pi whose clock restarts from an old time) it must not go back.
-    let (mut node, _) = lone_node(Some(HOUR_MS));
+    let (mut node, _) = lone_node_in(true, Some(HOUR_MS));
     let ahead = node.time()["now"].as_i64().unwrap();
     std::thread::sleep(Duration::from_millis(2500)); // a periodic save happens
     node.kill9();
@@ -278,7 +287,7 @@ fn time_cli_and_api_answer_and_refuse_bad_requests() {
 fn javascript_apps_read_the_kernel_clock() {
     // A board clock an hour ahead and no sources: the kernel clock is that clock, and
     // apps must see it too (not the host's system clock underneath).
-    let node = Node::start_with(&[("time.ntp_port", "0"), ("beacon.enabled", "false")], Some(HOUR_MS));
+    let node = Node::in_process_with(&[("time.ntp_port", "0"), ("beacon.enabled", "false")], Some(HOUR_MS));
     let code = r#"
 module.exports = async function () {
   return { json: {

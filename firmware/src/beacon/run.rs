@@ -8,8 +8,7 @@ use super::{name, Beacon, State};
 use crate::storage::state::{self, StateKey};
 use crate::storage::{Storage, StorageError};
 use crate::time::Clock;
-use fazt_hal::discovery::mdns::{MdnsDiscovery, MdnsOptions, MDNS_PORT};
-use fazt_hal::discovery::{Announcement, Discovery, Event, NameKind};
+use fazt_hal::discovery::{Announcement, Discovery, Event, Lan, NameKind};
 use futures_lite::{future, StreamExt};
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,11 +19,13 @@ enum Step {
 }
 
 impl Beacon {
-    /// Starts mDNS and the beacon loop on `executor`; `None` when the beacon is off or
-    /// mDNS cannot be used (logged; the node runs on without discovery).
+    /// Opens discovery on `lan` (the HAL's) and starts the beacon loop on `executor`;
+    /// `None` when the beacon is off or discovery cannot be used (logged; the node runs
+    /// on without it).
     pub fn start(
         self: &Arc<Self>,
         executor: &smol::Executor<'static>,
+        lan: &dyn Lan,
         storage: Arc<Storage>,
         clock: Arc<Clock>,
     ) -> Option<smol::Task<()>> {
@@ -33,16 +34,13 @@ impl Beacon {
             tracing::info!(reason, "beacon off");
             return None;
         }
-        let options = MdnsOptions {
-            interfaces: self.config.interfaces.clone(),
-            port: MDNS_PORT,
-            multicast_loop: false,
-        };
-        match MdnsDiscovery::new(options) {
+        match lan.open(&self.config.interfaces) {
             Ok((discovery, pump)) => {
-                // Ends by itself when the daemon stops at shutdown.
-                executor.spawn(pump).detach();
-                Some(executor.spawn(self.clone().run(Arc::new(discovery), storage, clock)))
+                // Ends by itself when the backend stops at shutdown.
+                if let Some(pump) = pump {
+                    executor.spawn(pump).detach();
+                }
+                Some(executor.spawn(self.clone().run(discovery, storage, clock)))
             }
             Err(err) => {
                 tracing::warn!(error = %err, "beacon unavailable; the node runs without LAN discovery");

@@ -30,6 +30,7 @@ mod tpm;
 use crate::config::{NodeConfig, Setting};
 use crate::storage::{Storage, StorageError};
 use crate::time::Clock;
+use fazt_hal::keystore::devices::{KeyBackend, KeyDevices};
 use fazt_hal::keystore::{
     machine_secret, AeadSealer, EcdsaKeystore, EcdsaPublicKey, Error, KeyOrigin, Keystore, Sealer,
     SoftwareKeystore,
@@ -53,26 +54,11 @@ pub const CANARY: &str = "canary";
 /// The value it seals.
 pub(crate) const CANARY_VALUE: &[u8] = b"fazt machine key check";
 
-/// Which keystore backend the configuration asks for (`keys.backend`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// The TPM when there is one (its device exists), the software keystore otherwise.
-    Auto,
-    /// Never a TPM.
-    Software,
-    /// A TPM, or an error (unless `keys.tpm_fallback`).
-    Tpm,
-}
-
 /// How the keys are opened.
 #[derive(Debug, Clone)]
 pub struct KeySettings {
-    /// `keys.backend`.
-    pub backend: Backend,
-    /// `keys.tpm_tcti`.
-    pub tcti: String,
-    /// `keys.tpm_fallback`.
-    pub fallback: bool,
+    /// Which device holds them (the HAL's choice of TPM or software).
+    pub devices: KeyDevices,
     /// The machine secret file of the software backend.
     pub machine_key: PathBuf,
 }
@@ -80,16 +66,21 @@ pub struct KeySettings {
 impl KeySettings {
     /// The settings of the node whose database is `data`.
     pub fn from_config(config: &NodeConfig, data: &Path) -> Self {
-        KeySettings {
-            backend: match config.get(Setting::KeysBackend) {
-                "software" => Backend::Software,
-                "tpm" => Backend::Tpm,
-                _ => Backend::Auto,
-            },
-            tcti: config.get(Setting::KeysTpmTcti).to_string(),
-            fallback: config.get_bool(Setting::KeysTpmFallback),
-            machine_key: machine_key_path(data),
-        }
+        KeySettings { devices: key_devices(config), machine_key: machine_key_path(data) }
+    }
+}
+
+/// The key devices the configuration asks for (`keys.backend`, `keys.tpm_tcti`,
+/// `keys.tpm_fallback`), for the HAL.
+pub fn key_devices(config: &NodeConfig) -> KeyDevices {
+    KeyDevices {
+        backend: match config.get(Setting::KeysBackend) {
+            "software" => KeyBackend::Software,
+            "tpm" => KeyBackend::Tpm,
+            _ => KeyBackend::Auto,
+        },
+        tcti: config.get(Setting::KeysTpmTcti).to_string(),
+        fallback: config.get_bool(Setting::KeysTpmFallback),
     }
 }
 

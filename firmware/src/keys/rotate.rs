@@ -139,15 +139,9 @@ fn rotate_machine(
     }
 }
 
-#[cfg(feature = "tpm")]
 fn seal_in_tpm(keys: &Keys, key: &[u8; 32]) -> Result<Vec<u8>, KeysError> {
     let tpm = keys.tpm.as_ref().ok_or_else(|| Error::Device("the keys are not held by a TPM".into()))?;
     Ok(tpm.seal(key)?)
-}
-
-#[cfg(not(feature = "tpm"))]
-fn seal_in_tpm(_: &Keys, _: &[u8; 32]) -> Result<Vec<u8>, KeysError> {
-    Err(KeysError::NotCompiled)
 }
 
 /// Opens every sealed secret with `old` and seals it with `new`; returns how many.

@@ -111,10 +111,8 @@ impl BlobStore for DbKeyStore {
     }
 
     fn save_blob(&self, name: &str, algorithm: &str, blob: &[u8]) -> Result<(), Error> {
-        #[cfg(feature = "tpm")]
+        // Without TPM support the blob cannot be read, and the column stays empty.
         let public = fazt_hal::keystore::tpm::Tpm::blob_public_key(name, blob).ok().map(|k| k.0);
-        #[cfg(not(feature = "tpm"))]
-        let public = None;
         self.insert(name, algorithm, blob.to_vec(), public)
     }
 }

@@ -1,46 +1,20 @@
-//! The TPM side of opening the keys (cargo feature `tpm`). Without the feature, [`Tpm`]
-//! is a type with no values, so the same code paths compile and a node that finds
-//! TPM-held keys in its database says clearly that this build cannot open them.
+//! The TPM side of opening the keys. Whether there is a TPM is the HAL's choice
+//! ([`fazt_hal::keystore::devices::KeyDevices::connect`]); in a build without the `tpm`
+//! feature the HAL's [`Tpm`] is a type with no values, so these paths compile and a
+//! node that finds TPM-held keys in its database says clearly that it cannot open them.
 
-use super::{Backend, Holder, KeySettings, KeysError};
+use super::{Holder, KeySettings, KeysError};
 use crate::storage::Storage;
+use fazt_hal::keystore::devices::{DeviceError, KeyDevice};
 use fazt_hal::keystore::{EcdsaKeystore, Error, Sealer};
 use std::sync::Arc;
 
-#[cfg(feature = "tpm")]
 pub use fazt_hal::keystore::tpm::Tpm;
 
-/// Stands in for the TPM in a build without the `tpm` feature: there never is one.
-#[cfg(not(feature = "tpm"))]
-#[derive(Debug)]
-pub enum Tpm {}
-
-fn held_error(held: &[String], why: String) -> KeysError {
-    KeysError::TpmHeld { held: held.join(", "), why }
-}
-
-/// Connects the TPM if the settings (or keys already held there) ask for one.
-#[cfg(feature = "tpm")]
+/// Connects the TPM if the settings (or keys already held there, `held`) ask for one.
 pub(super) fn connect(settings: &KeySettings, held: &[String]) -> Result<Option<Arc<Tpm>>, KeysError> {
-    let wanted = match settings.backend {
-        Backend::Software => false,
-        // Keys already held by a TPM: try it, so that the error says what is wrong.
-        Backend::Auto if !held.is_empty() => true,
-        Backend::Tpm => true,
-        // Only try a TPM that exists: on most laptops there is no /dev/tpmrm0.
-        Backend::Auto => match settings.tcti.strip_prefix("device:") {
-            Some(path) => std::path::Path::new(if path.is_empty() { "/dev/tpmrm0" } else { path }).exists(),
-            None => true,
-        },
-    };
-    if !wanted {
-        return match held.is_empty() {
-            true => Ok(None),
-            false => Err(held_error(held, "keys.backend is software".into())),
-        };
-    }
-    match Tpm::connect(&settings.tcti) {
-        Ok(tpm) => {
+    match settings.devices.connect(held) {
+        Ok(KeyDevice::Tpm(tpm)) => {
             let info = tpm.info();
             tracing::info!(
                 vendor = info.vendor,
@@ -48,39 +22,22 @@ pub(super) fn connect(settings: &KeySettings, held: &[String]) -> Result<Option<
                 firmware = info.firmware,
                 "keys held by the TPM"
             );
-            Ok(Some(Arc::new(tpm)))
+            Ok(Some(tpm))
         }
-        Err(err) if !held.is_empty() => Err(held_error(held, err.to_string())),
-        Err(err) if settings.backend == Backend::Tpm && !settings.fallback => {
-            Err(KeysError::TpmUnavailable(err))
-        }
-        Err(err) => {
+        Ok(KeyDevice::Software) => Ok(None),
+        Ok(KeyDevice::FellBack(err)) => {
             tracing::warn!(error = %err, "the TPM is not usable; keys are kept by the software keystore");
             Ok(None)
         }
-    }
-}
-
-/// Connects the TPM if the settings (or keys already held there) ask for one.
-#[cfg(not(feature = "tpm"))]
-pub(super) fn connect(settings: &KeySettings, held: &[String]) -> Result<Option<Arc<Tpm>>, KeysError> {
-    if !held.is_empty() {
-        return Err(held_error(held, "this fazt was built without TPM support (cargo feature tpm)".into()));
-    }
-    match settings.backend {
-        Backend::Tpm if !settings.fallback => Err(KeysError::NotCompiled),
-        Backend::Tpm => {
-            tracing::warn!("keys.backend is tpm, but this fazt was built without TPM support; keys are kept by the software keystore");
-            Ok(None)
-        }
-        _ => Ok(None),
+        Err(DeviceError::NotCompiled) => Err(KeysError::NotCompiled),
+        Err(DeviceError::TpmUnavailable(err)) => Err(KeysError::TpmUnavailable(err)),
+        Err(DeviceError::TpmHeld(why)) => Err(KeysError::TpmHeld { held: held.join(", "), why }),
     }
 }
 
 /// The sealer whose wrapping key the TPM seals, made on first use. A wrapping key that
 /// another TPM sealed (a moved database, a cleared TPM) is an error: nothing is made
 /// over it (see `fazt keys reset`).
-#[cfg(feature = "tpm")]
 pub(super) fn wrapping_sealer(
     storage: &Arc<Storage>,
     tpm: &Arc<Tpm>,
@@ -122,43 +79,17 @@ pub(super) fn wrapping_sealer(
     Ok((sealer(key.to_vec())?, Some(row)))
 }
 
-#[cfg(not(feature = "tpm"))]
-pub(super) fn wrapping_sealer(
-    _: &Arc<Storage>,
-    tpm: &Arc<Tpm>,
-) -> Result<(Arc<dyn Sealer>, Option<super::sweep::NewRow>), KeysError> {
-    match **tpm {}
-}
-
 /// Where the keys are held.
-#[cfg(feature = "tpm")]
 pub(super) fn holder(tpm: &Tpm) -> Holder {
     Holder::Tpm { vendor: tpm.info().vendor.clone(), tcti: tpm.tcti().to_string() }
 }
 
-#[cfg(not(feature = "tpm"))]
-pub(super) fn holder(tpm: &Tpm) -> Holder {
-    match *tpm {}
-}
-
 /// P-256 keys made inside the TPM, blobs in `data.db`.
-#[cfg(feature = "tpm")]
 pub(super) fn keystore(tpm: Arc<Tpm>, db: super::store::DbKeyStore) -> Arc<dyn EcdsaKeystore> {
     Arc::new(fazt_hal::keystore::tpm::TpmKeystore::new(tpm, db))
 }
 
-#[cfg(not(feature = "tpm"))]
-pub(super) fn keystore(tpm: Arc<Tpm>, _: super::store::DbKeyStore) -> Arc<dyn EcdsaKeystore> {
-    match *tpm {}
-}
-
 /// Checks that the TPM can use the key in `blob` (one signature).
-#[cfg(feature = "tpm")]
 pub(super) fn check_key(tpm: &Tpm, name: &str, blob: &[u8]) -> Result<(), Error> {
     tpm.sign_p256(name, blob, b"fazt key check").map(|_| ())
-}
-
-#[cfg(not(feature = "tpm"))]
-pub(super) fn check_key(tpm: &Tpm, _: &str, _: &[u8]) -> Result<(), Error> {
-    match *tpm {}
 }

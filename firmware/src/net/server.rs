@@ -31,6 +31,10 @@ use std::time::Duration;
 /// (`http.max_connections_per_client`) is closed at once. A TLS handshake that fails or
 /// takes longer than [`HANDSHAKE_TIMEOUT`](super::tls::HANDSHAKE_TIMEOUT) ends its
 /// connection with a (braked) log line; the listener keeps serving.
+///
+/// When `shutdown` completes, accepting stops, the open connections are closed (a
+/// request in progress is dropped) and this returns once their tasks have ended, so
+/// that nothing of this server is left on `executor`.
 pub async fn serve(
     executor: Arc<Executor<'static>>,
     listener: Async<TcpListener>,
@@ -41,6 +45,10 @@ pub async fn serve(
     let limits = kernel.http.limits;
     let slots = Arc::new(async_lock::Semaphore::new(limits.max_connections));
     let protocols = Arc::new(Protocols::new(executor.clone(), limits));
+    // Closed at shutdown: every connection task ends at its next wake-up.
+    let (closing, closed) = async_channel::bounded::<()>(1);
+    // Each connection task holds a sender; when the last is gone, they have all ended.
+    let (alive, all_ended) = async_channel::bounded::<()>(1);
 
     let accept_loop = async {
         loop {
@@ -77,23 +85,38 @@ pub async fn serve(
             let kernel = kernel.clone();
             let protocols = protocols.clone();
             let tls = tls.clone();
+            let closed = closed.clone();
+            let alive = alive.clone();
             let task = async move {
-                match tls {
-                    None => {
-                        conn::serve(protocols, kernel, peer, false, stream, Protocol::Sniff, admission).await
+                let served = async {
+                    match tls {
+                        None => {
+                            conn::serve(protocols, kernel, peer, false, stream, Protocol::Sniff, admission)
+                                .await
+                        }
+                        Some(config) => serve_tls(protocols, kernel, peer, config, stream, admission).await,
                     }
-                    Some(config) => serve_tls(protocols, kernel, peer, config, stream, admission).await,
-                }
+                };
+                future::or(served, async {
+                    let _ = closed.recv().await;
+                })
+                .await;
                 drop(permit);
+                drop(alive);
             };
             executor.spawn(task).detach();
         }
     };
-    future::or(accept_loop, async {
+    let result = future::or(accept_loop, async {
         shutdown.await;
         Ok(())
     })
-    .await
+    .await;
+    closing.close();
+    drop(alive);
+    // Never receives a message: ends with an error once every sender is dropped.
+    let _ = all_ended.recv().await;
+    result
 }
 
 /// The TLS handshake (bounded in time), then HTTP by the protocol ALPN chose.

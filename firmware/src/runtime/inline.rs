@@ -40,6 +40,7 @@ thread_local! {
 /// The inline runner of a [`super::JsRuntime`], present once an executor is attached.
 pub(crate) struct Inline {
     shared: Arc<Shared>,
+    watchdog: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 struct Shared {
@@ -65,6 +66,8 @@ struct State {
     idle_spares: Vec<async_channel::Sender<async_channel::Receiver<()>>>,
     spares: usize,
     warned_cap: bool,
+    /// Set by [`Inline::stop`]: the watchdog and the idle spare threads end.
+    stopped: bool,
 }
 
 struct Run {
@@ -104,8 +107,29 @@ impl Inline {
             wake: Condvar::new(),
         });
         let watched = shared.clone();
-        std::thread::Builder::new().name("fazt-js-watchdog".into()).spawn(move || watchdog(&watched))?;
-        Ok(Inline { shared })
+        let watchdog =
+            std::thread::Builder::new().name("fazt-js-watchdog".into()).spawn(move || watchdog(&watched))?;
+        Ok(Inline { shared, watchdog: Mutex::new(Some(watchdog)) })
+    }
+
+    /// Ends the watchdog (waiting for it) and the idle spare threads; a spare serving
+    /// a loan ends when the loan does. For a node shutting down, once its executor has
+    /// no more tasks.
+    pub(crate) fn stop(&self) {
+        let idle = {
+            let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.stopped = true;
+            state.parked = false;
+            std::mem::take(&mut state.idle_spares)
+        };
+        self.shared.wake.notify_all();
+        // Closing its channel ends a spare waiting for a loan.
+        for spare in idle {
+            spare.close();
+        }
+        if let Some(watchdog) = self.watchdog.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = watchdog.join();
+        }
     }
 
     /// Registers an inline run of `app_id`, or `None` when the app is to be served by the
@@ -166,11 +190,14 @@ pub(crate) fn run_here(
 fn watchdog(shared: &Arc<Shared>) {
     let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
     loop {
-        if state.runs.is_empty() && state.started_since_tick == 0 {
+        if state.runs.is_empty() && state.started_since_tick == 0 && !state.stopped {
             state.parked = true;
             while state.parked {
                 state = shared.wake.wait(state).unwrap_or_else(|e| e.into_inner());
             }
+        }
+        if state.stopped {
+            return;
         }
         state.started_since_tick = 0;
         state = shared.wake.wait_timeout(state, shared.budget).unwrap_or_else(|e| e.into_inner()).0;
@@ -248,6 +275,9 @@ fn spare(
         }));
         let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
         state.lent = state.lent.saturating_sub(1);
+        if state.stopped {
+            return;
+        }
         state.idle_spares.push(me.clone());
     }
 }

@@ -138,6 +138,8 @@ pub struct JsRuntime {
     context: worker::WorkerContext,
     /// Set once the node attaches its executor.
     inline: OnceLock<inline::Inline>,
+    /// The worker threads, joined by [`JsRuntime::shutdown`].
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for JsRuntime {
@@ -167,13 +169,22 @@ impl JsRuntime {
             sealer,
             events,
         };
+        let mut threads = Vec::with_capacity(workers);
         for i in 0..workers {
             let rx = rx.clone();
             let ctx = context.clone();
-            std::thread::Builder::new()
+            let spawned = std::thread::Builder::new()
                 .name(format!("fazt-js-{i}"))
                 .stack_size(inline::THREAD_STACK_BYTES)
-                .spawn(move || worker::run(rx, ctx))?;
+                .spawn(move || worker::run(rx, ctx));
+            match spawned {
+                Ok(thread) => threads.push(thread),
+                Err(err) => {
+                    // The ones already started end when the channel closes.
+                    tx.close();
+                    return Err(err);
+                }
+            }
         }
         Ok(JsRuntime {
             jobs: tx,
@@ -182,7 +193,22 @@ impl JsRuntime {
             config_generation,
             context,
             inline: OnceLock::new(),
+            threads: Mutex::new(threads),
         })
+    }
+
+    /// Stops the runtime (a node shutting down): queued jobs are still run, then the
+    /// worker threads end and are waited for, and so does the inline watchdog. Calls
+    /// made after it answer "unavailable".
+    pub fn shutdown(&self) {
+        self.jobs.close();
+        if let Some(inline) = self.inline.get() {
+            inline.stop();
+        }
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for thread in threads {
+            let _ = thread.join();
+        }
     }
 
     /// From now on, runs handlers on the threads of `executor` that receive their

@@ -86,6 +86,36 @@ impl LoopbackNetwork {
     }
 }
 
+/// An in-memory LAN for a node built inside a test process: each [`super::Lan::open`]
+/// is a new endpoint on [`FakeLan::network`], where a test can put other hosts or
+/// inject services; nothing else is ever found. The machine's addresses are loopback.
+#[derive(Debug, Clone)]
+pub struct FakeLan {
+    /// The link the node's endpoints join.
+    pub network: LoopbackNetwork,
+    /// The address the node has on it.
+    pub address: Ipv4Addr,
+}
+
+impl Default for FakeLan {
+    fn default() -> Self {
+        FakeLan { network: LoopbackNetwork::new(), address: Ipv4Addr::new(10, 0, 0, 1) }
+    }
+}
+
+impl super::Lan for FakeLan {
+    fn open(
+        &self,
+        _interfaces: &super::mdns::Interfaces,
+    ) -> Result<(Arc<dyn Discovery>, Option<super::mdns::Pump>), Error> {
+        Ok((Arc::new(self.network.endpoint(self.address)), None))
+    }
+
+    fn addresses(&self) -> Vec<IpAddr> {
+        vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]
+    }
+}
+
 /// One host on a [`LoopbackNetwork`].
 #[derive(Debug)]
 pub struct LoopbackDiscovery {

@@ -421,6 +421,23 @@ impl Drop for MdnsDiscovery {
     }
 }
 
+/// The real network: multicast DNS on UDP 5353, as a responder (its own multicast does
+/// not loop back, see [`MdnsOptions::multicast_loop`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MdnsLan;
+
+impl super::Lan for MdnsLan {
+    fn open(&self, interfaces: &Interfaces) -> Result<(Arc<dyn Discovery>, Option<Pump>), Error> {
+        let options = MdnsOptions { interfaces: interfaces.clone(), port: MDNS_PORT, multicast_loop: false };
+        let (discovery, pump) = MdnsDiscovery::new(options)?;
+        Ok((Arc::new(discovery), Some(pump)))
+    }
+
+    fn addresses(&self) -> Vec<std::net::IpAddr> {
+        lan_addresses()
+    }
+}
+
 /// The machine's own IP addresses on its interfaces (loopback included), for the names
 /// a LAN certificate covers; empty when the list cannot be read.
 pub fn lan_addresses() -> Vec<std::net::IpAddr> {

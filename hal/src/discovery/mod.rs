@@ -25,7 +25,19 @@ pub mod mdns;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// The local network as a node sees it: a way to open discovery, and the machine's own
+/// addresses. [`mdns::MdnsLan`] is the real one; [`loopback::FakeLan`] an in-memory one.
+pub trait Lan: Send + Sync + fmt::Debug {
+    /// Opens discovery on `interfaces`, with the future that drives it when the backend
+    /// needs one (run it on the caller's executor; it ends when the backend stops).
+    fn open(&self, interfaces: &mdns::Interfaces) -> Result<(Arc<dyn Discovery>, Option<mdns::Pump>), Error>;
+    /// This machine's own IP addresses (loopback included), for the names a LAN
+    /// certificate covers; empty when they cannot be read.
+    fn addresses(&self) -> Vec<IpAddr>;
+}
 
 /// What kind of failure a discovery backend met, for generic code that matches on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

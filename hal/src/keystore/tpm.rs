@@ -49,6 +49,9 @@ pub const P256_TPM: &str = "p256-tpm";
 /// The TCTI of the kernel's TPM resource manager, the usual device on Linux.
 pub const DEFAULT_TCTI: &str = "device:/dev/tpmrm0";
 
+/// Whether this build can talk to a TPM.
+pub const COMPILED: bool = true;
+
 /// What the TPM says about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TpmInfo {

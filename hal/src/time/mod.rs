@@ -154,6 +154,40 @@ impl WallClock for OffsetClock {
     }
 }
 
+/// The system clock shifted by an offset that can be changed while it runs (a test
+/// stepping the board clock); never counts as synchronized. The steady clock does not
+/// move with the offset, as with a real step.
+#[derive(Debug, Default)]
+pub struct FakeClock {
+    offset_nanos: std::sync::atomic::AtomicI64,
+}
+
+impl FakeClock {
+    /// The system clock shifted by `offset_nanos` (positive: ahead).
+    pub fn new(offset_nanos: i64) -> Self {
+        FakeClock { offset_nanos: offset_nanos.into() }
+    }
+
+    /// Shifts the clock to `offset_nanos` from the system clock, from now on.
+    pub fn set_offset_nanos(&self, offset_nanos: i64) {
+        self.offset_nanos.store(offset_nanos, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl WallClock for FakeClock {
+    fn now_nanos(&self) -> UnixNanos {
+        SystemClock.now_nanos().saturating_add(self.offset_nanos.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    fn steady_nanos(&self) -> i64 {
+        SystemClock.steady_nanos()
+    }
+
+    fn sync_state(&self) -> SyncState {
+        SyncState::Unsynchronized
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +199,15 @@ mod tests {
         let _ = SystemClock.sync_state();
         let (a, b) = (SystemClock.steady_nanos(), SystemClock.steady_nanos());
         assert!(b >= a && a > 0);
+    }
+
+    #[test]
+    fn fake_clock_moves_when_set() {
+        let clock = FakeClock::new(0);
+        let before = clock.now_nanos();
+        clock.set_offset_nanos(3_600_000_000_000);
+        assert!(clock.now_nanos() - before >= 3_600_000_000_000);
+        assert_eq!(clock.sync_state(), SyncState::Unsynchronized);
     }
 
     #[test]
