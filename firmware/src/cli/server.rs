@@ -116,7 +116,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         }
         ServerCommand::SetConfig { data, key, value } => {
             let storage = Storage::open_existing(&data.data)?;
-            let value = config::set(&storage, &key, &value)?;
+            let value = crate::syscall::config::set(&storage, &crate::syscall::Caller::Local, &key, &value)?;
             println!("{key} = {value} (restart the node to apply)");
             Ok(())
         }
