@@ -6,17 +6,11 @@
 use crate::support::{fazt_bin, Node};
 use std::process::{Command, Stdio};
 
-/// `fazt` with no environment pointing at a node.
-fn fazt(args: &[&str]) -> std::process::Output {
-    Command::new(fazt_bin())
-        .args(args)
-        .env_remove("FAZT_DATA")
-        .env_remove("FAZT_SERVER")
-        .env_remove("FAZT_TOKEN")
-        .env_remove("FAZT_CONFIG")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+/// `fazt ARGS --data DATA`, offline: whatever the environment says about a node.
+fn offline(args: &[&str], data: &str) -> std::process::Output {
+    let mut command = Command::new(fazt_bin());
+    command.args(args).args(["--data", data]).env_remove("FAZT_DATA").stdin(Stdio::null());
+    command.output().unwrap()
 }
 
 #[test]
@@ -64,15 +58,14 @@ fn offline_config_commands_refuse_bad_values_with_the_syscalls_message() {
     let node = Node::init_with(&[]);
     let data = node.data();
     let data = data.to_str().unwrap();
-    let port = String::from_utf8(fazt(&["config", "get", "port", "--data", data]).stdout).unwrap();
+    let port = String::from_utf8(offline(&["config", "get", "port"], data).stdout).unwrap();
+    assert!(port.trim().parse::<u16>().is_ok(), "{port}");
     for (args, needle) in [
         (vec!["config", "set", "port", "80; rm -rf /"], "invalid value"),
         (vec!["config", "set", "nope", "1"], "unknown config key 'nope'"),
         (vec!["config", "get", "nope"], "unknown config key 'nope'"),
     ] {
-        let mut args = args.clone();
-        args.extend(["--data", data]);
-        let out = fazt(&args);
+        let out = offline(&args, data);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(
             String::from_utf8_lossy(&out.stderr).contains(needle),
@@ -80,6 +73,6 @@ fn offline_config_commands_refuse_bad_values_with_the_syscalls_message() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let after = String::from_utf8(fazt(&["config", "get", "port", "--data", data]).stdout).unwrap();
+    let after = String::from_utf8(offline(&["config", "get", "port"], data).stdout).unwrap();
     assert_eq!(after, port, "nothing changed");
 }

@@ -44,6 +44,17 @@ pub async fn show(
     Ok((app, files))
 }
 
+/// The app `key` whose handler the caller wants to run outside HTTP routing (`fazt app
+/// run`): the admin's to do, since the handler then acts with the app's data.
+pub async fn to_invoke(
+    storage: &Arc<Storage>,
+    caller: &Caller,
+    key: &str,
+) -> Result<AppSummary, SyscallError> {
+    caller.require_admin()?;
+    find(storage, caller, key).await
+}
+
 /// Deletes a user app (its name is free again at once) and tells the event bus; a
 /// system app is refused with `system_app`.
 pub async fn delete(
@@ -121,6 +132,7 @@ pub(crate) mod tests {
             assert_eq!(list(&storage, &Caller::Local).await.unwrap().len(), 5);
             assert_eq!(show(&storage, &a, "a").await.unwrap().1.len(), 2);
             assert_eq!(show(&storage, &a, "b").await.unwrap_err().code(), "forbidden");
+            assert_eq!(to_invoke(&storage, &a, "a").await.unwrap_err().code(), "forbidden");
             let refused = delete(&storage, &Clock::new(), &bus, &a, "a").await.unwrap_err();
             assert_eq!(refused.code(), "forbidden");
             assert!(find(&storage, &Caller::Local, "a").await.is_ok(), "a refused delete deletes nothing");

@@ -122,6 +122,39 @@ pub async fn logout(storage: &Arc<Storage>, secrets: Vec<String>) -> Result<(), 
         .await?)
 }
 
+impl From<users::CredentialsError> for SyscallError {
+    fn from(err: users::CredentialsError) -> Self {
+        match err {
+            users::CredentialsError::Storage(storage) => storage.into(),
+            users::CredentialsError::BadUsername => {
+                SyscallError::refused(Kind::Invalid, "bad_username", err.to_string())
+            }
+            users::CredentialsError::BadPassword(_) => {
+                SyscallError::refused(Kind::Invalid, "bad_password", err.to_string())
+            }
+        }
+    }
+}
+
+/// Sets the admin's user name and password (ending every browser session) and claims
+/// the node, so the first-boot setup page is gone. Blocking (argon2): for the offline
+/// CLI. A refused name or password changes nothing.
+pub fn set_credentials(
+    storage: &Storage,
+    clock: &Clock,
+    caller: &Caller,
+    username: &str,
+    password: &str,
+) -> Result<(), SyscallError> {
+    caller.require_admin()?;
+    let now = clock.now_millis();
+    storage.write_blocking(|conn| -> Result<(), SyscallError> {
+        users::set_admin(conn, username, password, now)?;
+        crate::security::setup::claim(conn)?;
+        Ok(())
+    })
+}
+
 /// The name of the caller's user (`None` for a token or an app).
 pub async fn whoami(storage: &Arc<Storage>, caller: &Caller) -> Result<Option<String>, SyscallError> {
     let Some(id) = caller.user().map(str::to_string) else { return Ok(None) };
@@ -150,5 +183,30 @@ mod tests {
                 crate::syscall::tokens::create(&storage, &clock, &_bus, &Caller::Local, "ci").await.unwrap();
             assert!(matches!(token(&storage, &clock, &setup, &secret).await.unwrap(), Caller::Token { .. }));
         });
+    }
+
+    #[test]
+    fn apps_cannot_set_credentials_and_bad_ones_change_nothing() {
+        let (_dir, storage, _bus) = node();
+        let clock = Clock::new();
+        let app = Caller::app("a");
+        assert_eq!(
+            set_credentials(&storage, &clock, &app, "admin", "long enough pw").unwrap_err().code(),
+            "forbidden"
+        );
+        assert_eq!(
+            set_credentials(&storage, &clock, &Caller::Local, "admin", "short").unwrap_err().code(),
+            "bad_password"
+        );
+        let err =
+            set_credentials(&storage, &clock, &Caller::Local, "a b'; --", "long enough pw").unwrap_err();
+        assert_eq!(err.code(), "bad_username");
+        assert_eq!(
+            storage.read_blocking(|c| users::login_record(c, "admin")).unwrap(),
+            None,
+            "no user was made"
+        );
+        set_credentials(&storage, &clock, &Caller::Local, "admin", "long enough pw").unwrap();
+        assert!(storage.read_blocking(|c| users::login_record(c, "admin")).unwrap().is_some());
     }
 }

@@ -65,8 +65,7 @@ pub async fn invoke(
     id: &str,
     req: Request<Incoming>,
 ) -> Result<Resp, ApiError> {
-    caller.require_admin()?;
-    let app = super::apps::find(kernel, caller, id).await?;
+    let app = crate::syscall::apps::to_invoke(&kernel.storage, caller, &decode(id)).await?;
     let path = param(req.uri(), "path")
         .map(|p| percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned())
         .unwrap_or_else(|| "/api".into());
