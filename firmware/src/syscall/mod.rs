@@ -9,6 +9,10 @@
 //! (`not_found`, `invalid`, `forbidden`, `storage_full`, ...) is stable: the HTTP API
 //! answers it as is, mapping its [`Kind`] to a status in one place.
 //!
+//! The few calls the kernel makes on an app's own behalf (appending its log lines,
+//! loading its environment and limits to run it: `logs::append`, `env::list`,
+//! `limits::get`) take the app id alone: no caller reaches them from outside.
+//!
 //! [`code`]: SyscallError::code
 //!
 //! # Layout

@@ -286,6 +286,43 @@ mod tests {
     }
 
     #[test]
+    fn syscall_errors_keep_their_code_and_get_the_status_of_their_kind() {
+        let cases = [
+            (SyscallError::Invalid("x".into()), StatusCode::BAD_REQUEST, "invalid"),
+            (SyscallError::not_found("x"), StatusCode::NOT_FOUND, "not_found"),
+            (SyscallError::refused(Kind::Forbidden, "system_app", "x"), StatusCode::FORBIDDEN, "system_app"),
+            (
+                SyscallError::refused(Kind::Conflict, "time_disabled", "x"),
+                StatusCode::CONFLICT,
+                "time_disabled",
+            ),
+            (
+                SyscallError::QuotaExceeded { quota: 1, used: 1 },
+                StatusCode::INSUFFICIENT_STORAGE,
+                "storage_full",
+            ),
+            (crate::storage::StorageError::Full.into(), StatusCode::INSUFFICIENT_STORAGE, "storage_full"),
+            (crate::storage::StorageError::Busy.into(), StatusCode::SERVICE_UNAVAILABLE, "db_busy"),
+        ];
+        for (err, status, code) in cases {
+            assert_eq!(err.code(), code);
+            let api = ApiError::from(err);
+            assert_eq!((api.status, api.code), (status, code));
+        }
+        let wait = SyscallError::Refused {
+            kind: Kind::RateLimited,
+            code: "rate_limited",
+            message: "later".into(),
+            retry_after: Some(7),
+        };
+        let api = ApiError::from(wait);
+        assert_eq!(
+            (api.status, api.code, api.retry_after),
+            (StatusCode::TOO_MANY_REQUESTS, "rate_limited", Some(7))
+        );
+    }
+
+    #[test]
     fn unknown_paths_are_404() {
         for path in [
             "",
