@@ -8,7 +8,8 @@
 //! - [`apps`]: apps and the embedded system apps.
 //! - [`chirp`]: data over sound (the acoustic modem, a pure library).
 //! - [`runtime`]: serverless JavaScript apps on QuickJS.
-//! - [`syscall`]: the operations behind `fazt.*` (KV, logs, env, limits).
+//! - [`syscall`]: every operation of a user or an app, checked against its caller; the
+//!   HTTP API, the CLI and `fazt.*` are adapters over it.
 //! - [`storage`]: the one owner of `data.db`, with append-only migrations.
 //! - [`events`]: the kernel event bus (live feed and a bounded history in `data.db`).
 //! - [`security`]: passwords, sessions, API tokens, login rate limits.

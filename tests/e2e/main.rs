@@ -23,6 +23,7 @@ mod lifecycle;
 mod mnemonic;
 mod ocsp;
 mod os;
+mod permissions;
 mod serverless;
 mod serving;
 mod setup_page;

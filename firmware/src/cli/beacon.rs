@@ -3,7 +3,7 @@
 use super::http::Client;
 use super::{ClientArgs, DataArg};
 use crate::beacon::{name, scan};
-use crate::config::{self, NodeConfig, Setting};
+use crate::config::{NodeConfig, Setting};
 use crate::identity;
 use crate::keys::store as keystore;
 use crate::storage::Storage;
@@ -80,7 +80,12 @@ pub fn run(args: BeaconArgs) -> anyhow::Result<()> {
                 bail!("'{name}' is not a DNS label (1-63 letters, digits and '-', not starting or ending with '-'), e.g. kitchen-pi");
             }
             let storage = Storage::open_existing(&data.data)?;
-            config::set(&storage, Setting::BeaconName.name(), &name)?;
+            crate::syscall::config::set(
+                &storage,
+                &crate::syscall::Caller::Local,
+                Setting::BeaconName.name(),
+                &name,
+            )?;
             println!("name set to {name} (http://{name}.local); a running node announces it within its announce interval");
             Ok(())
         }

@@ -4,6 +4,7 @@
 use super::DataArg;
 use crate::config::{self, NodeConfig};
 use crate::storage::Storage;
+use crate::syscall::{self, Caller};
 use clap::{Args, Subcommand};
 
 /// `fazt config`.
@@ -43,7 +44,7 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<()> {
     match args.command {
         ConfigCommand::Set { data, key, value } => {
             let storage = Storage::open_existing(&data.data)?;
-            let value = config::set(&storage, &key, &value)?;
+            let value = syscall::config::set(&storage, &Caller::Local, &key, &value)?;
             let when = if key == config::Setting::BeaconName.name() {
                 "a running node follows within its announce interval"
             } else {
@@ -53,15 +54,14 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<()> {
             Ok(())
         }
         ConfigCommand::Get { data, key } => {
-            let key = config::validate_key(&key)?;
-            let config = NodeConfig::load(&*Storage::open_existing(&data.data)?)?;
-            println!("{}", config.get(key));
+            let storage = Storage::open_existing(&data.data)?;
+            println!("{}", syscall::config::get(&storage, &Caller::Local, &key)?);
             Ok(())
         }
         ConfigCommand::List { data } => {
             let config = NodeConfig::load(&*Storage::open_existing(&data.data)?)?;
-            for &key in config::Setting::ALL {
-                println!("{:<30} {:<12} {}", key.name(), config.get(key), key.key().help);
+            for (key, value) in syscall::config::list(&config, &Caller::Local)? {
+                println!("{:<30} {:<12} {}", key.name(), value, key.key().help);
             }
             Ok(())
         }

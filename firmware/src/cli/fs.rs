@@ -1,9 +1,11 @@
 //! `fazt fs ls APP [PATH]`: the files of an app's current deployment, through the
-//! node's API (`GET /api/apps/{app}/files`) or, with `--data`, straight from a data file.
+//! node's API (`GET /api/apps/{app}/files`) or, with `--data`, through the
+//! [`crate::syscall::files`] syscall on the data file.
 
 use super::http::Client;
 use super::{human_bytes, ClientArgs};
 use crate::storage::Storage;
+use crate::syscall::{self, Caller};
 use anyhow::bail;
 use clap::{Args, Subcommand};
 use serde::Deserialize;
@@ -59,28 +61,32 @@ fn ls(
     data: Option<&Path>,
     json: bool,
 ) -> anyhow::Result<()> {
-    // Checked before anything is asked: `..` and the like never reach the node.
-    let prefix = match path {
-        Some(p) => match crate::fs::path::request_to_site_path(p) {
-            Some(clean) => clean,
-            None => bail!("invalid path '{}': use a path inside the app, without '..'", p.escape_default()),
-        },
-        None => String::new(),
-    };
     let files = match data {
-        Some(data) => offline(data, app)?,
+        Some(data) => {
+            let storage = Storage::open_readonly(data)?;
+            smol::block_on(syscall::files::list(&storage, &Caller::Local, app, path))
+                .map_err(|e| anyhow::anyhow!("{e} in {}", data.display()))?
+                .into_iter()
+                .map(|f| File { path: f.path, size: f.size, hash: f.hash, content_type: f.content_type })
+                .collect()
+        }
         None => {
+            // Checked before anything is asked: `..` and the like never reach the node.
+            let prefix = path.map(syscall::files::check_path).transpose()?.unwrap_or_default();
             let answer = Client::from_args(client)?.get_json(&format!("/api/apps/{}/files", encode(app)))?;
-            serde_json::from_value::<Vec<File>>(answer["files"].clone())?
+            let files: Vec<File> = serde_json::from_value(answer["files"].clone())?;
+            let files: Vec<File> = files
+                .into_iter()
+                .filter(|f| {
+                    prefix.is_empty() || f.path == prefix || f.path.starts_with(&format!("{prefix}/"))
+                })
+                .collect();
+            if files.is_empty() && !prefix.is_empty() {
+                bail!("no file or folder '{prefix}' in app '{app}'");
+            }
+            files
         }
     };
-    let files: Vec<File> = files
-        .into_iter()
-        .filter(|f| prefix.is_empty() || f.path == prefix || f.path.starts_with(&format!("{prefix}/")))
-        .collect();
-    if files.is_empty() && !prefix.is_empty() {
-        bail!("no file or folder '{prefix}' in app '{app}'");
-    }
     if json {
         let list: Vec<_> = files
             .iter()
@@ -97,19 +103,6 @@ fn ls(
     let total: u64 = files.iter().map(|f| f.size).sum();
     println!("{} file{}, {}", files.len(), if files.len() == 1 { "" } else { "s" }, human_bytes(total));
     Ok(())
-}
-
-/// The files of `app` read from the data file (read-only, safe while a node runs).
-fn offline(data: &Path, app: &str) -> anyhow::Result<Vec<File>> {
-    let storage = Storage::open_readonly(data)?;
-    let Some(found) = storage.read_blocking(|c| crate::apps::find(c, app))? else {
-        bail!("no app '{app}' in {}", data.display());
-    };
-    let files = storage.read_blocking(|c| crate::apps::files(c, &found.id))?;
-    Ok(files
-        .into_iter()
-        .map(|f| File { path: f.path, size: f.size, hash: f.hash, content_type: f.content_type })
-        .collect())
 }
 
 fn encode(s: &str) -> String {

@@ -4,9 +4,10 @@
 
 use super::DataArg;
 use crate::config::NodeConfig;
-use crate::keys::{self, rotate::Target, KeySettings};
+use crate::keys::{rotate::Target, KeySettings};
 use crate::proc::lock::DataLock;
 use crate::storage::Storage;
+use crate::syscall::{self, Caller};
 use crate::time::Clock;
 use anyhow::{bail, Context};
 use std::sync::Arc;
@@ -62,7 +63,8 @@ pub fn run(args: KeysArgs) -> anyhow::Result<()> {
             let _lock = DataLock::acquire(&data.data).context("rotating a key needs the node stopped")?;
             let storage = Storage::open_existing(&data.data)?;
             let settings = KeySettings::from_config(&NodeConfig::load(&storage)?, &data.data);
-            let done = keys::rotate::rotate(&storage, &Arc::new(Clock::new()), &settings, target)?;
+            let done =
+                syscall::keys::rotate(&storage, &Arc::new(Clock::new()), &settings, &Caller::Local, target)?;
             println!("{done}");
             Ok(())
         }
@@ -72,7 +74,7 @@ pub fn run(args: KeysArgs) -> anyhow::Result<()> {
             }
             let _lock = DataLock::acquire(&data.data).context("resetting the keys needs the node stopped")?;
             let storage = Storage::open_existing(&data.data)?;
-            for line in keys::rotate::reset(&storage, &Clock::new())? {
+            for line in syscall::keys::reset(&storage, &Clock::new(), &Caller::Local)? {
                 println!("{line}");
             }
             Ok(())
@@ -82,7 +84,7 @@ pub fn run(args: KeysArgs) -> anyhow::Result<()> {
 
 fn list(data: &DataArg, json: bool) -> anyhow::Result<()> {
     let storage = Storage::open_readonly(&data.data)?;
-    let entries = keys::list::list(&storage)?;
+    let entries = syscall::keys::list(&storage, &Caller::Local)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&entries)?);
         return Ok(());

@@ -1,5 +1,6 @@
-//! The command line: one file per command group, each a thin layer over the kernel
-//! (offline commands) or the HTTP API of a running node (everything else).
+//! The command line: one file per command group, each a thin layer over the syscalls
+//! (offline commands, as `Caller::Local`) or the HTTP API of a running node (everything
+//! else).
 
 pub mod app;
 pub mod backup;

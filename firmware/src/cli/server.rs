@@ -4,6 +4,7 @@ use super::DataArg;
 use crate::config::{self, NodeConfig, Setting};
 use crate::proc::node::{self, StartOptions};
 use crate::storage::Storage;
+use crate::syscall::Caller::Local;
 use crate::time::Clock;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
@@ -104,19 +105,14 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         ServerCommand::Status { data } => status(data.data),
         ServerCommand::SetCredentials { data, username, password } => {
             let storage = Storage::open_existing(&data.data)?;
-            let now = Clock::new().now_millis();
             // Choosing the password claims the node: the first-boot setup page is gone.
-            storage.write_blocking(|conn| -> anyhow::Result<()> {
-                crate::security::users::set_admin(conn, &username, &password, now)?;
-                crate::security::setup::claim(conn)?;
-                Ok(())
-            })?;
+            crate::syscall::sessions::set_credentials(&storage, &Clock::new(), &Local, &username, &password)?;
             println!("credentials updated for '{username}'; browser sessions were ended");
             Ok(())
         }
         ServerCommand::SetConfig { data, key, value } => {
             let storage = Storage::open_existing(&data.data)?;
-            let value = config::set(&storage, &key, &value)?;
+            let value = crate::syscall::config::set(&storage, &Local, &key, &value)?;
             println!("{key} = {value} (restart the node to apply)");
             Ok(())
         }
@@ -183,7 +179,7 @@ fn init(
 fn status(data: PathBuf) -> anyhow::Result<()> {
     let storage = Storage::open_readonly(&data)?;
     let config = NodeConfig::load(&storage)?;
-    let apps = storage.read_blocking(crate::apps::list)?;
+    let apps = smol::block_on(crate::syscall::apps::list(&storage, &Local))?;
     println!("data:    {} ({})", data.display(), super::human_bytes(storage.size_bytes()));
     println!("schema:  version {}", storage.schema_version()?);
     println!("apps:    {} ({} user apps)", apps.len(), apps.iter().filter(|a| !a.system).count());

@@ -16,8 +16,11 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("storage: the database and what is read straight from it", &["storage", "config", "identity"]),
     ("clock", &["time"]),
     ("kernel subsystems", &["fs", "keys", "security", "events"]),
+    ("services", &["apps", "beacon"]),
+    // Every operation of a user or an app, over the subsystems and services; the
+    // JavaScript runtime above calls them for the apps it runs.
     ("syscalls", &["syscall"]),
-    ("services", &["runtime", "apps", "beacon"]),
+    ("app runtime", &["runtime"]),
     // `net` takes `&Kernel` and the kernel holds net's TLS, caches and limits: one layer
     // until per-subsystem handles replace the `Kernel` struct.
     ("server and composition root", &["net", "kernel"]),

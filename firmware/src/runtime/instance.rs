@@ -6,7 +6,7 @@ use super::{Entry, RuntimeError};
 use crate::fs::site::{read_blob, Encoding, Site};
 use crate::storage::Storage;
 use crate::syscall::limits::{Limits, MAX_REQUIRE_DEPTH, MAX_SCRIPT_BYTES};
-use crate::syscall::{kv, logs, SyscallError};
+use crate::syscall::{kv, logs, Caller, SyscallError};
 use crate::time::{Clock, UnixMillis};
 use rquickjs::context::EvalOptions;
 use rquickjs::object::Property;
@@ -219,7 +219,8 @@ fn install(
         )?;
         native.set("compile", Function::new(ctx.clone(), compile)?)?;
 
-        let app_id = site.app_id.clone();
+        // Every kv call runs as this app: the syscall refuses any other app's data.
+        let (app_id, caller) = (site.app_id.clone(), Caller::app(site.app_id.clone()));
         let (storage, clock) = (host.storage.clone(), host.clock.clone());
         native.set(
             "kvGet",
@@ -227,11 +228,14 @@ fn install(
                 ctx.clone(),
                 move |ctx: Ctx<'_>, key: String| -> rquickjs::Result<Option<String>> {
                     let now = clock.now_millis();
-                    storage.read_blocking(|c| kv::get(c, &app_id, &key, now)).map_err(|e| js_err(&ctx, e))
+                    storage
+                        .read_blocking(|c| kv::get(c, &caller, &app_id, &key, now))
+                        .map_err(|e| js_err(&ctx, e))
                 },
             )?,
         )?;
-        let app_id = site.app_id.clone();
+        // Every kv call runs as this app: the syscall refuses any other app's data.
+        let (app_id, caller) = (site.app_id.clone(), Caller::app(site.app_id.clone()));
         let (storage, clock) = (host.storage.clone(), host.clock.clone());
         native.set(
             "kvSet",
@@ -241,21 +245,27 @@ fn install(
                     let now = clock.now_millis();
                     let ttl = (ttl >= 0.0).then_some(ttl as i64);
                     storage
-                        .write_blocking(|c| kv::set(c, &app_id, &key, &json, ttl, now, limits.storage_bytes))
+                        .write_blocking(|c| {
+                            kv::set(c, &caller, &app_id, &key, &json, ttl, now, limits.storage_bytes)
+                        })
                         .map_err(|e| js_err(&ctx, e))
                 },
             )?,
         )?;
-        let app_id = site.app_id.clone();
+        // Every kv call runs as this app: the syscall refuses any other app's data.
+        let (app_id, caller) = (site.app_id.clone(), Caller::app(site.app_id.clone()));
         let (storage, clock) = (host.storage.clone(), host.clock.clone());
         native.set(
             "kvDelete",
             Function::new(ctx.clone(), move |ctx: Ctx<'_>, key: String| -> rquickjs::Result<bool> {
                 let now = clock.now_millis();
-                storage.write_blocking(|c| kv::delete(c, &app_id, &key, now)).map_err(|e| js_err(&ctx, e))
+                storage
+                    .write_blocking(|c| kv::delete(c, &caller, &app_id, &key, now))
+                    .map_err(|e| js_err(&ctx, e))
             })?,
         )?;
-        let app_id = site.app_id.clone();
+        // Every kv call runs as this app: the syscall refuses any other app's data.
+        let (app_id, caller) = (site.app_id.clone(), Caller::app(site.app_id.clone()));
         let (storage, clock) = (host.storage.clone(), host.clock.clone());
         native.set(
             "kvList",
@@ -265,7 +275,7 @@ fn install(
                 // since the text and what it parses into must fit in the heap anyway.
                 let max_bytes = (limits.memory_bytes / 2) as usize;
                 let entries = storage
-                    .read_blocking(|c| kv::list(c, &app_id, &prefix, now, max_bytes))
+                    .read_blocking(|c| kv::list(c, &caller, &app_id, &prefix, now, max_bytes))
                     .map_err(|e| js_err(&ctx, e))?;
                 let mut json = String::with_capacity(
                     entries.iter().map(|(k, v)| k.len() + v.len() + 24).sum::<usize>() + 2,
@@ -310,6 +320,7 @@ fn install_events<'js>(
     let ctx = native.ctx().clone();
     let unavailable = |ctx: &Ctx<'_>| Exception::throw_message(ctx, "fazt.events is not available here");
     let (bus, app_id, app_name) = (host.events.clone(), site.app_id.clone(), site.app_name.clone());
+    let caller = Caller::app(site.app_id.clone());
     // Each run arms a new deadline, so a changed deadline means a new invocation and a
     // fresh quota; no hook into the invocation itself is needed.
     let (deadline, quota) = (deadline.clone(), RefCell::new((u64::MAX, events::Quota::default())));
@@ -335,13 +346,13 @@ fn install_events<'js>(
                     quota.1.take().map_err(throw)?;
                 }
                 let visibility = if public { Visibility::Public } else { Visibility::Private };
-                let event =
-                    events::emit(bus, Some((&app_id, &app_name)), &kind, data, visibility).map_err(throw)?;
+                let event = events::emit(bus, &caller, Some((&app_id, &app_name)), &kind, data, visibility)
+                    .map_err(|e| Exception::throw_message(&ctx, &e.to_string()))?;
                 Ok(serde_json::to_string(&*event).unwrap_or_default())
             },
         )?,
     )?;
-    let (bus, app_id) = (host.events.clone(), site.app_id.clone());
+    let (bus, caller) = (host.events.clone(), Caller::app(site.app_id.clone()));
     native.set(
         "eventsSince",
         Function::new(
@@ -350,7 +361,7 @@ fn install_events<'js>(
                 let bus = bus.as_ref().ok_or_else(|| unavailable(&ctx))?;
                 let since = if since.is_finite() && since > 0.0 { since as u64 } else { 0 };
                 let limit = if limit.is_finite() && limit >= 1.0 { limit as usize } else { 100 };
-                let found = events::since_for_app(bus, &app_id, since, Some(&kind), limit)
+                let found = events::since(bus, &caller, since, Some(&kind), limit)
                     .map_err(|e| Exception::throw_message(&ctx, &e.to_string()))?;
                 let found: Vec<&crate::events::Event> = found.iter().map(|e| &**e).collect();
                 Ok(serde_json::to_string(&found).unwrap_or_default())

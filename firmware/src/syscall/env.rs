@@ -3,11 +3,13 @@
 //! Values are often secrets (API keys), so they are stored sealed (see
 //! [`crate::keys::sealed_text`]), each bound to its app and name.
 
-use super::SyscallError;
+use super::{Caller, SyscallError};
 use crate::keys::sealed_text;
+use crate::storage::Storage;
 use fazt_hal::keystore::Sealer;
 use rusqlite::{params, Connection};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Most variables per app.
 pub const MAX_VARS: usize = 100;
@@ -93,4 +95,82 @@ pub fn list(
             }
         })
         .collect())
+}
+
+/// Every variable of the app `app` (id or name), for the admin or the app itself.
+pub async fn show(
+    storage: &Arc<Storage>,
+    sealer: &Arc<dyn Sealer>,
+    caller: &Caller,
+    app: &str,
+) -> Result<BTreeMap<String, String>, SyscallError> {
+    let app = super::apps::find(storage, caller, app).await?;
+    let sealer = sealer.clone();
+    storage.read(move |c| list(c, sealer.as_ref(), &app.id)).await
+}
+
+/// Sets a variable of the app `app` (id or name); only the admin may.
+pub async fn put(
+    storage: &Arc<Storage>,
+    sealer: &Arc<dyn Sealer>,
+    caller: &Caller,
+    app: &str,
+    name: &str,
+    value: &str,
+) -> Result<(), SyscallError> {
+    caller.require_admin()?;
+    let app = super::apps::find(storage, caller, app).await?;
+    let (sealer, name, value) = (sealer.clone(), name.to_string(), value.to_string());
+    storage.write(move |c| set(c, sealer.as_ref(), &app.id, &name, &value)).await
+}
+
+/// Removes a variable of the app `app` (id or name); `not_found` when it was not set.
+pub async fn remove(
+    storage: &Arc<Storage>,
+    caller: &Caller,
+    app: &str,
+    name: &str,
+) -> Result<(), SyscallError> {
+    caller.require_admin()?;
+    let app = super::apps::find(storage, caller, app).await?;
+    let key = name.to_string();
+    if !storage.write(move |c| unset(c, &app.id, &key)).await? {
+        return Err(SyscallError::not_found(format!("no variable '{}'", name.escape_default())));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::syscall::apps::tests::{id_of, node};
+
+    #[test]
+    fn only_the_admin_sets_variables_and_bad_names_change_nothing() {
+        let (_dir, storage, _bus) = node();
+        let sealer: Arc<dyn Sealer> = Arc::new(fazt_hal::keystore::AeadSealer::new(
+            [7; 32],
+            fazt_hal::keystore::KeyOrigin::MachineFile,
+            "test",
+        ));
+        let a = Caller::app(id_of(&storage, "a"));
+        smol::block_on(async {
+            assert_eq!(put(&storage, &sealer, &a, "a", "K", "v").await.unwrap_err().code(), "forbidden");
+            assert_eq!(remove(&storage, &a, "a", "K").await.unwrap_err().code(), "forbidden");
+            assert_eq!(show(&storage, &sealer, &a, "b").await.unwrap_err().code(), "forbidden");
+            for bad in ["", "1A", "A-B", "A B", "A\0"] {
+                let err = put(&storage, &sealer, &Caller::Local, "a", bad, "v").await.unwrap_err();
+                assert_eq!(err.code(), "invalid", "{bad:?}");
+            }
+            let big = "x".repeat(MAX_VALUE_BYTES + 1);
+            assert_eq!(
+                put(&storage, &sealer, &Caller::Local, "a", "K", &big).await.unwrap_err().code(),
+                "invalid"
+            );
+            assert!(show(&storage, &sealer, &a, "a").await.unwrap().is_empty(), "nothing was set");
+            put(&storage, &sealer, &Caller::Local, "a", "K", "v").await.unwrap();
+            assert_eq!(show(&storage, &sealer, &a, "a").await.unwrap()["K"], "v");
+            assert_eq!(remove(&storage, &Caller::Local, "a", "NOPE").await.unwrap_err().code(), "not_found");
+        });
+    }
 }

@@ -1,7 +1,8 @@
 //! `fazt.storage.kv`: a key-value store per app. Values are JSON text, stored as given,
-//! so every JSON type round-trips exactly. Expiry uses the kernel clock.
+//! so every JSON type round-trips exactly. Expiry uses the kernel clock. Each call
+//! takes the caller, which must be the app itself (or the admin).
 
-use super::SyscallError;
+use super::{Caller, SyscallError};
 use crate::time::UnixMillis;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -22,10 +23,12 @@ fn check_key(key: &str) -> Result<(), SyscallError> {
 /// The JSON text stored under `key`, unless absent or expired.
 pub fn get(
     conn: &Connection,
+    caller: &Caller,
     app_id: &str,
     key: &str,
     now: UnixMillis,
 ) -> Result<Option<String>, SyscallError> {
+    caller.require_app(app_id)?;
     check_key(key)?;
     Ok(conn
         .prepare_cached(
@@ -37,8 +40,10 @@ pub fn get(
 
 /// Stores JSON text under `key`, expiring after `ttl_ms` when given, as long as the
 /// app's data stays within `quota` bytes (keys and values).
+#[allow(clippy::too_many_arguments)]
 pub fn set(
     conn: &Connection,
+    caller: &Caller,
     app_id: &str,
     key: &str,
     json: &str,
@@ -46,6 +51,7 @@ pub fn set(
     now: UnixMillis,
     quota: u64,
 ) -> Result<(), SyscallError> {
+    caller.require_app(app_id)?;
     check_key(key)?;
     if json.len() > MAX_VALUE_BYTES {
         return Err(SyscallError::Invalid(format!("kv values are at most {MAX_VALUE_BYTES} bytes of JSON")));
@@ -123,9 +129,16 @@ fn check_quota(
 }
 
 /// Deletes `key`; true when a live entry was there.
-pub fn delete(conn: &Connection, app_id: &str, key: &str, now: UnixMillis) -> Result<bool, SyscallError> {
+pub fn delete(
+    conn: &Connection,
+    caller: &Caller,
+    app_id: &str,
+    key: &str,
+    now: UnixMillis,
+) -> Result<bool, SyscallError> {
+    caller.require_app(app_id)?;
     check_key(key)?;
-    let live = get(conn, app_id, key, now)?.is_some();
+    let live = get(conn, caller, app_id, key, now)?.is_some();
     conn.prepare_cached("DELETE FROM kv WHERE app_id = ?1 AND key = ?2")?.execute(params![app_id, key])?;
     Ok(live)
 }
@@ -135,11 +148,13 @@ pub fn delete(conn: &Connection, app_id: &str, key: &str, now: UnixMillis) -> Re
 /// caller never mistakes part of a listing for all of it.
 pub fn list(
     conn: &Connection,
+    caller: &Caller,
     app_id: &str,
     prefix: &str,
     now: UnixMillis,
     max_bytes: usize,
 ) -> Result<Vec<(String, String)>, SyscallError> {
+    caller.require_app(app_id)?;
     if prefix.len() > MAX_KEY_BYTES {
         return Err(SyscallError::Invalid(format!("kv prefixes are at most {MAX_KEY_BYTES} bytes")));
     }
@@ -198,13 +213,33 @@ mod tests {
         let (_dir, storage) = db();
         storage
             .write_blocking(|c| -> Result<(), SyscallError> {
-                set(c, "a", "k", r#"{"n":1.5,"s":"x","l":[true,null]}"#, None, 0, Q)?;
-                assert_eq!(get(c, "a", "k", 0)?.as_deref(), Some(r#"{"n":1.5,"s":"x","l":[true,null]}"#));
-                assert_eq!(get(c, "b", "k", 0)?, None, "another app's key is invisible");
-                assert!(set(c, "a", "bad", "{not json", None, 0, Q).is_err());
-                assert!(set(c, "a", "", "1", None, 0, Q).is_err());
-                assert!(delete(c, "a", "k", 0)?);
-                assert!(!delete(c, "a", "k", 0)?);
+                set(c, &Caller::app("a"), "a", "k", r#"{"n":1.5,"s":"x","l":[true,null]}"#, None, 0, Q)?;
+                assert_eq!(
+                    get(c, &Caller::app("a"), "a", "k", 0)?.as_deref(),
+                    Some(r#"{"n":1.5,"s":"x","l":[true,null]}"#)
+                );
+                assert_eq!(get(c, &Caller::app("b"), "b", "k", 0)?, None, "another app's key is invisible");
+                assert!(set(c, &Caller::app("a"), "a", "bad", "{not json", None, 0, Q).is_err());
+                assert!(set(c, &Caller::app("a"), "a", "", "1", None, 0, Q).is_err());
+                assert!(delete(c, &Caller::app("a"), "a", "k", 0)?);
+                assert!(!delete(c, &Caller::app("a"), "a", "k", 0)?);
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn an_app_cannot_reach_another_apps_keys() {
+        let (_dir, storage) = db();
+        storage
+            .write_blocking(|c| -> Result<(), SyscallError> {
+                set(c, &Caller::app("b"), "b", "k", "1", None, 0, Q)?;
+                let a = Caller::app("a");
+                assert_eq!(get(c, &a, "b", "k", 0).unwrap_err().code(), "forbidden");
+                assert_eq!(set(c, &a, "b", "k", "2", None, 0, Q).unwrap_err().code(), "forbidden");
+                assert_eq!(delete(c, &a, "b", "k", 0).unwrap_err().code(), "forbidden");
+                assert_eq!(list(c, &a, "b", "", 0, 1 << 20).unwrap_err().code(), "forbidden");
+                assert_eq!(get(c, &Caller::app("b"), "b", "k", 0)?.as_deref(), Some("1"), "nothing changed");
                 Ok(())
             })
             .unwrap();
@@ -215,18 +250,29 @@ mod tests {
         let (_dir, storage) = db();
         storage
             .write_blocking(|c| -> Result<(), SyscallError> {
-                set(c, "a", "user:1", "1", None, 0, Q)?;
-                set(c, "a", "user:2", "2", Some(100), 0, Q)?;
-                set(c, "a", "user_%", "3", None, 0, Q)?;
-                set(c, "b", "user:3", "3", None, 0, Q)?;
-                assert_eq!(list(c, "a", "user:", 50, 1 << 20)?.len(), 2);
-                assert_eq!(list(c, "a", "user:", 100, 1 << 20)?.len(), 1, "expired at its deadline");
-                assert_eq!(get(c, "a", "user:2", 99)?.as_deref(), Some("2"));
-                assert_eq!(get(c, "a", "user:2", 100)?, None);
-                assert_eq!(list(c, "a", "user_", 0, 1 << 20)?.len(), 1, "no LIKE wildcards");
-                assert!(list(c, "a", "user", 0, 12).is_err(), "over the byte cap: refused, not cut");
-                assert_eq!(list(c, "a", "user", 0, 21)?.len(), 3);
-                assert!(set(c, "a", "x", "1", Some(0), 0, Q).is_err());
+                set(c, &Caller::app("a"), "a", "user:1", "1", None, 0, Q)?;
+                set(c, &Caller::app("a"), "a", "user:2", "2", Some(100), 0, Q)?;
+                set(c, &Caller::app("a"), "a", "user_%", "3", None, 0, Q)?;
+                set(c, &Caller::app("b"), "b", "user:3", "3", None, 0, Q)?;
+                assert_eq!(list(c, &Caller::app("a"), "a", "user:", 50, 1 << 20)?.len(), 2);
+                assert_eq!(
+                    list(c, &Caller::app("a"), "a", "user:", 100, 1 << 20)?.len(),
+                    1,
+                    "expired at its deadline"
+                );
+                assert_eq!(get(c, &Caller::app("a"), "a", "user:2", 99)?.as_deref(), Some("2"));
+                assert_eq!(get(c, &Caller::app("a"), "a", "user:2", 100)?, None);
+                assert_eq!(
+                    list(c, &Caller::app("a"), "a", "user_", 0, 1 << 20)?.len(),
+                    1,
+                    "no LIKE wildcards"
+                );
+                assert!(
+                    list(c, &Caller::app("a"), "a", "user", 0, 12).is_err(),
+                    "over the byte cap: refused, not cut"
+                );
+                assert_eq!(list(c, &Caller::app("a"), "a", "user", 0, 21)?.len(), 3);
+                assert!(set(c, &Caller::app("a"), "a", "x", "1", Some(0), 0, Q).is_err());
                 assert_eq!(sweep(c, 1000)?, 1);
                 Ok(())
             })
@@ -239,26 +285,26 @@ mod tests {
         storage
             .write_blocking(|c| -> Result<(), SyscallError> {
                 // "k" + 10 bytes = 11; quota 30.
-                set(c, "a", "k1", "\"12345678\"", None, 0, 30)?;
+                set(c, &Caller::app("a"), "a", "k1", "\"12345678\"", None, 0, 30)?;
                 assert_eq!(usage(c, "a")?, 12);
-                set(c, "a", "k2", "\"12345678\"", Some(50), 0, 30)?;
+                set(c, &Caller::app("a"), "a", "k2", "\"12345678\"", Some(50), 0, 30)?;
                 assert_eq!(usage(c, "a")?, 24);
-                let full = set(c, "a", "k3", "\"12345678\"", None, 0, 30).unwrap_err();
+                let full = set(c, &Caller::app("a"), "a", "k3", "\"12345678\"", None, 0, 30).unwrap_err();
                 assert!(matches!(full, SyscallError::QuotaExceeded { quota: 30, used: 24 }), "{full:?}");
                 assert!(full.to_string().starts_with("storage_full:"), "{full}");
-                assert_eq!(get(c, "a", "k3", 0)?, None, "a refused write writes nothing");
+                assert_eq!(get(c, &Caller::app("a"), "a", "k3", 0)?, None, "a refused write writes nothing");
                 // Replacing within the quota, and shrinking, are fine.
-                set(c, "a", "k1", "\"87654321\"", None, 0, 30)?;
-                set(c, "a", "k1", "1", None, 0, 30)?;
+                set(c, &Caller::app("a"), "a", "k1", "\"87654321\"", None, 0, 30)?;
+                set(c, &Caller::app("a"), "a", "k1", "1", None, 0, 30)?;
                 assert_eq!(usage(c, "a")?, 15);
                 // Another app has its own count.
-                set(c, "b", "k1", "\"12345678\"", None, 0, 30)?;
+                set(c, &Caller::app("b"), "b", "k1", "\"12345678\"", None, 0, 30)?;
                 assert_eq!(usage(c, "b")?, 12);
                 // Once k2 expires, a write that needs its room sweeps it.
-                set(c, "a", "k3", "\"1234567890123\"", None, 100, 30)?;
-                assert_eq!(get(c, "a", "k2", 0)?, None);
+                set(c, &Caller::app("a"), "a", "k3", "\"1234567890123\"", None, 100, 30)?;
+                assert_eq!(get(c, &Caller::app("a"), "a", "k2", 0)?, None);
                 assert_eq!(usage(c, "a")?, 3 + 17);
-                delete(c, "a", "k3", 100)?;
+                delete(c, &Caller::app("a"), "a", "k3", 100)?;
                 assert_eq!(usage(c, "a")?, 3);
                 sweep(c, 1_000)?;
                 Ok(())

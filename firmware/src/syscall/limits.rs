@@ -1,7 +1,9 @@
 //! Per-app runtime limits, with the node-wide defaults from the serverless spec.
 
-use super::SyscallError;
+use super::{Caller, SyscallError};
+use crate::storage::Storage;
 use rusqlite::{params, Connection, OptionalExtension};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Wall time of one invocation by default (spec: 30 s).
@@ -94,4 +96,53 @@ pub fn set(conn: &Connection, app_id: &str, change: LimitsChange) -> Result<Limi
         ],
     )?;
     get(conn, app_id)
+}
+
+/// The limits of the app `app` (id or name) and the storage bytes it uses, for the admin
+/// or the app itself.
+pub async fn show(storage: &Arc<Storage>, caller: &Caller, app: &str) -> Result<(Limits, u64), SyscallError> {
+    let app = super::apps::find(storage, caller, app).await?;
+    storage.read(move |c| Ok((get(c, &app.id)?, super::kv::usage(c, &app.id)?))).await
+}
+
+/// Changes the limits of the app `app` (id or name): only the admin may, so that no app
+/// raises its own. Answers the limits after and the storage bytes used.
+pub async fn change(
+    storage: &Arc<Storage>,
+    caller: &Caller,
+    app: &str,
+    change: LimitsChange,
+) -> Result<(Limits, u64), SyscallError> {
+    caller.require_admin()?;
+    let app = super::apps::find(storage, caller, app).await?;
+    storage.write(move |c| Ok((set(c, &app.id, change)?, super::kv::usage(c, &app.id)?))).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::syscall::apps::tests::{id_of, node};
+
+    #[test]
+    fn an_app_reads_its_limits_but_cannot_raise_them_and_out_of_range_changes_nothing() {
+        let (_dir, storage, _bus) = node();
+        let a = Caller::app(id_of(&storage, "a"));
+        smol::block_on(async {
+            assert_eq!(show(&storage, &a, "a").await.unwrap().0, Limits::default());
+            assert_eq!(show(&storage, &a, "b").await.unwrap_err().code(), "forbidden");
+            let raise = LimitsChange { memory_bytes: Some(1 << 30), ..Default::default() };
+            assert_eq!(change(&storage, &a, "a", raise).await.unwrap_err().code(), "forbidden");
+            for bad in [
+                LimitsChange { timeout_ms: Some(0), ..Default::default() },
+                LimitsChange { timeout_ms: Some(u64::MAX), ..Default::default() },
+                LimitsChange { memory_bytes: Some(1), ..Default::default() },
+                LimitsChange { storage_bytes: Some(u64::MAX), ..Default::default() },
+            ] {
+                assert_eq!(change(&storage, &Caller::Local, "a", bad).await.unwrap_err().code(), "invalid");
+            }
+            assert_eq!(show(&storage, &a, "a").await.unwrap().0, Limits::default(), "nothing changed");
+            let (after, _) = change(&storage, &Caller::Local, "a", raise).await.unwrap();
+            assert_eq!(after.memory_bytes, 1 << 30);
+        });
+    }
 }

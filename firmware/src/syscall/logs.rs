@@ -1,8 +1,10 @@
 //! Per-app logs: what `console.*` and `fazt.log.*` print, kept in `data.db`.
 
-use super::SyscallError;
+use super::{Caller, SyscallError};
+use crate::storage::Storage;
 use crate::time::UnixMillis;
 use rusqlite::{params, Connection};
+use std::sync::Arc;
 
 /// Lines kept per app; older ones are dropped as new ones arrive.
 pub const KEEP_PER_APP: i64 = 10_000;
@@ -93,6 +95,20 @@ pub fn list(
     Ok(rows)
 }
 
+/// Lines of the app `app_id` (see [`list`]), for the admin or the app itself.
+pub async fn read(
+    storage: &Arc<Storage>,
+    caller: &Caller,
+    app_id: &str,
+    after: i64,
+    limit: i64,
+    tail: bool,
+) -> Result<Vec<LogEntry>, SyscallError> {
+    caller.require_app(app_id)?;
+    let app_id = app_id.to_string();
+    storage.read(move |c| list(c, &app_id, after, limit, tail)).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +125,24 @@ mod tests {
         let cut = clip_of(&pre_cut, 1 << 20);
         assert!(cut.len() <= MAX_MESSAGE_BYTES && cut.ends_with("[cut, 1048576 characters in all]"), "{cut}");
         assert_eq!(clip_of("short", 5), "short");
+    }
+
+    #[test]
+    fn an_app_reads_only_its_own_logs() {
+        let (_dir, storage, _bus) = crate::syscall::apps::tests::node();
+        let (a, b) = (
+            crate::syscall::apps::tests::id_of(&storage, "a"),
+            crate::syscall::apps::tests::id_of(&storage, "b"),
+        );
+        let (a, b) = (a.as_str(), b.as_str());
+        storage.write_blocking(|c| append(c, b, &[(0, "info", "secret".to_string())])).unwrap();
+        smol::block_on(async {
+            assert_eq!(
+                read(&storage, &Caller::app(a), b, 0, 10, false).await.unwrap_err().code(),
+                "forbidden"
+            );
+            assert_eq!(read(&storage, &Caller::app(b), b, 0, 10, false).await.unwrap()[0].message, "secret");
+            assert!(read(&storage, &Caller::app(a), a, 0, 10, false).await.unwrap().is_empty());
+        });
     }
 }

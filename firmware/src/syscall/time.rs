@@ -1,8 +1,11 @@
-//! `fazt.time.status()`: the part of the timekeeper's status an app may see (no
-//! addresses or node ids of the LAN's peers, which are the node owner's business).
+//! The kernel clock: `fazt.time.status()`, the part of the timekeeper's status an app may
+//! see (no addresses or node ids of the LAN's peers, which are the node owner's
+//! business), and the full status and a sync now for the admin.
 
+use super::{Caller, Kind, SyscallError};
 use crate::time::{Clock, Timekeeper};
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 /// The clock's state for apps: `{ now, source, synchronized, stratum, errorMs,
 /// offsetMs, sources, lastSync }`.
@@ -22,4 +25,24 @@ pub fn status(timekeeper: Option<&Timekeeper>, clock: &Clock) -> Value {
         "sources": sources,
         "lastSync": full["last_sync"],
     })
+}
+
+/// The timekeeper's full status (sources with their addresses, peers): the admin's.
+pub fn keeper_status(keeper: &Timekeeper, caller: &Caller) -> Result<Value, SyscallError> {
+    caller.require_admin()?;
+    Ok(keeper.status())
+}
+
+/// Polls every source now (a burst of samples each) and answers the status after;
+/// `time_disabled` when the timekeeper is off.
+pub async fn sync(keeper: &Arc<Timekeeper>, caller: &Caller) -> Result<Value, SyscallError> {
+    caller.require_admin()?;
+    if !keeper.settings().enabled {
+        return Err(SyscallError::refused(
+            Kind::Conflict,
+            "time_disabled",
+            "the timekeeper is off (time.enabled is false); set it to true and restart the node",
+        ));
+    }
+    Ok(keeper.sync().await)
 }

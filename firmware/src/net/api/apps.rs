@@ -3,9 +3,10 @@
 use crate::apps::{self, AppSummary};
 use crate::kernel::Kernel;
 use crate::net::response::{ok, ApiError, Body, Resp};
+use crate::syscall::{self, Caller};
 use crate::time::rfc3339;
 use bytes::Bytes;
-use http::{header, HeaderValue, Response, StatusCode};
+use http::{header, HeaderValue, Response};
 use std::sync::Arc;
 
 /// The JSON form of an app.
@@ -22,28 +23,23 @@ pub fn app_json(kernel: &Kernel, app: &AppSummary) -> serde_json::Value {
     })
 }
 
-/// A live app by id or name (percent-decoded), or a 404.
-pub(super) async fn find(kernel: &Arc<Kernel>, id: &str) -> Result<AppSummary, ApiError> {
-    let key = percent_encoding::percent_decode_str(id).decode_utf8_lossy().into_owned();
-    kernel
-        .storage
-        .read(move |conn| apps::find(conn, &key))
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no app '{id}'")))
+/// A live app by id or name (percent-decoded) that the caller may touch.
+pub(super) async fn find(kernel: &Arc<Kernel>, caller: &Caller, id: &str) -> Result<AppSummary, ApiError> {
+    let key = percent_encoding::percent_decode_str(id).decode_utf8_lossy();
+    Ok(syscall::apps::find(&kernel.storage, caller, &key).await?)
 }
 
 /// `GET /api/apps`.
-pub async fn list(kernel: &Arc<Kernel>) -> Result<Resp, ApiError> {
-    let list = kernel.storage.read(apps::list).await?;
+pub async fn list(kernel: &Arc<Kernel>, caller: &Caller) -> Result<Resp, ApiError> {
+    let list = syscall::apps::list(&kernel.storage, caller).await?;
     let apps: Vec<_> = list.iter().map(|a| app_json(kernel, a)).collect();
     Ok(ok(serde_json::json!({ "apps": apps })))
 }
 
 /// `GET /api/apps/{id}`: the app and its files.
-pub async fn get(kernel: &Arc<Kernel>, id: &str) -> Result<Resp, ApiError> {
-    let app = find(kernel, id).await?;
-    let app_id = app.id.clone();
-    let files = kernel.storage.read(move |conn| apps::files(conn, &app_id)).await?;
+pub async fn get(kernel: &Arc<Kernel>, caller: &Caller, id: &str) -> Result<Resp, ApiError> {
+    let key = percent_encoding::percent_decode_str(id).decode_utf8_lossy();
+    let (app, files) = syscall::apps::show(&kernel.storage, caller, &key).await?;
     let mut json = app_json(kernel, &app);
     json["files"] = files_json(&files);
     Ok(ok(json))
@@ -57,34 +53,21 @@ fn files_json(files: &[apps::FileSummary]) -> serde_json::Value {
 }
 
 /// `GET /api/apps/{id}/files`.
-pub async fn files(kernel: &Arc<Kernel>, id: &str) -> Result<Resp, ApiError> {
-    let app = find(kernel, id).await?;
-    let files = kernel.storage.read(move |conn| apps::files(conn, &app.id)).await?;
+pub async fn files(kernel: &Arc<Kernel>, caller: &Caller, id: &str) -> Result<Resp, ApiError> {
+    let key = percent_encoding::percent_decode_str(id).decode_utf8_lossy();
+    let files = syscall::files::list(&kernel.storage, caller, &key, None).await?;
     Ok(ok(serde_json::json!({ "files": files_json(&files) })))
 }
 
 /// `GET /api/apps/{id}/files/{path}`: the raw content of one file of that app.
-pub async fn file_content(kernel: &Arc<Kernel>, id: &str, raw_path: &str) -> Result<Resp, ApiError> {
-    let app = find(kernel, id).await?;
-    let path = crate::fs::path::request_to_site_path(raw_path)
-        .filter(|p| !p.is_empty())
-        .ok_or_else(|| ApiError::bad_request("bad_path", "invalid file path"))?;
-    let found = kernel
-        .storage
-        .read(move |conn| -> Result<_, ApiError> {
-            let file = apps::files(conn, &app.id)?.into_iter().find(|f| f.path == path);
-            match file {
-                Some(f) => Ok(Some((
-                    crate::fs::site::read_blob(conn, &f.hash, crate::fs::site::Encoding::Identity)?,
-                    f.content_type,
-                ))),
-                None => Ok(None),
-            }
-        })
-        .await?;
-    let Some((Some(data), content_type)) = found else {
-        return Err(ApiError::not_found(format!("no such file in app '{id}'")));
-    };
+pub async fn file_content(
+    kernel: &Arc<Kernel>,
+    caller: &Caller,
+    id: &str,
+    raw_path: &str,
+) -> Result<Resp, ApiError> {
+    let key = percent_encoding::percent_decode_str(id).decode_utf8_lossy();
+    let (data, content_type) = syscall::files::read(&kernel.storage, caller, &key, raw_path).await?;
     let mut resp = Response::new(Body::new(Bytes::from(data)));
     if let Ok(v) = HeaderValue::from_str(&content_type) {
         resp.headers_mut().insert(header::CONTENT_TYPE, v);
@@ -96,21 +79,10 @@ pub async fn file_content(kernel: &Arc<Kernel>, id: &str, raw_path: &str) -> Res
 }
 
 /// `DELETE /api/apps/{id}`.
-pub async fn delete(kernel: &Arc<Kernel>, id: &str) -> Result<Resp, ApiError> {
-    let app = find(kernel, id).await?;
-    if app.system {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "system_app",
-            format!("'{}' is a system app and cannot be deleted", app.name),
-        ));
-    }
-    let now = kernel.clock.now_millis();
-    let app_id = app.id.clone();
-    kernel.storage.write(move |conn| apps::delete(conn, &app_id, now)).await?;
+pub async fn delete(kernel: &Arc<Kernel>, caller: &Caller, id: &str) -> Result<Resp, ApiError> {
+    let key = percent_encoding::percent_decode_str(id).decode_utf8_lossy();
+    let app = syscall::apps::delete(&kernel.storage, &kernel.clock, &kernel.events, caller, &key).await?;
     kernel.sites.invalidate(&app.name);
-    tracing::info!(app = %app.name, id = %app.id, "app deleted");
-    kernel.events.notify(crate::events::Kind::AppDeleted, Some((&app.id, &app.name)), serde_json::json!({}));
     Ok(ok(serde_json::json!({})))
 }
 
@@ -125,38 +97,20 @@ struct RenameBody {
 /// name at once, and the old one is free (404) at once.
 pub async fn rename(
     kernel: &Arc<Kernel>,
+    caller: &Caller,
     id: &str,
     req: http::Request<hyper::body::Incoming>,
 ) -> Result<Resp, ApiError> {
     let body: RenameBody = super::read_json(kernel, req).await?;
-    let key = percent_encoding::percent_decode_str(id).decode_utf8_lossy().into_owned();
-    let now = kernel.clock.now_millis();
+    let key = percent_encoding::percent_decode_str(id).decode_utf8_lossy();
     let renamed =
-        kernel.storage.write(move |conn| apps::rename(conn, &key, &body.name, now)).await.map_err(|err| {
-            match err {
-                apps::RenameError::Storage(storage) => storage.into(),
-                apps::RenameError::NotFound(_) => ApiError::not_found(format!("no app '{id}'")),
-                apps::RenameError::Taken(_) => {
-                    ApiError::new(StatusCode::CONFLICT, err.code(), err.to_string())
-                }
-                apps::RenameError::System(_) => {
-                    ApiError::new(StatusCode::FORBIDDEN, err.code(), err.to_string())
-                }
-                apps::RenameError::BadName(_) => ApiError::bad_request(err.code(), err.to_string()),
-            }
-        })?;
+        syscall::apps::rename(&kernel.storage, &kernel.clock, &kernel.events, caller, &key, &body.name).await?;
     if renamed.changed {
         kernel.sites.invalidate(&renamed.old_name);
         kernel.sites.invalidate(&renamed.new_name);
         // Instances are kept by app id and carry the name (`fazt.app.name`): build anew.
         kernel.runtime.config_generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         kernel.tls.want(&format!("{}.{}", renamed.new_name, kernel.config.domain()));
-        tracing::info!(id = %renamed.id, old = %renamed.old_name, new = %renamed.new_name, "app renamed");
-        kernel.events.notify(
-            crate::events::Kind::AppRenamed,
-            Some((&renamed.id, &renamed.new_name)),
-            serde_json::json!({"id": renamed.id, "old": renamed.old_name, "new": renamed.new_name}),
-        );
     }
-    get(kernel, &renamed.id).await
+    get(kernel, caller, &renamed.id).await
 }

@@ -3,27 +3,14 @@
 use super::read_json;
 use crate::kernel::Kernel;
 use crate::net::response::{ok, ApiError, Resp};
-use crate::security::{sessions, tokens, users};
+use crate::security::sessions;
+use crate::syscall::sessions::Guards;
+use crate::syscall::{self, Caller};
 use http::{header, HeaderValue, Method, Request, StatusCode};
 use hyper::body::Incoming;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
-
-/// Who is calling.
-#[derive(Debug, Clone)]
-pub enum Principal {
-    /// A browser session of a user.
-    Session {
-        /// The user's id.
-        user_id: String,
-    },
-    /// An API token.
-    Token {
-        /// The token's id.
-        token_id: String,
-    },
-}
 
 #[derive(Deserialize)]
 struct LoginBody {
@@ -56,45 +43,20 @@ pub fn has_credentials(req: &Request<Incoming>) -> bool {
 
 /// `POST /api/login`.
 pub async fn login(kernel: &Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    if let Err(wait) = kernel.login_limiter.attempt(peer.ip(), kernel.clock.now_millis()) {
-        let mut err = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!("too many login attempts; try again in {wait} s"),
-        );
-        err.retry_after = Some(wait);
-        return Err(err);
-    }
     let secure = crate::net::over_tls(&req);
+    let guards =
+        Guards { limiter: &kernel.login_limiter, checks: &kernel.password_checks, setup: &kernel.setup };
     let body: LoginBody = read_json(kernel, req).await?;
-    let username = if body.username.is_empty() { "admin".to_string() } else { body.username };
-    // argon2 takes tens of milliseconds and a lot of memory: it runs on the blocking
-    // pool, a few at a time, never inside the database writer (where it would stall
-    // every write of the node).
-    let name = username.clone();
-    let record = kernel.storage.read(move |conn| users::login_record(conn, &name)).await?;
-    let user_id = {
-        let _check = kernel.password_checks.acquire().await;
-        let password = body.password;
-        blocking::unblock(move || users::verify_login(record, &password)).await
-    };
-    let now = kernel.clock.now_millis();
-    let session = match user_id {
-        Some(user_id) => Some(kernel.storage.write(move |conn| sessions::create(conn, &user_id, now)).await?),
-        None => None,
-    };
-    let Some(secret) = session else {
-        tracing::warn!(%peer, "failed admin login");
-        // The name as typed, cut: it comes from whoever is guessing.
-        let user: String = username.chars().take(64).collect();
-        kernel.events.notify(
-            crate::events::Kind::LoginFailed,
-            None,
-            serde_json::json!({"user": user, "ip": peer.ip().to_string()}),
-        );
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "bad_credentials", "wrong username or password"));
-    };
-    kernel.setup.claim(&kernel.storage, "password login").await;
+    let (username, secret) = syscall::sessions::login(
+        &kernel.storage,
+        &kernel.clock,
+        &kernel.events,
+        guards,
+        peer.ip(),
+        &body.username,
+        body.password,
+    )
+    .await?;
     let mut resp = ok(serde_json::json!({ "user": username }));
     if let Ok(v) = HeaderValue::from_str(&sessions::set_cookie(&secret, secure)) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
@@ -110,13 +72,7 @@ pub async fn logout(kernel: &Arc<Kernel>, req: Request<Incoming>) -> Result<Resp
         return Err(ApiError::new(StatusCode::FORBIDDEN, "csrf", "missing X-Requested-With: fazt header"));
     }
     // Every session the browser presented ends, the admin's own among any tossed ones.
-    let secrets = session_cookies(&req);
-    if !secrets.is_empty() {
-        kernel
-            .storage
-            .write(move |conn| secrets.iter().try_for_each(|secret| sessions::delete(conn, secret)))
-            .await?;
-    }
+    syscall::sessions::logout(&kernel.storage, session_cookies(&req)).await?;
     let mut resp = ok(serde_json::json!({}));
     for expired in sessions::clear_cookies(crate::net::over_tls(&req)) {
         if let Ok(v) = HeaderValue::from_str(&expired) {
@@ -127,54 +83,27 @@ pub async fn logout(kernel: &Arc<Kernel>, req: Request<Incoming>) -> Result<Resp
 }
 
 /// Authenticates a request by token or session cookie.
-pub async fn authenticate(kernel: &Arc<Kernel>, req: &Request<Incoming>) -> Result<Principal, ApiError> {
-    let now = kernel.clock.now_millis();
-    if let Some(token) = bearer(req).map(str::to_string) {
-        let id = kernel.storage.read(move |conn| tokens::check(conn, &token)).await?;
-        let Some(token_id) = id else {
-            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", "the API token is wrong or revoked; create one in the dashboard and run `fazt client set-auth-token`"));
-        };
-        let touched = token_id.clone();
-        kernel.storage.write(move |conn| tokens::touch(conn, &touched, now)).await?;
-        kernel.setup.claim(&kernel.storage, "API token").await;
-        return Ok(Principal::Token { token_id });
+pub async fn authenticate(kernel: &Arc<Kernel>, req: &Request<Incoming>) -> Result<Caller, ApiError> {
+    if let Some(token) = bearer(req) {
+        return Ok(syscall::sessions::token(&kernel.storage, &kernel.clock, &kernel.setup, token).await?);
     }
-    // Any live session among the cookies counts: an app on a sibling subdomain can add
-    // `fazt_session` cookies for the parent domain over plain HTTP, and must not be able
-    // to shadow the admin's own that way.
-    let secrets = session_cookies(req);
-    if secrets.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            "log in or send an API token",
-        ));
-    }
-    let user = kernel.storage.read(move |conn| sessions::lookup_any(conn, &secrets, now)).await?;
-    let Some(user_id) = user else {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            "the session has ended; log in again",
-        ));
-    };
+    let caller = syscall::sessions::session(&kernel.storage, &kernel.clock, session_cookies(req)).await?;
     // Cookies ride along on cross-site requests; a custom header cannot be sent
     // cross-site without a CORS preflight we never grant. So state changes need it.
     let safe = matches!(*req.method(), Method::GET | Method::HEAD);
     if !safe && !has_csrf_header(req) {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "csrf", "missing X-Requested-With: fazt header"));
     }
-    Ok(Principal::Session { user_id })
+    Ok(caller)
 }
 
 /// `GET /api/me`.
-pub async fn me(kernel: &Arc<Kernel>, principal: &Principal) -> Result<Resp, ApiError> {
-    match principal {
-        Principal::Session { user_id } => {
-            let id = user_id.clone();
-            let name = kernel.storage.read(move |conn| users::username(conn, &id)).await?;
+pub async fn me(kernel: &Arc<Kernel>, caller: &Caller) -> Result<Resp, ApiError> {
+    match caller {
+        Caller::Token { id } => Ok(ok(serde_json::json!({ "user": "token", "token_id": id }))),
+        _ => {
+            let name = syscall::sessions::whoami(&kernel.storage, caller).await?;
             Ok(ok(serde_json::json!({ "user": name.unwrap_or_default() })))
         }
-        Principal::Token { token_id } => Ok(ok(serde_json::json!({ "user": "token", "token_id": token_id }))),
     }
 }

@@ -5,7 +5,7 @@ use crate::kernel::Kernel;
 use crate::net::response::{ok, ApiError, Resp};
 use crate::runtime::request::JsUrl;
 use crate::runtime::{Entry, JsRequest};
-use crate::syscall::{env, kv, limits, logs, SyscallError};
+use crate::syscall::{env, limits, logs, Caller};
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use serde::Deserialize;
@@ -13,18 +13,6 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-
-impl From<SyscallError> for ApiError {
-    fn from(err: SyscallError) -> Self {
-        match err {
-            SyscallError::Invalid(message) => ApiError::bad_request("invalid", message),
-            SyscallError::QuotaExceeded { .. } => {
-                ApiError::new(http::StatusCode::INSUFFICIENT_STORAGE, "storage_full", err.to_string())
-            }
-            SyscallError::Storage(e) => e.into(),
-        }
-    }
-}
 
 /// Longest a logs request waits for new lines (`?wait=`), so a follower costs one
 /// request every half minute at most.
@@ -40,8 +28,13 @@ fn param<'a>(uri: &'a http::Uri, key: &str) -> Option<&'a str> {
 }
 
 /// `GET /api/apps/{id}/logs?after=N&limit=M&wait=S&tail=1`.
-pub async fn logs(kernel: &Arc<Kernel>, id: &str, uri: &http::Uri) -> Result<Resp, ApiError> {
-    let app = super::apps::find(kernel, id).await?;
+pub async fn logs(
+    kernel: &Arc<Kernel>,
+    caller: &Caller,
+    id: &str,
+    uri: &http::Uri,
+) -> Result<Resp, ApiError> {
+    let app = super::apps::find(kernel, caller, id).await?;
     let number = |key, default: i64| param(uri, key).and_then(|v| v.parse::<i64>().ok()).unwrap_or(default);
     let after = number("after", 0);
     let limit = number("limit", 100);
@@ -49,8 +42,7 @@ pub async fn logs(kernel: &Arc<Kernel>, id: &str, uri: &http::Uri) -> Result<Res
     let wait = Duration::from_secs(number("wait", 0).clamp(0, MAX_WAIT.as_secs() as i64) as u64);
     let deadline = std::time::Instant::now() + wait;
     loop {
-        let app_id = app.id.clone();
-        let lines = kernel.storage.read(move |c| logs::list(c, &app_id, after, limit, tail)).await?;
+        let lines = logs::read(&kernel.storage, caller, &app.id, after, limit, tail).await?;
         if !lines.is_empty() || std::time::Instant::now() >= deadline {
             let last = lines.last().map(|l| l.id).unwrap_or(after);
             let json: Vec<_> = lines
@@ -67,8 +59,13 @@ pub async fn logs(kernel: &Arc<Kernel>, id: &str, uri: &http::Uri) -> Result<Res
 
 /// `POST /api/apps/{id}/invoke?path=/api/x&method=POST`: runs the handler without HTTP
 /// routing; the body is the input (JSON).
-pub async fn invoke(kernel: &Arc<Kernel>, id: &str, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    let app = super::apps::find(kernel, id).await?;
+pub async fn invoke(
+    kernel: &Arc<Kernel>,
+    caller: &Caller,
+    id: &str,
+    req: Request<Incoming>,
+) -> Result<Resp, ApiError> {
+    let app = crate::syscall::apps::to_invoke(&kernel.storage, caller, &decode(id)).await?;
     let path = param(req.uri(), "path")
         .map(|p| percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned())
         .unwrap_or_else(|| "/api".into());
@@ -118,10 +115,8 @@ pub async fn invoke(kernel: &Arc<Kernel>, id: &str, req: Request<Incoming>) -> R
 }
 
 /// `GET /api/apps/{id}/env`.
-pub async fn env_list(kernel: &Arc<Kernel>, id: &str) -> Result<Resp, ApiError> {
-    let app = super::apps::find(kernel, id).await?;
-    let sealer = kernel.keys.sealer.clone();
-    let vars = kernel.storage.read(move |c| env::list(c, sealer.as_ref(), &app.id)).await?;
+pub async fn env_list(kernel: &Arc<Kernel>, caller: &Caller, id: &str) -> Result<Resp, ApiError> {
+    let vars = env::show(&kernel.storage, &kernel.keys.sealer, caller, &decode(id)).await?;
     Ok(ok(serde_json::json!({ "env": vars })))
 }
 
@@ -133,26 +128,25 @@ struct EnvValue {
 /// `PUT /api/apps/{id}/env/{name}` with `{"value": "..."}`.
 pub async fn env_set(
     kernel: &Arc<Kernel>,
+    caller: &Caller,
     id: &str,
     name: &str,
     req: Request<Incoming>,
 ) -> Result<Resp, ApiError> {
-    let app = super::apps::find(kernel, id).await?;
     let body: EnvValue = read_json(kernel, req).await?;
-    let name = decode(name);
-    let sealer = kernel.keys.sealer.clone();
-    kernel.storage.write(move |c| env::set(c, sealer.as_ref(), &app.id, &name, &body.value)).await?;
+    env::put(&kernel.storage, &kernel.keys.sealer, caller, &decode(id), &decode(name), &body.value).await?;
     kernel.runtime.config_generation.fetch_add(1, Ordering::AcqRel);
     Ok(ok(serde_json::json!({})))
 }
 
 /// `DELETE /api/apps/{id}/env/{name}`.
-pub async fn env_unset(kernel: &Arc<Kernel>, id: &str, name: &str) -> Result<Resp, ApiError> {
-    let app = super::apps::find(kernel, id).await?;
-    let key = decode(name);
-    if !kernel.storage.write(move |c| env::unset(c, &app.id, &key)).await? {
-        return Err(ApiError::not_found(format!("no variable '{name}'")));
-    }
+pub async fn env_unset(
+    kernel: &Arc<Kernel>,
+    caller: &Caller,
+    id: &str,
+    name: &str,
+) -> Result<Resp, ApiError> {
+    env::remove(&kernel.storage, caller, &decode(id), &decode(name)).await?;
     kernel.runtime.config_generation.fetch_add(1, Ordering::AcqRel);
     Ok(ok(serde_json::json!({})))
 }
@@ -167,24 +161,21 @@ fn limits_json(l: limits::Limits, used: u64) -> serde_json::Value {
 }
 
 /// `GET /api/apps/{id}/limits`: the limits, and the storage the app uses.
-pub async fn limits_get(kernel: &Arc<Kernel>, id: &str) -> Result<Resp, ApiError> {
-    let app = super::apps::find(kernel, id).await?;
-    let (l, used) = kernel
-        .storage
-        .read(move |c| Ok::<_, SyscallError>((limits::get(c, &app.id)?, kv::usage(c, &app.id)?)))
-        .await?;
+pub async fn limits_get(kernel: &Arc<Kernel>, caller: &Caller, id: &str) -> Result<Resp, ApiError> {
+    let (l, used) = limits::show(&kernel.storage, caller, &decode(id)).await?;
     Ok(ok(limits_json(l, used)))
 }
 
 /// `PUT /api/apps/{id}/limits` with any of `{"timeout_ms": N, "memory_bytes": N,
 /// "storage_bytes": N}`.
-pub async fn limits_set(kernel: &Arc<Kernel>, id: &str, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    let app = super::apps::find(kernel, id).await?;
+pub async fn limits_set(
+    kernel: &Arc<Kernel>,
+    caller: &Caller,
+    id: &str,
+    req: Request<Incoming>,
+) -> Result<Resp, ApiError> {
     let change: limits::LimitsChange = read_json(kernel, req).await?;
-    let (l, used) = kernel
-        .storage
-        .write(move |c| Ok::<_, SyscallError>((limits::set(c, &app.id, change)?, kv::usage(c, &app.id)?)))
-        .await?;
+    let (l, used) = limits::change(&kernel.storage, caller, &decode(id), change).await?;
     kernel.runtime.config_generation.fetch_add(1, Ordering::AcqRel);
     Ok(ok(limits_json(l, used)))
 }

@@ -11,10 +11,9 @@
 use super::read_json;
 use crate::config::Setting;
 use crate::fs::archive::Limits;
-use crate::fs::deploy::{deploy_archive, missing_hashes, DeployError};
-use crate::fs::is_content_hash;
 use crate::kernel::Kernel;
 use crate::net::response::{ok, ApiError, Resp};
+use crate::syscall::{self, Caller};
 use futures_lite::AsyncWriteExt;
 use http::{header, Request, StatusCode};
 use http_body_util::BodyExt;
@@ -28,39 +27,11 @@ struct CheckBody {
 }
 
 /// `POST /api/deploy/check`: which of these hashes does the node lack?
-pub async fn check(kernel: &Arc<Kernel>, req: Request<Incoming>) -> Result<Resp, ApiError> {
+pub async fn check(kernel: &Arc<Kernel>, caller: &Caller, req: Request<Incoming>) -> Result<Resp, ApiError> {
     let body: CheckBody = read_json(kernel, req).await?;
-    if body.hashes.len() as u64 > kernel.config.get_u64(Setting::DeployMaxFiles) {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            "more hashes than deploy.max_files",
-        ));
-    }
-    if let Some(bad) = body.hashes.iter().find(|h| !is_content_hash(h)) {
-        return Err(ApiError::bad_request(
-            "bad_hash",
-            format!("'{}' is not a SHA-256 hex digest", bad.escape_default()),
-        ));
-    }
-    let missing = kernel.storage.read(move |conn| missing_hashes(conn, &body.hashes)).await?;
+    let max = kernel.config.get_u64(Setting::DeployMaxFiles);
+    let missing = syscall::deploy::missing(&kernel.storage, caller, body.hashes, max).await?;
     Ok(ok(serde_json::json!({ "missing": missing })))
-}
-
-impl From<DeployError> for ApiError {
-    fn from(err: DeployError) -> Self {
-        match err {
-            DeployError::Storage(storage) => storage.into(),
-            DeployError::TooLarge(_) => {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, err.code(), err.to_string())
-            }
-            DeployError::MissingBlob(_) => ApiError::new(StatusCode::CONFLICT, err.code(), err.to_string()),
-            DeployError::Io(_) => {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, err.code(), err.to_string())
-            }
-            other => ApiError::bad_request(other.code(), other.to_string()),
-        }
-    }
 }
 
 fn query_param(uri: &http::Uri, key: &str) -> Option<String> {
@@ -71,10 +42,11 @@ fn query_param(uri: &http::Uri, key: &str) -> Option<String> {
 }
 
 /// `POST /api/deploy?name=<app>` with a tar or tar.gz body.
-pub async fn deploy(kernel: &Arc<Kernel>, req: Request<Incoming>) -> Result<Resp, ApiError> {
+pub async fn deploy(kernel: &Arc<Kernel>, caller: &Caller, req: Request<Incoming>) -> Result<Resp, ApiError> {
     let name = query_param(req.uri(), "name")
         .ok_or_else(|| ApiError::bad_request("bad_app_name", "missing ?name=<app>"))?;
-    crate::fs::deploy::validate_app_name(&name)?;
+    // Refused before a byte is spooled.
+    syscall::deploy::begin(caller, &name)?;
     let max_upload = kernel.config.get_u64(Setting::DeployMaxArchiveBytes);
     let too_large = || {
         ApiError::new(
@@ -137,31 +109,22 @@ pub async fn deploy(kernel: &Arc<Kernel>, req: Request<Incoming>) -> Result<Resp
         max_file_bytes: kernel.config.get_u64(Setting::DeployMaxFileBytes),
         max_files: kernel.config.get_u64(Setting::DeployMaxFiles),
     };
-    let now = kernel.clock.now_millis();
-    let app = name.clone();
-    let report = kernel
-        .storage
-        .write_durable(move |conn| -> Result<_, DeployError> {
-            let file = std::fs::File::open(spool.path()).map_err(|e| DeployError::Io(e.to_string()))?;
-            let tx = conn.transaction()?;
-            let report = deploy_archive(&tx, &app, file, limits, now)?;
-            tx.commit()?;
-            Ok(report)
-        })
-        .await
-        .inspect_err(|e| tracing::warn!(app = %name, error = %e, "deploy refused"))?;
+    let archive = std::fs::File::open(spool.path()).map_err(io_error)?;
+    let report = syscall::deploy::deploy(
+        &kernel.storage,
+        &kernel.clock,
+        &kernel.events,
+        caller,
+        &name,
+        archive,
+        limits,
+    )
+    .await?;
+    // The spool lives until the archive is stored.
+    drop(spool);
     kernel.sites.invalidate(&name);
     // A new app's name gets its certificate now rather than at its first handshake.
     kernel.tls.want(&format!("{name}.{}", kernel.config.domain()));
-    tracing::info!(app = %name, files = report.files, new = report.new_blobs, bytes = report.size_bytes, "deployed");
-    kernel.events.notify(
-        crate::events::Kind::AppDeployed,
-        Some((&report.app_id, &report.app)),
-        serde_json::json!({
-            "deployment": report.deployment_id, "files": report.files, "bytes": report.size_bytes,
-            "new_files": report.new_blobs, "new_bytes": report.new_bytes,
-        }),
-    );
     let mut json = serde_json::to_value(&report).unwrap_or_default();
     json["url"] = kernel.app_url(&name).into();
     Ok(ok(json))

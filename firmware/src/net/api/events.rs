@@ -3,12 +3,13 @@
 //! text/event-stream`); `POST` emits a custom `app.*` event as the admin.
 
 use super::read_json;
-use crate::events::{Event, EventError, Filter, Next, Subscription, Visibility, MAX_QUERY};
+use crate::events::{Event, Filter, Next, Subscription, Visibility, MAX_QUERY};
 use crate::kernel::Kernel;
 use crate::net::response::{ok, ApiError, Body, Resp};
+use crate::syscall::{Caller, SyscallError};
 use bytes::Bytes;
 use futures_lite::future;
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use http::{header, HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -30,20 +31,6 @@ const DEFAULT_LIMIT: usize = 100;
 
 /// Longest `app=` accepted: an app name (a DNS label) or an id.
 const MAX_APP_BYTES: usize = 128;
-
-impl From<EventError> for ApiError {
-    fn from(err: EventError) -> Self {
-        match err {
-            EventError::BadType(_) => ApiError::bad_request("bad_type", err.to_string()),
-            EventError::TooLarge(_) => {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", err.to_string())
-            }
-            EventError::RateLimited(_) => {
-                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", err.to_string())
-            }
-        }
-    }
-}
 
 /// A `GET` request's parameters, checked.
 struct Query {
@@ -83,7 +70,7 @@ fn parse(req: &Request<Incoming>) -> Result<Query, ApiError> {
             "type" => {
                 let prefix = value.trim().trim_end_matches('.');
                 if !prefix.is_empty() {
-                    crate::events::event::check_type(prefix)?;
+                    crate::events::event::check_type(prefix).map_err(SyscallError::from)?;
                     query.filter.type_prefix = Some(prefix.to_string());
                 }
             }
@@ -116,8 +103,10 @@ fn parse(req: &Request<Incoming>) -> Result<Query, ApiError> {
 }
 
 /// `GET /api/events?since=ID&type=PREFIX&app=NAME&limit=N&wait=SECS`.
-pub async fn list(kernel: &Arc<Kernel>, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    let query = parse(&req)?;
+pub async fn list(kernel: &Arc<Kernel>, caller: &Caller, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let mut query = parse(&req)?;
+    // What the caller may see is the syscall's decision.
+    query.filter.viewer = crate::syscall::events::viewer(caller);
     if query.stream {
         return Ok(stream(kernel, query));
     }
@@ -274,15 +263,16 @@ struct EmitBody {
 }
 
 /// `POST /api/events` with `{"type": "...", "data": ..., "app": "...", "public": bool}`.
-pub async fn emit(kernel: &Arc<Kernel>, req: Request<Incoming>) -> Result<Resp, ApiError> {
+pub async fn emit(kernel: &Arc<Kernel>, caller: &Caller, req: Request<Incoming>) -> Result<Resp, ApiError> {
     let body: EmitBody = read_json(kernel, req).await?;
     let app = match &body.app {
-        Some(name) => Some(super::apps::find(kernel, name).await?),
+        Some(name) => Some(crate::syscall::apps::find(&kernel.storage, caller, name).await?),
         None => None,
     };
     let visibility = if body.public { Visibility::Public } else { Visibility::Private };
     let event = crate::syscall::events::emit(
         &kernel.events,
+        caller,
         app.as_ref().map(|a| (a.id.as_str(), a.name.as_str())),
         &body.kind,
         body.data,

@@ -20,6 +20,7 @@ mod tokens;
 
 use super::response::{ApiError, Resp};
 use crate::kernel::Kernel;
+use crate::syscall::{Caller, Kind, SyscallError};
 use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
 use routes::{Access, Captures, Route, Seg};
@@ -78,41 +79,41 @@ routes! {
     Login:         POST   ["login"]                      Public => |c| auth::login(c.kernel, c.peer, c.req).await;
     Logout:        POST   ["logout"]                     Public => |c| auth::logout(c.kernel, c.req).await;
     CaPem:         GET    ["tls", "ca.pem"]              Public => |c| tls::ca_pem(c.kernel);
-    Health:        GET    ["system", "health"]           PublicOrAdmin => |c| match c.principal {
+    Health:        GET    ["system", "health"]           PublicOrAdmin => |c| match c.caller {
         None => Ok(system::liveness(c.kernel)),
         Some(_) => system::health(c.kernel).await,
     };
-    Me:            GET    ["me"]                         Admin => |c| auth::me(c.kernel, signed_in(&c.principal)?).await;
-    AppList:       GET    ["apps"]                       Admin => |c| apps::list(c.kernel).await;
-    AppGet:        GET    ["apps", id]                   Admin => |c| apps::get(c.kernel, id).await;
-    AppDelete:     DELETE ["apps", id]                   Admin => |c| apps::delete(c.kernel, id).await;
-    AppRename:     POST   ["apps", id, "rename"]         Admin => |c| apps::rename(c.kernel, id, c.req).await;
-    AppFiles:      GET    ["apps", id, "files"]          Admin => |c| apps::files(c.kernel, id).await;
-    AppFile:       GET    ["apps", id, "files", ..]      Admin => |c| apps::file_content(c.kernel, id, c.rest).await;
-    AppLogs:       GET    ["apps", id, "logs"]           Admin => |c| backend::logs(c.kernel, id, c.req.uri()).await;
-    AppInvoke:     POST   ["apps", id, "invoke"]         Admin => |c| backend::invoke(c.kernel, id, c.req).await;
-    EnvList:       GET    ["apps", id, "env"]            Admin => |c| backend::env_list(c.kernel, id).await;
-    EnvSet:        PUT    ["apps", id, "env", name]      Admin => |c| backend::env_set(c.kernel, id, name, c.req).await;
-    EnvUnset:      DELETE ["apps", id, "env", name]      Admin => |c| backend::env_unset(c.kernel, id, name).await;
-    LimitsGet:     GET    ["apps", id, "limits"]         Admin => |c| backend::limits_get(c.kernel, id).await;
-    LimitsSet:     PUT    ["apps", id, "limits"]         Admin => |c| backend::limits_set(c.kernel, id, c.req).await;
-    TokenList:     GET    ["tokens"]                     Admin => |c| tokens::list(c.kernel).await;
-    TokenCreate:   POST   ["tokens"]                     Admin => |c| tokens::create(c.kernel, signed_in(&c.principal)?, c.req).await;
-    TokenRevoke:   DELETE ["tokens", id]                 Admin => |c| tokens::revoke(c.kernel, id).await;
-    DeployCheck:   POST   ["deploy", "check"]            Admin => |c| deploy::check(c.kernel, c.req).await;
-    Deploy:        POST   ["deploy"]                     Admin => |c| deploy::deploy(c.kernel, c.req).await;
-    EventList:     GET    ["events"]                     Admin => |c| events::list(c.kernel, c.req).await;
-    EventEmit:     POST   ["events"]                     Admin => |c| events::emit(c.kernel, c.req).await;
+    Me:            GET    ["me"]                         Admin => |c| auth::me(c.kernel, signed_in(&c.caller)?).await;
+    AppList:       GET    ["apps"]                       Admin => |c| apps::list(c.kernel, signed_in(&c.caller)?).await;
+    AppGet:        GET    ["apps", id]                   Admin => |c| apps::get(c.kernel, signed_in(&c.caller)?, id).await;
+    AppDelete:     DELETE ["apps", id]                   Admin => |c| apps::delete(c.kernel, signed_in(&c.caller)?, id).await;
+    AppRename:     POST   ["apps", id, "rename"]         Admin => |c| apps::rename(c.kernel, signed_in(&c.caller)?, id, c.req).await;
+    AppFiles:      GET    ["apps", id, "files"]          Admin => |c| apps::files(c.kernel, signed_in(&c.caller)?, id).await;
+    AppFile:       GET    ["apps", id, "files", ..]      Admin => |c| apps::file_content(c.kernel, signed_in(&c.caller)?, id, c.rest).await;
+    AppLogs:       GET    ["apps", id, "logs"]           Admin => |c| backend::logs(c.kernel, signed_in(&c.caller)?, id, c.req.uri()).await;
+    AppInvoke:     POST   ["apps", id, "invoke"]         Admin => |c| backend::invoke(c.kernel, &signed_in(&c.caller)?.clone(), id, c.req).await;
+    EnvList:       GET    ["apps", id, "env"]            Admin => |c| backend::env_list(c.kernel, signed_in(&c.caller)?, id).await;
+    EnvSet:        PUT    ["apps", id, "env", name]      Admin => |c| backend::env_set(c.kernel, &signed_in(&c.caller)?.clone(), id, name, c.req).await;
+    EnvUnset:      DELETE ["apps", id, "env", name]      Admin => |c| backend::env_unset(c.kernel, signed_in(&c.caller)?, id, name).await;
+    LimitsGet:     GET    ["apps", id, "limits"]         Admin => |c| backend::limits_get(c.kernel, signed_in(&c.caller)?, id).await;
+    LimitsSet:     PUT    ["apps", id, "limits"]         Admin => |c| backend::limits_set(c.kernel, &signed_in(&c.caller)?.clone(), id, c.req).await;
+    TokenList:     GET    ["tokens"]                     Admin => |c| tokens::list(c.kernel, signed_in(&c.caller)?).await;
+    TokenCreate:   POST   ["tokens"]                     Admin => |c| tokens::create(c.kernel, signed_in(&c.caller)?.clone(), c.req).await;
+    TokenRevoke:   DELETE ["tokens", id]                 Admin => |c| tokens::revoke(c.kernel, signed_in(&c.caller)?, id).await;
+    DeployCheck:   POST   ["deploy", "check"]            Admin => |c| deploy::check(c.kernel, &signed_in(&c.caller)?.clone(), c.req).await;
+    Deploy:        POST   ["deploy"]                     Admin => |c| deploy::deploy(c.kernel, &signed_in(&c.caller)?.clone(), c.req).await;
+    EventList:     GET    ["events"]                     Admin => |c| events::list(c.kernel, signed_in(&c.caller)?, c.req).await;
+    EventEmit:     POST   ["events"]                     Admin => |c| events::emit(c.kernel, &signed_in(&c.caller)?.clone(), c.req).await;
     SystemDb:      GET    ["system", "db"]               Admin => |c| system::db(c.kernel).await;
-    SystemConfig:  GET    ["system", "config"]           Admin => |c| Ok(system::config(c.kernel));
-    SystemKeys:    GET    ["system", "keys"]             Admin => |c| system::keys(c.kernel).await;
-    SystemBeacon:  GET    ["system", "beacon"]           Admin => |c| beacon::status(c.kernel).await;
-    TimeStatus:    GET    ["system", "time"]             Admin => |c| time::status(c.kernel).await;
-    TimeSync:      POST   ["system", "time", "sync"]     Admin => |c| time::sync(c.kernel).await;
-    TlsStatus:     GET    ["tls"]                        Admin => |c| tls::status(c.kernel).await;
-    CertList:      GET    ["tls", "certs"]               Admin => |c| tls::list(c.kernel).await;
-    CertAdd:       POST   ["tls", "certs"]               Admin => |c| tls::add(c.kernel, c.req).await;
-    CertRemove:    DELETE ["tls", "certs", name]         Admin => |c| tls::remove(c.kernel, name).await;
+    SystemConfig:  GET    ["system", "config"]           Admin => |c| Ok(system::config(c.kernel, signed_in(&c.caller)?)?);
+    SystemKeys:    GET    ["system", "keys"]             Admin => |c| system::keys(c.kernel, signed_in(&c.caller)?).await;
+    SystemBeacon:  GET    ["system", "beacon"]           Admin => |c| beacon::status(c.kernel, signed_in(&c.caller)?).await;
+    TimeStatus:    GET    ["system", "time"]             Admin => |c| time::status(c.kernel, signed_in(&c.caller)?).await;
+    TimeSync:      POST   ["system", "time", "sync"]     Admin => |c| time::sync(c.kernel, signed_in(&c.caller)?).await;
+    TlsStatus:     GET    ["tls"]                        Admin => |c| tls::status(c.kernel, signed_in(&c.caller)?).await;
+    CertList:      GET    ["tls", "certs"]               Admin => |c| tls::list(c.kernel, signed_in(&c.caller)?).await;
+    CertAdd:       POST   ["tls", "certs"]               Admin => |c| tls::add(c.kernel, &signed_in(&c.caller)?.clone(), c.req).await;
+    CertRemove:    DELETE ["tls", "certs", name]         Admin => |c| tls::remove(c.kernel, signed_in(&c.caller)?, name).await;
 }
 
 /// What a handler gets besides its named parameters.
@@ -120,16 +121,17 @@ struct Call<'a> {
     kernel: &'a Arc<Kernel>,
     peer: SocketAddr,
     req: Request<Incoming>,
-    /// The caller, once checked; `None` on public routes (and `PublicOrAdmin` ones
-    /// called without credentials).
-    principal: Option<auth::Principal>,
+    /// The caller, once its credentials are checked; `None` on public routes (and
+    /// `PublicOrAdmin` ones called without credentials). What it may do is the
+    /// syscalls' decision.
+    caller: Option<Caller>,
     /// The `..` part of the path.
     rest: &'a str,
 }
 
 /// The checked caller of an `Admin` route (always there: dispatch checked it).
-fn signed_in(principal: &Option<auth::Principal>) -> Result<&auth::Principal, ApiError> {
-    principal.as_ref().ok_or_else(|| {
+fn signed_in(caller: &Option<Caller>) -> Result<&Caller, ApiError> {
+    caller.as_ref().ok_or_else(|| {
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "log in or send an API token")
     })
 }
@@ -146,12 +148,41 @@ async fn dispatch(kernel: &Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>
     let path = req.uri().path().to_string();
     let tail = path.strip_prefix("/api").unwrap_or(&path).trim_matches('/');
     let (route, caps) = routes::find(ROUTES, req.method(), tail, &path)?;
-    let principal = match route.access {
+    let caller = match route.access {
         Access::Public => None,
         Access::PublicOrAdmin if !auth::has_credentials(&req) => None,
         Access::Admin | Access::PublicOrAdmin => Some(auth::authenticate(kernel, &req).await?),
     };
-    call(route.handler, caps, Call { kernel, peer, req, principal, rest: caps.rest }).await
+    call(route.handler, caps, Call { kernel, peer, req, caller, rest: caps.rest }).await
+}
+
+/// The HTTP status of each kind of syscall refusal: the one place a syscall's error
+/// becomes an HTTP answer (its code and message go out unchanged).
+impl From<SyscallError> for ApiError {
+    fn from(err: SyscallError) -> Self {
+        let status = match err.kind() {
+            Kind::Invalid => StatusCode::BAD_REQUEST,
+            Kind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Kind::Forbidden => StatusCode::FORBIDDEN,
+            Kind::NotFound => StatusCode::NOT_FOUND,
+            Kind::Conflict => StatusCode::CONFLICT,
+            Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Kind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Kind::Full => StatusCode::INSUFFICIENT_STORAGE,
+            Kind::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        match err {
+            // The storage engine's own mapping logs what the client is not told.
+            SyscallError::Storage(storage) => storage.into(),
+            SyscallError::Refused { retry_after, .. } => {
+                let mut api = ApiError::new(status, err.code(), err.to_string());
+                api.retry_after = retry_after;
+                api
+            }
+            other => ApiError::new(status, other.code(), other.to_string()),
+        }
+    }
 }
 
 /// Reads a JSON body of at most [`MAX_JSON_BYTES`], within the node's body limits.
@@ -253,6 +284,43 @@ mod tests {
             assert!(a.pattern.iter().filter(|s| **s == Seg::Param).count() <= MAX_PARAMS, "{:?}", a.handler);
             assert!(!a.pattern.is_empty(), "{:?}", a.handler);
         }
+    }
+
+    #[test]
+    fn syscall_errors_keep_their_code_and_get_the_status_of_their_kind() {
+        let cases = [
+            (SyscallError::Invalid("x".into()), StatusCode::BAD_REQUEST, "invalid"),
+            (SyscallError::not_found("x"), StatusCode::NOT_FOUND, "not_found"),
+            (SyscallError::refused(Kind::Forbidden, "system_app", "x"), StatusCode::FORBIDDEN, "system_app"),
+            (
+                SyscallError::refused(Kind::Conflict, "time_disabled", "x"),
+                StatusCode::CONFLICT,
+                "time_disabled",
+            ),
+            (
+                SyscallError::QuotaExceeded { quota: 1, used: 1 },
+                StatusCode::INSUFFICIENT_STORAGE,
+                "storage_full",
+            ),
+            (crate::storage::StorageError::Full.into(), StatusCode::INSUFFICIENT_STORAGE, "storage_full"),
+            (crate::storage::StorageError::Busy.into(), StatusCode::SERVICE_UNAVAILABLE, "db_busy"),
+        ];
+        for (err, status, code) in cases {
+            assert_eq!(err.code(), code);
+            let api = ApiError::from(err);
+            assert_eq!((api.status, api.code), (status, code));
+        }
+        let wait = SyscallError::Refused {
+            kind: Kind::RateLimited,
+            code: "rate_limited",
+            message: "later".into(),
+            retry_after: Some(7),
+        };
+        let api = ApiError::from(wait);
+        assert_eq!(
+            (api.status, api.code, api.retry_after),
+            (StatusCode::TOO_MANY_REQUESTS, "rate_limited", Some(7))
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use crate::kernel::Kernel;
 use crate::net::response::{ok, ApiError, Resp};
+use crate::syscall::{self, Caller};
 use std::sync::Arc;
 
 /// Unauthenticated `GET /api/system/health`: only says the node is up (for load
@@ -39,9 +40,9 @@ pub async fn health(kernel: &Arc<Kernel>) -> Result<Resp, ApiError> {
 
 /// `GET /api/system/keys`: where the keys are held, and every key and sealed secret
 /// (names, algorithms, fingerprints; never a secret).
-pub async fn keys(kernel: &Arc<Kernel>) -> Result<Resp, ApiError> {
-    let storage = kernel.storage.clone();
-    let entries = blocking::unblock(move || crate::keys::list::list(&storage)).await?;
+pub async fn keys(kernel: &Arc<Kernel>, caller: &Caller) -> Result<Resp, ApiError> {
+    let (storage, caller) = (kernel.storage.clone(), caller.clone());
+    let entries = blocking::unblock(move || syscall::keys::list(&storage, &caller)).await?;
     Ok(ok(serde_json::json!({
         "holder": kernel.keys.holder.describe(),
         "backend": match kernel.keys.holder {
@@ -76,7 +77,10 @@ pub async fn db(kernel: &Arc<Kernel>) -> Result<Resp, ApiError> {
     })))
 }
 
-/// `GET /api/system/config`.
-pub fn config(kernel: &Arc<Kernel>) -> Resp {
-    ok(serde_json::json!({ "config": kernel.config.all() }))
+/// `GET /api/system/config`: the settings the node runs with.
+pub fn config(kernel: &Arc<Kernel>, caller: &Caller) -> Result<Resp, ApiError> {
+    let settings = syscall::config::list(&kernel.config, caller)?;
+    let all: serde_json::Map<String, serde_json::Value> =
+        settings.into_iter().map(|(key, value)| (key.name().to_string(), value.into())).collect();
+    Ok(ok(serde_json::json!({ "config": all })))
 }

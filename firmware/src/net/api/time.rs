@@ -3,21 +3,15 @@
 
 use crate::kernel::Kernel;
 use crate::net::response::{ok, ApiError, Resp};
+use crate::syscall::{self, Caller};
 use std::sync::Arc;
 
 /// The timekeeper's status.
-pub async fn status(kernel: &Arc<Kernel>) -> Result<Resp, ApiError> {
-    Ok(ok(kernel.timekeeper.status()))
+pub async fn status(kernel: &Arc<Kernel>, caller: &Caller) -> Result<Resp, ApiError> {
+    Ok(ok(syscall::time::keeper_status(&kernel.timekeeper, caller)?))
 }
 
 /// Polls every source now (a burst of samples each) and answers the status after.
-pub async fn sync(kernel: &Arc<Kernel>) -> Result<Resp, ApiError> {
-    if !kernel.timekeeper.settings().enabled {
-        return Err(ApiError::new(
-            hyper::StatusCode::CONFLICT,
-            "time_disabled",
-            "the timekeeper is off (time.enabled is false); set it to true and restart the node",
-        ));
-    }
-    Ok(ok(kernel.timekeeper.sync().await))
+pub async fn sync(kernel: &Arc<Kernel>, caller: &Caller) -> Result<Resp, ApiError> {
+    Ok(ok(syscall::time::sync(&kernel.timekeeper, caller).await?))
 }

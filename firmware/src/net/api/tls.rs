@@ -3,8 +3,10 @@
 use super::read_json;
 use crate::kernel::Kernel;
 use crate::net::response::{json, ok, ApiError, Body, Resp};
-use crate::net::tls::{stapler::OcspStatus, store::Stored, TlsError};
-use crate::time::rfc3339;
+use crate::net::tls::{stapler::OcspStatus, store::Stored, Tls, TlsError};
+use crate::syscall::certs::{self, CertStore};
+use crate::syscall::{Caller, Kind, SyscallError};
+use crate::time::{rfc3339, UnixMillis};
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -30,29 +32,52 @@ fn cert_json(c: &Stored, ocsp: &HashMap<String, OcspStatus>) -> serde_json::Valu
     })
 }
 
-fn certs_json(kernel: &Kernel, certs: &[Stored]) -> Vec<serde_json::Value> {
-    let ocsp = kernel.tls.stapler.status(kernel.clock.now_millis());
-    certs.iter().map(|c| cert_json(c, &ocsp)).collect()
-}
-
-impl From<TlsError> for ApiError {
+impl From<TlsError> for SyscallError {
     fn from(err: TlsError) -> Self {
         match err {
-            TlsError::Cert(e) => ApiError::bad_request("bad_certificate", e.to_string()),
-            TlsError::NotFound(_) => ApiError::not_found(err.to_string()),
+            TlsError::Cert(e) => SyscallError::refused(Kind::Invalid, "bad_certificate", e.to_string()),
+            TlsError::NotFound(_) => SyscallError::not_found(err.to_string()),
             TlsError::Storage(e) => e.into(),
             other => {
                 tracing::error!(error = %other, "TLS error");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "tls_error", other.to_string())
+                SyscallError::refused(Kind::Internal, "tls_error", other.to_string())
             }
         }
     }
 }
 
+/// The certificate syscalls reach the store through this.
+impl CertStore for Tls {
+    fn certs(&self, now: UnixMillis) -> Result<Vec<serde_json::Value>, SyscallError> {
+        let ocsp = self.stapler.status(now);
+        Ok(self.list()?.iter().map(|c| cert_json(c, &ocsp)).collect())
+    }
+
+    fn add(
+        &self,
+        domain: &str,
+        chain_pem: &str,
+        key_pem: &str,
+        now: UnixMillis,
+    ) -> Result<serde_json::Value, SyscallError> {
+        let stored = self.add_custom(domain, chain_pem, key_pem)?;
+        Ok(cert_json(&stored, &self.stapler.status(now)))
+    }
+
+    fn remove(&self, name: &str) -> Result<(), SyscallError> {
+        Ok(self.remove_custom(name)?)
+    }
+}
+
+/// Every certificate through the syscall, off the executor.
+async fn certs(kernel: &Arc<Kernel>, caller: &Caller) -> Result<Vec<serde_json::Value>, ApiError> {
+    let (tls, clock, caller) = (kernel.tls.clone(), kernel.clock.clone(), caller.clone());
+    Ok(blocking::unblock(move || certs::list(&*tls, &clock, &caller)).await?)
+}
+
 /// `GET /api/tls`: mode, port, LAN CA fingerprint and every certificate.
-pub async fn status(kernel: &Arc<Kernel>) -> Result<Resp, ApiError> {
-    let tls = kernel.tls.clone();
-    let certs = blocking::unblock(move || tls.list()).await?;
+pub async fn status(kernel: &Arc<Kernel>, caller: &Caller) -> Result<Resp, ApiError> {
+    let certs = certs(kernel, caller).await?;
     let tls = &kernel.tls;
     Ok(ok(serde_json::json!({
         "mode": tls.mode.as_str(),
@@ -63,7 +88,7 @@ pub async fn status(kernel: &Arc<Kernel>) -> Result<Resp, ApiError> {
             "fingerprint_sha256": ca.fingerprint,
             "download": "/api/tls/ca.pem",
         })),
-        "certs": certs_json(kernel, &certs),
+        "certs": certs,
         "acme": tls.acme.as_ref().map(|m| m.status()),
         "handshakes": {
             "in_progress": tls.handshakes.in_progress(),
@@ -74,30 +99,27 @@ pub async fn status(kernel: &Arc<Kernel>) -> Result<Resp, ApiError> {
 }
 
 /// `GET /api/tls/certs`.
-pub async fn list(kernel: &Arc<Kernel>) -> Result<Resp, ApiError> {
-    let tls = kernel.tls.clone();
-    let certs = blocking::unblock(move || tls.list()).await?;
-    Ok(ok(serde_json::json!({ "certs": certs_json(kernel, &certs) })))
+pub async fn list(kernel: &Arc<Kernel>, caller: &Caller) -> Result<Resp, ApiError> {
+    Ok(ok(serde_json::json!({ "certs": certs(kernel, caller).await? })))
 }
 
 /// `POST /api/tls/certs`: add (or replace) a custom certificate; checked first, so a
 /// refused one changes nothing.
-pub async fn add(kernel: &Arc<Kernel>, req: Request<Incoming>) -> Result<Resp, ApiError> {
+pub async fn add(kernel: &Arc<Kernel>, caller: &Caller, req: Request<Incoming>) -> Result<Resp, ApiError> {
     let body: AddBody = read_json(kernel, req).await?;
-    let tls = kernel.tls.clone();
-    let stored =
-        blocking::unblock(move || tls.add_custom(&body.domain, &body.cert_pem, &body.key_pem)).await?;
-    Ok(json(
-        StatusCode::CREATED,
-        &serde_json::json!({ "cert": cert_json(&stored, &kernel.tls.stapler.status(kernel.clock.now_millis())) }),
-    ))
+    let (tls, clock, caller) = (kernel.tls.clone(), kernel.clock.clone(), caller.clone());
+    let cert = blocking::unblock(move || {
+        certs::add(&*tls, &clock, &caller, &body.domain, &body.cert_pem, &body.key_pem)
+    })
+    .await?;
+    Ok(json(StatusCode::CREATED, &serde_json::json!({ "cert": cert })))
 }
 
 /// `DELETE /api/tls/certs/<name>`.
-pub async fn remove(kernel: &Arc<Kernel>, name: &str) -> Result<Resp, ApiError> {
+pub async fn remove(kernel: &Arc<Kernel>, caller: &Caller, name: &str) -> Result<Resp, ApiError> {
     let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy().into_owned();
-    let tls = kernel.tls.clone();
-    blocking::unblock(move || tls.remove_custom(&name)).await?;
+    let (tls, caller) = (kernel.tls.clone(), caller.clone());
+    blocking::unblock(move || certs::remove(&*tls, &caller, &name)).await?;
     Ok(ok(serde_json::json!({ "removed": true })))
 }
 

@@ -1,10 +1,9 @@
-//! `/api/tokens`: API tokens for the CLI.
+//! `/api/tokens`: API tokens for the CLI, over [`crate::syscall::tokens`].
 
-use super::auth::Principal;
 use super::read_json;
 use crate::kernel::Kernel;
 use crate::net::response::{ok, ApiError, Resp};
-use crate::security::tokens;
+use crate::syscall::{tokens, Caller};
 use crate::time::rfc3339;
 use http::Request;
 use hyper::body::Incoming;
@@ -17,8 +16,8 @@ struct CreateBody {
 }
 
 /// `GET /api/tokens`.
-pub async fn list(kernel: &Arc<Kernel>) -> Result<Resp, ApiError> {
-    let list = kernel.storage.read(tokens::list).await?;
+pub async fn list(kernel: &Arc<Kernel>, caller: &Caller) -> Result<Resp, ApiError> {
+    let list = tokens::list(&kernel.storage, caller).await?;
     let json: Vec<_> = list
         .iter()
         .map(|t| {
@@ -34,42 +33,15 @@ pub async fn list(kernel: &Arc<Kernel>) -> Result<Resp, ApiError> {
 }
 
 /// `POST /api/tokens`: the secret is in this answer and nowhere else, ever.
-pub async fn create(
-    kernel: &Arc<Kernel>,
-    principal: &Principal,
-    req: Request<Incoming>,
-) -> Result<Resp, ApiError> {
+pub async fn create(kernel: &Arc<Kernel>, caller: Caller, req: Request<Incoming>) -> Result<Resp, ApiError> {
     let body: CreateBody = read_json(kernel, req).await?;
-    let name = body.name.trim().to_string();
-    if name.is_empty() || name.len() > tokens::MAX_NAME_LEN || name.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "bad_name",
-            format!("a token name is 1-{} printable characters", tokens::MAX_NAME_LEN),
-        ));
-    }
-    let user = match principal {
-        Principal::Session { user_id } => Some(user_id.clone()),
-        Principal::Token { .. } => None,
-    };
-    let now = kernel.clock.now_millis();
     let (info, secret) =
-        kernel.storage.write(move |conn| tokens::create(conn, &name, user.as_deref(), now)).await?;
-    kernel.events.notify(
-        crate::events::Kind::TokenCreated,
-        None,
-        serde_json::json!({"id": info.id, "name": info.name, "prefix": info.prefix}),
-    );
+        tokens::create(&kernel.storage, &kernel.clock, &kernel.events, &caller, &body.name).await?;
     Ok(ok(serde_json::json!({ "id": info.id, "name": info.name, "token": secret })))
 }
 
 /// `DELETE /api/tokens/{id}`.
-pub async fn revoke(kernel: &Arc<Kernel>, id: &str) -> Result<Resp, ApiError> {
-    let now = kernel.clock.now_millis();
-    let key = id.to_string();
-    if kernel.storage.write(move |conn| tokens::revoke(conn, &key, now)).await? {
-        kernel.events.notify(crate::events::Kind::TokenRevoked, None, serde_json::json!({"id": id}));
-        Ok(ok(serde_json::json!({})))
-    } else {
-        Err(ApiError::not_found(format!("no live token '{id}'")))
-    }
+pub async fn revoke(kernel: &Arc<Kernel>, caller: &Caller, id: &str) -> Result<Resp, ApiError> {
+    tokens::revoke(&kernel.storage, &kernel.clock, &kernel.events, caller, id).await?;
+    Ok(ok(serde_json::json!({})))
 }
