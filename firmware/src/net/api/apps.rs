@@ -104,7 +104,8 @@ pub async fn rename(
     let body: RenameBody = super::read_json(kernel, req).await?;
     let key = percent_encoding::percent_decode_str(id).decode_utf8_lossy();
     let renamed =
-        syscall::apps::rename(&kernel.storage, &kernel.clock, &kernel.events, caller, &key, &body.name).await?;
+        syscall::apps::rename(&kernel.storage, &kernel.clock, &kernel.events, caller, &key, &body.name)
+            .await?;
     if renamed.changed {
         kernel.sites.invalidate(&renamed.old_name);
         kernel.sites.invalidate(&renamed.new_name);
