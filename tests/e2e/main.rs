@@ -25,3 +25,4 @@ mod serving;
 mod setup_page;
 mod support;
 mod timekeeper;
+mod upgrade;
