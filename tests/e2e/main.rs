@@ -5,6 +5,7 @@
 //! so tests can send what a real client never would).
 
 mod acme;
+mod admin_rename;
 mod admin_ui;
 mod api;
 mod apps;
