@@ -8,6 +8,7 @@
 //! so tests can send what a real client never would).
 
 mod acme;
+mod admin_rename;
 mod admin_ui;
 mod api;
 mod apps;
@@ -29,3 +30,4 @@ mod serving;
 mod setup_page;
 mod support;
 mod timekeeper;
+mod upgrade;

@@ -354,6 +354,12 @@ pub fn run(conn: &mut Connection) -> Result<(), StorageError> {
     apply(conn, MIGRATIONS)
 }
 
+/// Applies the migrations up to `version` only: the schema an older release left.
+pub fn run_through(conn: &mut Connection, version: i64) -> Result<(), StorageError> {
+    let older: Vec<_> = MIGRATIONS.iter().copied().filter(|m| m.0 <= version).collect();
+    apply(conn, &older)
+}
+
 fn apply(conn: &mut Connection, migrations: &[(i64, &str, &str)]) -> Result<(), StorageError> {
     let latest = migrations.last().map(|m| m.0).unwrap_or(0);
     let tx = conn.transaction()?;
@@ -426,8 +432,7 @@ mod tests {
     fn database_before(version: i64) -> Connection {
         let mut conn = Connection::open_in_memory().unwrap();
         conn.pragma_update(None, "foreign_keys", "ON").unwrap();
-        let before: Vec<_> = MIGRATIONS.iter().copied().filter(|m| m.0 < version).collect();
-        apply(&mut conn, &before).unwrap();
+        run_through(&mut conn, version - 1).unwrap();
         conn
     }
 

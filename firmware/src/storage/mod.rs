@@ -257,6 +257,16 @@ pub fn make_private(path: &Path) -> Result<(), StorageError> {
 }
 
 /// Opens one connection with the pragmas every connection needs.
+/// Creates a database at `path` with the migrations up to `version` only, opened as the
+/// node opens it: the file an older release made, for tests that upgrade it.
+#[doc(hidden)]
+pub fn create_at_version(path: &Path, version: i64) -> Result<Connection, StorageError> {
+    make_private(path)?;
+    let mut conn = open_connection(path, true)?;
+    migrations::run_through(&mut conn, version)?;
+    Ok(conn)
+}
+
 fn open_connection(path: &Path, create: bool) -> Result<Connection, StorageError> {
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     if create {

@@ -319,7 +319,25 @@ function appRow(a) {
   el('td', { class: 'app-size num', title: `${a.size_bytes ?? 0} bytes` }, humanBytes(a.size_bytes)),
   el('td', { class: 'app-files num' }, String(a.file_count ?? 0)),
   el('td', { class: 'app-deployed' }, timeEl(a.deployed_at, 'not deployed')),
-  el('td', { class: 'actions' }, el('a', { href: `#/apps/${encodeURIComponent(a.id)}`, class: 'btn btn-small' }, 'Details')));
+  el('td', { class: 'actions' },
+    // System apps keep their names: the node serves and updates them by name.
+    a.system ? null : el('button', {
+      type: 'button', class: 'btn btn-small app-rename',
+      onclick: (ev) => renameApp(a, ev.currentTarget),
+    }, 'Rename'),
+    el('a', { href: `#/apps/${encodeURIComponent(a.id)}`, class: 'btn btn-small app-details' }, 'Details')));
+}
+
+/** Asks for a new name; the API's own message (name taken, bad name) is shown on failure. */
+function renameApp(a, btn) {
+  const answer = prompt(`New name for the app "${a.name}":\n\nIt is served under the new name at once and no longer under the old one. Its files, data and settings stay with it.`, a.name);
+  const name = answer == null ? '' : answer.trim();
+  if (!name || name === a.name) return;
+  busy(btn, async () => {
+    const r = await api('POST', `${appPath(a.id)}/rename`, { name });
+    toast(`Renamed ${a.name} to ${r.name || name}`);
+    await renderApps(seq);
+  });
 }
 
 async function renderApps(my) {
