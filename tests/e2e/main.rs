@@ -13,6 +13,7 @@ mod admin_ui;
 mod api;
 mod apps;
 mod beacon;
+mod browser;
 mod chirp;
 mod deploy;
 mod events;

@@ -1,8 +1,10 @@
 //! Append-only schema migrations, embedded in the binary.
 //!
-//! Evolutionary database design: a migration only adds tables, columns or indexes, is
-//! never edited once released, and runs at start inside one transaction with its record
-//! in `schema_migrations`, so a crash mid-migration leaves the previous schema intact.
+//! Evolutionary database design: a migration is never edited once released, and runs at
+//! start inside one transaction with its record in `schema_migrations`, so a crash
+//! mid-migration leaves the previous schema intact. Most only add tables, columns or
+//! indexes; a few rewrite rows (10 gives apps UUIDs, 11 moves state rows out of
+//! `config`), and tests/e2e/upgrade.rs opens an old database through the real binary.
 
 use super::StorageError;
 use rusqlite::Connection;
