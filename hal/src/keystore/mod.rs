@@ -30,6 +30,7 @@ pub mod sealer;
 // The one place the TPM backend is chosen: the real one, or a stand-in with no values.
 #[cfg_attr(not(feature = "tpm"), path = "tpm_stub.rs")]
 pub mod tpm;
+mod tpm_common;
 
 pub use ecdsa::{EcdsaKeystore, EcdsaPublicKey};
 pub use sealer::{machine_secret, AeadSealer, KeyOrigin, Sealer};

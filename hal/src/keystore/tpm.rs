@@ -19,6 +19,7 @@
 //! attack lockout) does not lock the node out of its own keys. An owner password on the
 //! TPM does: the node then reports a clear error.
 
+pub use super::tpm_common::{TpmInfo, DEFAULT_TCTI, P256_TPM};
 use super::{check_name, BlobStore, EcdsaKeystore, EcdsaPublicKey, Error};
 use sha2::Digest as _;
 use std::collections::HashMap;
@@ -43,27 +44,8 @@ use tss_esapi::traits::{Marshall, UnMarshall};
 use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
 use tss_esapi::Context;
 
-/// The algorithm name recorded for a P-256 key held in the TPM.
-pub const P256_TPM: &str = "p256-tpm";
-
-/// The TCTI of the kernel's TPM resource manager, the usual device on Linux.
-pub const DEFAULT_TCTI: &str = "device:/dev/tpmrm0";
-
 /// Whether this build can talk to a TPM.
 pub const COMPILED: bool = true;
-
-/// What the TPM says about itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TpmInfo {
-    /// Vendor string, e.g. "SW   TPM" (swtpm) or "SLB9670" (Infineon).
-    pub vendor: String,
-    /// The four-letter manufacturer id, e.g. "IBM", "IFX", "MSFT".
-    pub manufacturer: String,
-    /// Firmware version: the two 32-bit version words in hex, e.g. "20191023.00163636".
-    pub firmware: String,
-    /// The TPM 2.0 specification revision it implements, e.g. "1.59".
-    pub revision: String,
-}
 
 // The ESAPI context is not `Send` because it holds raw pointers into the C library.
 // SAFETY: tpm2-tss's ESYS context has no thread affinity; it must only never be used

@@ -2,32 +2,14 @@
 //! values, so code written for a TPM compiles unchanged and simply never has one.
 //! [`Tpm::connect`] says why.
 
+pub use super::tpm_common::{TpmInfo, DEFAULT_TCTI, P256_TPM};
 use super::{BlobStore, EcdsaKeystore, EcdsaPublicKey, Error};
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-/// The algorithm name recorded for a P-256 key held in the TPM.
-pub const P256_TPM: &str = "p256-tpm";
-
-/// The TCTI of the kernel's TPM resource manager, the usual device on Linux.
-pub const DEFAULT_TCTI: &str = "device:/dev/tpmrm0";
-
 /// Whether this build can talk to a TPM.
 pub const COMPILED: bool = false;
-
-/// What the TPM says about itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TpmInfo {
-    /// Vendor string.
-    pub vendor: String,
-    /// The four-letter manufacturer id.
-    pub manufacturer: String,
-    /// Firmware version.
-    pub firmware: String,
-    /// The TPM 2.0 specification revision it implements.
-    pub revision: String,
-}
 
 /// Stands in for the TPM in a build without the `tpm` feature: there never is one.
 #[derive(Debug)]
