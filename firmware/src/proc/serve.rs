@@ -22,12 +22,13 @@
 
 use crate::beacon;
 use crate::config::Setting;
+use crate::events::Events;
 use crate::kernel::{Kernel, KernelError};
 use crate::net::tls::{LanNames, Tls, TlsError};
 use crate::net::Web;
 use crate::storage::{Storage, StorageError};
 use crate::time::keeper::SourceKind;
-use crate::time::Clock;
+use crate::time::{Clock, Timekeeper};
 use async_io::Async;
 use fazt_hal::Hal;
 use std::future::Future;
@@ -145,7 +146,7 @@ impl Node {
                 return Err(err);
             }
         };
-        record_boot(&kernel, floor);
+        record_boot(&kernel.timekeeper, &kernel.events, floor);
         let web = Arc::new(Web::new(kernel, tls));
         let https = match web.tls.server_config() {
             Some(config) => {
@@ -266,16 +267,14 @@ fn build_tls(kernel: &Kernel, listen: IpAddr) -> Result<Arc<Tls>, TlsError> {
 
 /// Reports the boot floor's step (saved time, RTC) to the timekeeper and the bus, and
 /// wires the timekeeper's later steps to the bus.
-fn record_boot(kernel: &Kernel, floor: Option<(SourceKind, i64)>) {
-    kernel.timekeeper.record_boot(floor);
+fn record_boot(timekeeper: &Timekeeper, events: &Arc<Events>, floor: Option<(SourceKind, i64)>) {
+    timekeeper.record_boot(floor);
     if let Some((source, by)) = floor {
         let data = serde_json::json!({"by_ms": by as f64 / 1e6, "source": source.as_str(), "at_boot": true});
-        kernel.events.notify(crate::events::Kind::TimeStepped, None, data);
+        events.notify(crate::events::Kind::TimeStepped, None, data);
     }
-    let events = kernel.events.clone();
-    kernel
-        .timekeeper
-        .on_step(Box::new(move |data| events.notify(crate::events::Kind::TimeStepped, None, data)));
+    let events = events.clone();
+    timekeeper.on_step(Box::new(move |data| events.notify(crate::events::Kind::TimeStepped, None, data)));
 }
 
 /// Starts the services on `executor`, serves until `shutdown`, and stops them again.
@@ -296,8 +295,9 @@ async fn serve_on(
     let time = kernel.timekeeper.start(executor, ip);
     let beacon =
         kernel.beacon.start(executor, kernel.lan.as_ref(), kernel.storage.clone(), kernel.clock.clone());
-    tasks.push(executor.spawn(sweep_expired_kv(kernel.clone())));
-    tasks.push(executor.spawn(watch_storage(kernel.clone())));
+    tasks.push(executor.spawn(sweep_expired_kv(kernel.storage.clone(), kernel.clock.clone())));
+    let cap = kernel.config.get_u64(Setting::StorageMaxDbBytes);
+    tasks.push(executor.spawn(watch_storage(kernel.storage.clone(), kernel.events.clone(), cap)));
     // Closed when `shutdown` completes: both servers stop.
     let (closing, closed) = async_channel::bounded::<()>(1);
     let until_closed = || {
@@ -360,11 +360,11 @@ async fn serve_on(
 
 /// Deletes expired KV entries now and then. Reads already ignore them; this only gives
 /// the space back.
-async fn sweep_expired_kv(kernel: Arc<Kernel>) {
+async fn sweep_expired_kv(storage: Arc<Storage>, clock: Arc<Clock>) {
     const EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
     loop {
-        let now = kernel.clock.now_millis();
-        match kernel.storage.write(move |c| crate::syscall::kv::sweep(c, now)).await {
+        let now = clock.now_millis();
+        match storage.write(move |c| crate::syscall::kv::sweep(c, now)).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(entries = n, "expired KV entries removed"),
             Err(err) => tracing::warn!(error = %err, "sweeping expired KV entries failed"),
@@ -374,13 +374,12 @@ async fn sweep_expired_kv(kernel: Arc<Kernel>) {
 }
 
 /// Looks at the disk and `data.db` every minute, and puts `storage.near_full` on the
-/// event bus when they cross 90 % used (of the disk, or of `storage.max_db_bytes`).
-async fn watch_storage(kernel: Arc<Kernel>) {
+/// event bus when they cross 90 % used (of the disk, or of `cap`, `storage.max_db_bytes`).
+async fn watch_storage(storage: Arc<Storage>, events: Arc<Events>, cap: u64) {
     const EVERY: std::time::Duration = std::time::Duration::from_secs(60);
-    let cap = kernel.config.get_u64(crate::config::Setting::StorageMaxDbBytes);
     let mut near_full = crate::storage::watch::NearFull::default();
     loop {
-        let storage = kernel.storage.clone();
+        let storage = storage.clone();
         let reading =
             blocking::unblock(move || crate::storage::watch::read(storage.path(), storage.size_bytes(), cap))
                 .await;
@@ -391,7 +390,7 @@ async fn watch_storage(kernel: Arc<Kernel>) {
                     db_mb = reading.db_bytes >> 20,
                     "storage is nearly full"
                 );
-                kernel.events.notify(
+                events.notify(
                     crate::events::Kind::StorageNearFull,
                     None,
                     serde_json::json!({
