@@ -3,7 +3,6 @@
 use crate::beacon::{Beacon, BeaconConfig};
 use crate::config::{NodeConfig, Setting};
 use crate::identity::NodeIdentity;
-use crate::net::cache::{BlobCache, SiteCache};
 use crate::security::ratelimit::LoginLimiter;
 use crate::storage::Storage;
 use crate::time::keeper::TimeSettings;
@@ -30,12 +29,11 @@ pub enum KernelError {
     /// The JavaScript worker threads could not be started.
     #[error("cannot start the JavaScript workers: {0}")]
     Workers(std::io::Error),
-    /// HTTPS could not be set up.
-    #[error("cannot set up HTTPS: {0}")]
-    Tls(#[from] crate::net::tls::TlsError),
 }
 
-/// Shared state of a running node.
+/// The kernel's services of a running node, shared by everything above it. What only
+/// the HTTP server holds (caches, TLS, HTTP limits) is `net`'s, not here: the kernel
+/// sits below `net` and does not know it.
 pub struct Kernel {
     /// The one owner of `data.db`.
     pub storage: Arc<Storage>,
@@ -47,10 +45,6 @@ pub struct Kernel {
     pub board: Box<dyn Board>,
     /// The LAN: discovery for the beacon, and this machine's addresses (HAL).
     pub lan: Arc<dyn Lan>,
-    /// Current deployments by app name, for serving.
-    pub sites: SiteCache,
-    /// Hot file bodies by content hash.
-    pub blobs: BlobCache,
     /// The serverless JavaScript runtime.
     pub runtime: crate::runtime::JsRuntime,
     /// Password-guessing brake.
@@ -70,12 +64,8 @@ pub struct Kernel {
     pub beacon: Arc<Beacon>,
     /// Keeps `clock` right (NTP, peers, RTC, persisted time) and serves it.
     pub timekeeper: Arc<Timekeeper>,
-    /// HTTPS: certificates by SNI, the LAN CA.
-    pub tls: Arc<crate::net::tls::Tls>,
     /// First-boot setup: whether the node is still unclaimed, and who may see the page.
     pub setup: crate::security::setup::SetupState,
-    /// HTTP limits: timeouts, connection caps, the request-body budget.
-    pub http: crate::net::limits::HttpGuard,
     /// The event bus: what happened, live and as a bounded history.
     pub events: Arc<crate::events::Events>,
 }
@@ -89,7 +79,8 @@ impl std::fmt::Debug for Kernel {
 impl Kernel {
     /// Builds the kernel over an opened database and the devices of `hal`, for a node
     /// listening on `listen`; creates the node key on the very first start. `clock`
-    /// runs over `hal.clock`.
+    /// runs over `hal.clock`. The database's size cap is not set here: the composition
+    /// root sets it once TLS has stored what it makes at start.
     pub fn new(
         storage: Arc<Storage>,
         clock: Arc<Clock>,
@@ -114,37 +105,17 @@ impl Kernel {
             beacon.clone(),
             TimeSettings::from_config(&config),
         ));
-        let addresses = match listen.is_unspecified() {
-            true => hal.lan.addresses(),
-            false => vec![listen],
-        };
-        // Before TLS: issuing the LAN certificate at start is a `cert.issued` event.
+        // Started before the composition root builds TLS over the kernel: issuing the LAN
+        // certificate at start is a `cert.issued` event.
         let events = crate::events::Events::start(
             storage.clone(),
             clock.clone(),
             config.get_u64(Setting::EventsMaxRows),
         )?;
-        let lan_names = crate::net::tls::LanNames::new(&beacon.name(), config.domain(), &addresses);
-        let tls = Arc::new(crate::net::tls::Tls::new(
-            &config,
-            storage.clone(),
-            clock.clone(),
-            keys.ecdsa.clone(),
-            keys.sealer.clone(),
-            &identity.id,
-            lan_names,
-            events.clone(),
-        )?);
-        beacon.set_ca_fingerprint(tls.lan_ca.as_ref().map(|ca| ca.fingerprint.clone()));
-        storage.set_max_bytes(config.get_u64(Setting::StorageMaxDbBytes))?;
         let setup = crate::security::setup::SetupState::load(
             &storage,
             crate::security::setup::SetupMode::parse(config.get(Setting::SetupPage)),
         )?;
-        let blobs = BlobCache::new(
-            config.get_u64(Setting::CacheMaxBytes),
-            config.get_u64(Setting::CacheMaxFileBytes),
-        );
         let workers = match config.get_u64(Setting::RuntimeWorkers) {
             0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) + 1,
             n => n.min(256) as usize,
@@ -158,17 +129,13 @@ impl Kernel {
             Some(events.clone()),
         )
         .map_err(KernelError::Workers)?;
-        let http = crate::net::limits::HttpGuard::new(crate::net::limits::HttpLimits::from_config(&config));
         Ok(Kernel {
-            http,
             keys,
             storage,
             clock,
             config,
             board: hal.board,
             lan: hal.lan,
-            sites: SiteCache::default(),
-            blobs,
             runtime,
             login_limiter: LoginLimiter::default(),
             password_checks: async_lock::Semaphore::new(
@@ -179,7 +146,6 @@ impl Kernel {
             identity,
             beacon,
             timekeeper,
-            tls,
             setup,
             events,
         })

@@ -3,7 +3,9 @@
 //! # Layout
 //! - [`proc`]: the composition root ([`serve`]: a node from a listener, a
 //!   [`fazt_hal::Hal`] and a storage), `fazt server start`, the data-file lock, systemd.
-//! - [`net`]: the HTTP server, host routing, static serving, the admin API.
+//! - [`net`]: the HTTP server, host routing, static serving, the admin API; its state is
+//!   [`net::Web`], over the kernel.
+//! - [`kernel`]: the services of a running node, shared by everything above it.
 //! - [`fs`]: the virtual filesystem inside `data.db` (content-addressed blobs, deploys).
 //! - [`apps`]: apps and the embedded system apps.
 //! - [`chirp`]: data over sound (the acoustic modem, a pure library).

@@ -27,7 +27,7 @@
 use super::clients::Admission;
 use super::limits::{self, HttpLimits};
 use super::response::Body;
-use crate::kernel::Kernel;
+use super::Web;
 use async_io::{Async, Timer};
 use bytes::{Buf, Bytes};
 use futures_lite::{future, AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -130,7 +130,7 @@ pub enum Protocol {
 /// to make room; `admission` counts it among its client's connections.
 pub async fn serve<S: Socket>(
     protocols: Arc<Protocols>,
-    kernel: Arc<Kernel>,
+    web: Arc<Web>,
     peer: SocketAddr,
     secure: bool,
     mut socket: S,
@@ -174,7 +174,7 @@ pub async fn serve<S: Socket>(
     };
     let h2 = protocol == Protocol::Http2;
     let watch = Arc::new(Watch { in_flight: AtomicUsize::new(0), keep: AtomicBool::new(h2), admission });
-    let service = Service { kernel, peer, secure, watch: watch.clone() };
+    let service = Service { web, peer, secure, watch: watch.clone() };
     let io = Watched { socket, prefix, dirty: false, idled: false, watch };
     if h2 {
         serve_http2(&protocols, io, service, peer).await;
@@ -437,7 +437,7 @@ impl hyper::body::Body for Tracked {
 /// The hyper service of one connection.
 #[derive(Clone)]
 struct Service {
-    kernel: Arc<Kernel>,
+    web: Arc<Web>,
     peer: SocketAddr,
     secure: bool,
     watch: Arc<Watch>,
@@ -458,9 +458,9 @@ impl hyper::service::Service<Request<Incoming>> for Service {
         self.watch.in_flight.fetch_add(1, Ordering::SeqCst);
         self.watch.admission.busy();
         let in_flight = InFlight(self.watch.clone());
-        let (kernel, peer, secure) = (self.kernel.clone(), self.peer, self.secure);
+        let (web, peer, secure) = (self.web.clone(), self.peer, self.secure);
         Box::pin(async move {
-            let resp = super::server::handle(kernel, peer, req, secure).await;
+            let resp = super::server::handle(web, peer, req, secure).await;
             Ok(resp.map(|body| Tracked { body, _in_flight: in_flight }))
         })
     }

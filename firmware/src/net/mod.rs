@@ -1,6 +1,11 @@
 //! Networking: the HTTP server, host routing, static serving and the admin API.
 //!
+//! The server's state is [`Web`]: the kernel's services (`web.kernel`) and what only the
+//! server holds. Handlers take the parts they use: `&Kernel` or a single service when
+//! that is all, `&Web` when they need the server's own state too.
+//!
 //! # Layout
+//! - [`web`]: [`Web`], the server's state.
 //! - [`server`]: the accept loop and hyper (HTTP/1.1 and h2c) on smol.
 //! - [`conn`]: one connection: HTTP/1.1 that gives hyper's buffers back while idle, or HTTP/2.
 //! - [`limits`]: node-wide timeouts, connection caps and the request-body budget.
@@ -30,6 +35,9 @@ pub mod serverless;
 pub mod setup;
 pub mod static_files;
 pub mod tls;
+pub mod web;
+
+pub use web::Web;
 
 /// Marks a request that came over TLS (a request extension set by [`server`]), for the
 /// handlers that answer differently over HTTPS, such as the session cookie.

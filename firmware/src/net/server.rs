@@ -3,13 +3,15 @@
 //! [`super::conn`], which gives hyper's buffers back while a connection is idle;
 //! `smol-hyper` supplies the executor and timer glue.
 
+use super::cache::SiteCache;
 use super::conn::{self, Protocol, Protocols};
 use super::host::{request_host, route, Route};
 use super::response::{ApiError, Resp};
 use super::static_files;
 use super::tls::handshakes::Slot;
+use super::Web;
 use crate::fs::site::Site;
-use crate::kernel::Kernel;
+use crate::storage::Storage;
 use async_io::Async;
 use futures_lite::future;
 use futures_rustls::server::TlsStream;
@@ -38,11 +40,11 @@ use std::time::Duration;
 pub async fn serve(
     executor: Arc<Executor<'static>>,
     listener: Async<TcpListener>,
-    kernel: Arc<Kernel>,
+    web: Arc<Web>,
     tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let limits = kernel.http.limits;
+    let limits = web.http.limits;
     let slots = Arc::new(async_lock::Semaphore::new(limits.max_connections));
     let protocols = Arc::new(Protocols::new(executor.clone(), limits));
     // Closed at shutdown: every connection task ends at its next wake-up.
@@ -57,7 +59,7 @@ pub async fn serve(
                 None => {
                     // Full: the longest-idle connection makes room (nginx reuses idle
                     // keep-alive connections the same way); with none idle, wait.
-                    kernel.http.clients.evict_idle();
+                    web.http.clients.evict_idle();
                     slots.acquire_arc().await
                 }
             };
@@ -70,10 +72,10 @@ pub async fn serve(
                     continue;
                 }
             };
-            let admission = match kernel.http.clients.admit(peer.ip()) {
+            let admission = match web.http.clients.admit(peer.ip()) {
                 Ok(admission) => admission,
                 Err(over) => {
-                    kernel.http.over_cap.warn(&format!(
+                    web.http.over_cap.warn(&format!(
                         "closed a connection from {}: it holds {} already (http.max_connections_per_client)",
                         peer.ip(),
                         over.cap
@@ -82,7 +84,7 @@ pub async fn serve(
                 }
             };
             let _ = stream.get_ref().set_nodelay(true);
-            let kernel = kernel.clone();
+            let web = web.clone();
             let protocols = protocols.clone();
             let tls = tls.clone();
             let closed = closed.clone();
@@ -91,10 +93,9 @@ pub async fn serve(
                 let served = async {
                     match tls {
                         None => {
-                            conn::serve(protocols, kernel, peer, false, stream, Protocol::Sniff, admission)
-                                .await
+                            conn::serve(protocols, web, peer, false, stream, Protocol::Sniff, admission).await
                         }
-                        Some(config) => serve_tls(protocols, kernel, peer, config, stream, admission).await,
+                        Some(config) => serve_tls(protocols, web, peer, config, stream, admission).await,
                     }
                 };
                 future::or(served, async {
@@ -122,7 +123,7 @@ pub async fn serve(
 /// The TLS handshake (bounded in time), then HTTP by the protocol ALPN chose.
 async fn serve_tls(
     protocols: Arc<Protocols>,
-    kernel: Arc<Kernel>,
+    web: Arc<Web>,
     peer: SocketAddr,
     config: Arc<rustls::ServerConfig>,
     stream: Async<TcpStream>,
@@ -130,11 +131,11 @@ async fn serve_tls(
 ) {
     // Handshakes have their own cap (https.max_handshakes), which evicts the oldest.
     admission.busy();
-    let slot = kernel.tls.handshakes.begin();
+    let slot = web.tls.handshakes.begin();
     let stream = match handshake(config, stream, slot).await {
         Ok(stream) => stream,
         Err(err) => {
-            kernel.tls.handshake_errors.warn(&format!("TLS handshake from {peer} failed: {err}"));
+            web.tls.handshake_errors.warn(&format!("TLS handshake from {peer} failed: {err}"));
             return;
         }
     };
@@ -145,7 +146,7 @@ async fn serve_tls(
         Some(b"http/1.1") => Protocol::Http1,
         _ => Protocol::Sniff,
     };
-    conn::serve(protocols, kernel, peer, true, stream, protocol, admission).await;
+    conn::serve(protocols, web, peer, true, stream, protocol, admission).await;
 }
 
 type Handshake = Pin<Box<dyn Future<Output = std::io::Result<Box<TlsStream<Async<TcpStream>>>>> + Send>>;
@@ -175,23 +176,27 @@ fn handshake(config: Arc<rustls::ServerConfig>, stream: Async<TcpStream>, slot: 
 }
 
 /// Loads the current site of `app` through the site cache.
-pub async fn load_site(kernel: &Arc<Kernel>, app: &str) -> Result<Option<Arc<Site>>, ApiError> {
-    if let Some(site) = kernel.sites.get(app) {
+pub async fn load_site(
+    sites: &SiteCache,
+    storage: &Arc<Storage>,
+    app: &str,
+) -> Result<Option<Arc<Site>>, ApiError> {
+    if let Some(site) = sites.get(app) {
         return Ok(Some(site));
     }
-    let generation = kernel.sites.generation();
+    let generation = sites.generation();
     let name = app.to_string();
-    let site = kernel.storage.read(move |conn| crate::fs::site::load_site(conn, &name)).await?;
+    let site = storage.read(move |conn| crate::fs::site::load_site(conn, &name)).await?;
     Ok(site.map(|site| {
         let site = Arc::new(site);
-        kernel.sites.insert_if_current(site.clone(), generation);
+        sites.insert_if_current(site.clone(), generation);
         site
     }))
 }
 
 /// Answers one request; `secure` when it came over TLS.
 pub(super) async fn handle(
-    kernel: Arc<Kernel>,
+    web: Arc<Web>,
     peer: SocketAddr,
     mut req: Request<Incoming>,
     secure: bool,
@@ -200,18 +205,18 @@ pub(super) async fn handle(
         req.extensions_mut().insert(super::OverTls);
     }
     if !secure {
-        if let Some(resp) = super::tls::redirect::intercept(&kernel, &req) {
+        if let Some(resp) = super::tls::redirect::intercept(&web.tls, web.kernel.config.domain(), &req) {
             return resp;
         }
     }
     let hsts = match secure {
         true => request_host(req.version(), req.uri(), req.headers())
             .ok()
-            .and_then(|host| kernel.tls.hsts_for(host))
+            .and_then(|host| web.tls.hsts_for(host))
             .cloned(),
         false => None,
     };
-    let mut resp = route_request(kernel.clone(), peer, req).await;
+    let mut resp = route_request(web.clone(), peer, req).await;
     if let Some(hsts) = hsts {
         resp.headers_mut().insert(http::header::STRICT_TRANSPORT_SECURITY, hsts);
     }
@@ -219,34 +224,34 @@ pub(super) async fn handle(
 }
 
 /// Routes a request to the admin API, a serverless backend or static files.
-async fn route_request(kernel: Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>) -> Resp {
+async fn route_request(web: Arc<Web>, peer: SocketAddr, req: Request<Incoming>) -> Resp {
     // HTTP/2 carries the host in the authority; HTTP/1.1 in the Host header.
     let host = match request_host(req.version(), req.uri(), req.headers()) {
         Ok(host) => host,
         Err(err) => return ApiError::bad_request(err.code(), err.to_string()).into_response(),
     };
-    let route = match route(host, kernel.config.domain()) {
+    let route = match route(host, web.kernel.config.domain()) {
         Ok(route) => route,
         _ => return ApiError::bad_request("bad_host", "malformed Host header").into_response(),
     };
     // While nobody has claimed the node, its own names show the first-boot setup page.
-    let req = match super::setup::intercept(&kernel, peer, req, &route).await {
+    let req = match super::setup::intercept(&web.kernel, &web.http, peer, req, &route).await {
         Ok(resp) => return resp,
         Err(req) => req,
     };
     let admin = route == Route::Admin;
     if admin && (req.uri().path() == "/api" || req.uri().path().starts_with("/api/")) {
-        return super::api::handle(&kernel, peer, req).await;
+        return super::api::handle(&web, peer, req).await;
     }
     if let Route::App(name) = &route {
         // Decided on the normalised path, the one static serving would use, so that
         // `/%61pi/x` or `//api/x` cannot slip past the backend to the files.
         let site_path = crate::fs::path::request_to_site_path(req.uri().path()).unwrap_or_default();
         if site_path == "api" || site_path.starts_with("api/") {
-            match load_site(&kernel, name).await {
+            match load_site(&web.sites, &web.kernel.storage, name).await {
                 Ok(Some(site)) => {
                     if let Some(entry) = crate::runtime::Entry::of(&site) {
-                        return super::serverless::serve(&kernel, site, entry, req).await;
+                        return super::serverless::serve(&web, site, entry, req).await;
                     }
                 }
                 Ok(None) => {}
@@ -268,11 +273,11 @@ async fn route_request(kernel: Arc<Kernel>, peer: SocketAddr, req: Request<Incom
     let app = match &route {
         Route::Admin => "admin",
         Route::App(name) => name.as_str(),
-        Route::Unknown => return static_files::not_found(&kernel, None, &method, req.headers(), false).await,
+        Route::Unknown => return static_files::not_found(&web, None, &method, req.headers(), false).await,
     };
-    match load_site(&kernel, app).await {
-        Ok(Some(site)) => static_files::serve(&kernel, &site, &method, req.uri(), req.headers(), admin).await,
-        Ok(None) => static_files::not_found(&kernel, None, &method, req.headers(), admin).await,
+    match load_site(&web.sites, &web.kernel.storage, app).await {
+        Ok(Some(site)) => static_files::serve(&web, &site, &method, req.uri(), req.headers(), admin).await,
+        Ok(None) => static_files::not_found(&web, None, &method, req.headers(), admin).await,
         Err(err) => err.into_response(),
     }
 }

@@ -2,7 +2,9 @@
 //! a JavaScript request object, run by the runtime, answered from what it returned.
 
 use super::body::Reservation;
+use super::limits::HttpGuard;
 use super::response::{ApiError, Resp};
+use super::Web;
 use crate::config::Setting;
 use crate::fs::site::Site;
 use crate::kernel::Kernel;
@@ -36,14 +38,14 @@ impl From<RuntimeError> for ApiError {
 /// Builds the request object from an HTTP request; the reservation holds the body's
 /// bytes against the node's body budget until it is dropped.
 pub async fn js_request(
-    kernel: &Kernel,
+    config: &crate::config::NodeConfig,
+    http: &HttpGuard,
     req: Request<Incoming>,
 ) -> Result<(JsRequest, Reservation), ApiError> {
     let (parts, body) = req.into_parts();
-    let limit = kernel.config.get_u64(Setting::RuntimeMaxBodyBytes) as usize;
-    let limits = kernel.http.body_limits(limit);
-    let (body, reservation) =
-        crate::net::body::read(&parts.headers, body, limits, &kernel.http.bodies).await?;
+    let limit = config.get_u64(Setting::RuntimeMaxBodyBytes) as usize;
+    let limits = http.body_limits(limit);
+    let (body, reservation) = crate::net::body::read(&parts.headers, body, limits, &http.bodies).await?;
     let mut headers: BTreeMap<String, String> = BTreeMap::new();
     for (name, value) in &parts.headers {
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
@@ -86,21 +88,21 @@ pub fn http_response(js: JsResponse) -> Resp {
 }
 
 /// Serves one `/api/*` request of an app with a backend.
-pub async fn serve(kernel: &Arc<Kernel>, site: Arc<Site>, entry: Entry, req: Request<Incoming>) -> Resp {
-    let (request, reservation) = match js_request(kernel, req).await {
+pub async fn serve(web: &Web, site: Arc<Site>, entry: Entry, req: Request<Incoming>) -> Resp {
+    let (request, reservation) = match js_request(&web.kernel.config, &web.http, req).await {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
     let app_id = site.app_id.clone();
     let path = request.url.pathname.clone();
-    let result = kernel.runtime.invoke(site.clone(), entry, request).await;
+    let result = web.kernel.runtime.invoke(site.clone(), entry, request).await;
     // The body's bytes are held until the handler is done with them.
     drop(reservation);
     match result {
-        Ok(js) if js.status < 200 => informational(kernel, app_id, js.status).await,
+        Ok(js) if js.status < 200 => informational(&web.kernel, app_id, js.status).await,
         Ok(js) => http_response(js),
         Err(err) => {
-            report(kernel, &site, &path, &err);
+            report(&web.kernel.events, &site, &path, &err);
             ApiError::from(err).into_response()
         }
     }
@@ -110,7 +112,7 @@ pub async fn serve(kernel: &Arc<Kernel>, site: Arc<Site>, entry: Entry, req: Req
 /// never a final answer: sent as one, a `101` would hand the connection over to a
 /// protocol nobody speaks and a `100` would leave the client waiting for the real
 /// answer. The client gets a 500 and the app's log says why.
-async fn informational(kernel: &Arc<Kernel>, app_id: String, status: u16) -> Resp {
+async fn informational(kernel: &Kernel, app_id: String, status: u16) -> Resp {
     let message = format!(
         "the handler answered with status {status}; informational (1xx) statuses, such as \
          101 Switching Protocols, cannot be a response: use 200-599"
@@ -126,7 +128,7 @@ async fn informational(kernel: &Arc<Kernel>, app_id: String, status: u16) -> Res
 /// Puts a failed invocation on the event bus: `handler.error` for a throw or a load
 /// failure, `limit.timeout` / `limit.memory` for a limit hit. A busy app is the
 /// caller's answer (503), not something that happened to the app.
-pub fn report(kernel: &Kernel, site: &Site, path: &str, err: &RuntimeError) {
+pub fn report(events: &crate::events::Events, site: &Site, path: &str, err: &RuntimeError) {
     use crate::events::Kind;
     let kind = match err {
         RuntimeError::Handler(_) | RuntimeError::Load(_) => Kind::HandlerError,
@@ -138,7 +140,7 @@ pub fn report(kernel: &Kernel, site: &Site, path: &str, err: &RuntimeError) {
     // in the app's log.
     let message: String = err.to_string().chars().take(1024).collect();
     let path: String = path.chars().take(256).collect();
-    kernel.events.notify(
+    events.notify(
         kind,
         Some((&site.app_id, &site.app_name)),
         serde_json::json!({"code": err.code(), "message": message, "path": path}),

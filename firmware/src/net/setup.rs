@@ -10,6 +10,7 @@
 
 use super::api::read_json;
 use super::host::Route;
+use super::limits::HttpGuard;
 use super::response::{ok, ApiError, Body, Resp};
 use crate::kernel::Kernel;
 use crate::security::setup::{self, SetupError, SetupMode};
@@ -37,6 +38,7 @@ struct SetupBody {
 /// neither (or the page is not for this client), so it is served as usual.
 pub async fn intercept(
     kernel: &Arc<Kernel>,
+    http: &HttpGuard,
     peer: SocketAddr,
     req: Request<Incoming>,
     route: &Route,
@@ -52,7 +54,7 @@ pub async fn intercept(
         return Err(req);
     }
     if req.uri().path() == SETUP_PATH {
-        return Ok(post(kernel, peer, req).await.unwrap_or_else(ApiError::into_response));
+        return Ok(post(kernel, http, peer, req).await.unwrap_or_else(ApiError::into_response));
     }
     let wants_page = req.uri().path() == "/"
         && matches!(*req.method(), Method::GET | Method::HEAD)
@@ -83,7 +85,12 @@ fn local(mode: SetupMode, peer: SocketAddr, req: &Request<Incoming>) -> bool {
 }
 
 /// `POST /api/setup`: checks the code, sets the admin password, claims the node.
-async fn post(kernel: &Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>) -> Result<Resp, ApiError> {
+async fn post(
+    kernel: &Arc<Kernel>,
+    http: &HttpGuard,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Resp, ApiError> {
     if kernel.setup.mode == SetupMode::Off {
         return Err(ApiError::not_found("the first-boot setup page is off (setup.page = off)"));
     }
@@ -112,7 +119,7 @@ async fn post(kernel: &Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>) ->
         return Err(ApiError::new(StatusCode::FORBIDDEN, "csrf", "missing X-Requested-With: fazt header"));
     }
     let secure = crate::net::over_tls(&req);
-    let body: SetupBody = read_json(kernel, req).await?;
+    let body: SetupBody = read_json(http, req).await?;
     let username = body.username.filter(|u| !u.is_empty()).unwrap_or_else(|| "admin".into());
     // Malformed input is refused before the brake: only tries of a code count.
     users::check_username(&username).map_err(|e| ApiError::bad_request("bad_username", e.to_string()))?;

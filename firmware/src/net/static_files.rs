@@ -2,11 +2,13 @@
 //! validators (ETag, Last-Modified) and 304s, byte ranges (206/416), HEAD, precompressed
 //! gzip/brotli by Accept-Encoding, cache and security headers.
 
+use super::cache::BlobCache;
 use super::response::{Body, Resp};
+use super::Web;
 use crate::fs::path::request_to_site_path;
 use crate::fs::site::{Encoding, Site, SiteFile};
-use crate::kernel::Kernel;
 use crate::rules::cache::CacheClass;
+use crate::storage::Storage;
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 use std::sync::Arc;
@@ -61,7 +63,7 @@ pub fn resolve(site: &Site, uri_path: &str) -> Resolved {
 
 /// Serves `site` for a GET/HEAD request; `not_found` supplies the 404 site.
 pub async fn serve(
-    kernel: &Arc<Kernel>,
+    web: &Web,
     site: &Site,
     method: &Method,
     uri: &http::Uri,
@@ -69,9 +71,7 @@ pub async fn serve(
     admin: bool,
 ) -> Resp {
     match resolve(site, uri.path()) {
-        Resolved::File(_, file) => {
-            serve_file(kernel, site, &file, StatusCode::OK, method, headers, admin).await
-        }
+        Resolved::File(_, file) => serve_file(web, site, &file, StatusCode::OK, method, headers, admin).await,
         Resolved::AddSlash => {
             let location = match uri.query() {
                 Some(q) => format!("{}/?{q}", uri.path()),
@@ -85,13 +85,13 @@ pub async fn serve(
             security_headers(&mut headers, admin);
             with_headers(StatusCode::MOVED_PERMANENTLY, headers, Bytes::new())
         }
-        Resolved::NotFound => not_found(kernel, Some(site), method, headers, admin).await,
+        Resolved::NotFound => not_found(web, Some(site), method, headers, admin).await,
     }
 }
 
 /// The 404 response: the site's own `404.html` if it has one, else the system 404 app.
 pub async fn not_found(
-    kernel: &Arc<Kernel>,
+    web: &Web,
     site: Option<&Site>,
     method: &Method,
     headers: &HeaderMap,
@@ -99,12 +99,12 @@ pub async fn not_found(
 ) -> Resp {
     if let Some(site) = site {
         if let Some(file) = site.files.get("404.html") {
-            return serve_file(kernel, site, file, StatusCode::NOT_FOUND, method, headers, admin).await;
+            return serve_file(web, site, file, StatusCode::NOT_FOUND, method, headers, admin).await;
         }
     }
-    if let Ok(Some(system)) = super::server::load_site(kernel, "404").await {
+    if let Ok(Some(system)) = super::server::load_site(&web.sites, &web.kernel.storage, "404").await {
         if let Some(file) = system.files.get("index.html") {
-            return serve_file(kernel, &system, file, StatusCode::NOT_FOUND, method, headers, admin).await;
+            return serve_file(web, &system, file, StatusCode::NOT_FOUND, method, headers, admin).await;
         }
     }
     plain(StatusCode::NOT_FOUND, "not found\n")
@@ -119,25 +119,24 @@ pub fn plain(status: StatusCode, text: &'static str) -> Resp {
 }
 
 /// Reads a body through the blob cache.
-async fn body(kernel: &Arc<Kernel>, hash: &str, encoding: Encoding) -> Option<Bytes> {
-    if let Some(body) = kernel.blobs.get(hash, encoding) {
+async fn body(blobs: &BlobCache, storage: &Arc<Storage>, hash: &str, encoding: Encoding) -> Option<Bytes> {
+    if let Some(body) = blobs.get(hash, encoding) {
         return Some(body);
     }
     let owned = hash.to_string();
-    let data = kernel
-        .storage
+    let data = storage
         .read(move |conn| crate::fs::site::read_blob(conn, &owned, encoding))
         .await
         .map_err(|e| tracing::error!(error = %e, "reading a blob failed"))
         .ok()??;
     let data = Bytes::from(data);
-    kernel.blobs.insert(hash, encoding, data.clone());
+    blobs.insert(hash, encoding, data.clone());
     Some(data)
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn serve_file(
-    kernel: &Arc<Kernel>,
+    web: &Web,
     site: &Site,
     file: &SiteFile,
     status: StatusCode,
@@ -179,7 +178,7 @@ async fn serve_file(
     // hundred clients downloading a 1 GB file cost a hundred pieces, not 100 GB. (Such a
     // body is never in the cache: it only keeps bodies up to that size.)
     let encoded = file.encoded_size(encoding).unwrap_or(file.size);
-    if encoded > kernel.blobs.max_entry_bytes() {
+    if encoded > web.blobs.max_entry_bytes() {
         let Some((status, start, len)) = apply_range(range, encoded, status, &mut headers) else {
             return with_headers(StatusCode::RANGE_NOT_SATISFIABLE, headers, Bytes::new());
         };
@@ -187,14 +186,14 @@ async fn serve_file(
         let body = if *method == Method::HEAD {
             Body::new(Bytes::new())
         } else {
-            Body::stream(stream_blob(kernel.storage.clone(), file.hash.clone(), encoding, start, len))
+            Body::stream(stream_blob(web.kernel.storage.clone(), file.hash.clone(), encoding, start, len))
         };
         let mut resp: Response<Body> = Response::new(body);
         *resp.status_mut() = status;
         *resp.headers_mut() = headers;
         return resp;
     }
-    let Some(data) = body(kernel, &file.hash, encoding).await else {
+    let Some(data) = body(&web.blobs, &web.kernel.storage, &file.hash, encoding).await else {
         return plain(StatusCode::INTERNAL_SERVER_ERROR, "file content missing\n");
     };
     let Some((status, start, len)) = apply_range(range, data.len() as u64, status, &mut headers) else {

@@ -6,6 +6,7 @@ use super::lock::DataLock;
 use super::serve::{Node, NodeOptions};
 use crate::config::{NodeConfig, Setting};
 use crate::kernel::Kernel;
+use crate::net::tls::Tls;
 use crate::security::{password, tokens, users};
 use crate::storage::Storage;
 use crate::time::Clock;
@@ -100,6 +101,7 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
     let options = NodeOptions { https_port: opts.https_port, ..NodeOptions::default() };
     let node = Node::build(listener, hal, storage, options)?;
     let kernel = node.kernel().clone();
+    let web = node.web().clone();
     let bound = node.http_addr();
 
     // `fazt proc status|stop` find the node and its addresses through the lock file.
@@ -117,8 +119,8 @@ pub fn run(opts: StartOptions) -> anyhow::Result<()> {
     // A port given for this run only (say `--port 0`) would not be right after a restart,
     // so the client config is saved only for the stored port.
     let client_config = opts.client_config.as_deref().filter(|_| opts.port.is_none());
-    announce(&kernel, bound, node.bootstrap(), client_config);
-    drop(kernel);
+    announce(&kernel, &web.tls, bound, node.bootstrap(), client_config);
+    drop((kernel, web));
 
     let shutdown = async {
         match async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int]) {
@@ -179,7 +181,13 @@ fn announce_setup(kernel: &Kernel, bound: SocketAddr) {
 }
 
 /// Prints where the node is and, on first start, how to log in.
-fn announce(kernel: &Kernel, bound: SocketAddr, first: Option<&Bootstrap>, client_config: Option<&Path>) {
+fn announce(
+    kernel: &Kernel,
+    tls: &Tls,
+    bound: SocketAddr,
+    first: Option<&Bootstrap>,
+    client_config: Option<&Path>,
+) {
     let admin = kernel.app_url("admin");
     println!("fazt {} listening on {bound}", crate::VERSION);
     println!("  sites:     {}  (apps at {})", kernel.app_url("root"), kernel.app_url("<app>"));
@@ -194,8 +202,7 @@ fn announce(kernel: &Kernel, bound: SocketAddr, first: Option<&Bootstrap>, clien
         ),
         false => println!("  beacon:    off  (node {})", kernel.identity.id),
     }
-    if kernel.tls.server_config().is_some() {
-        let tls = &kernel.tls;
+    if tls.server_config().is_some() {
         let host = format!("admin.{}", kernel.config.domain());
         let url = match tls.port() {
             443 => format!("https://{host}/"),

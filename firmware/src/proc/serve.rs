@@ -3,7 +3,12 @@
 //!
 //! [`serve`] is the whole of it; [`Node::build`] and [`Node::run`] are the two halves,
 //! for callers that need what the build made before serving (the first start's admin
-//! token, the HTTPS address, the kernel for the banner). `fazt server start`
+//! token, the HTTPS address, the kernel and the server's state for the banner).
+//!
+//! This is the one place that sees both the kernel and the server: it builds the
+//! [`Kernel`] (the services), then TLS and the server's state ([`Web`]) over it, and does
+//! the wiring that needs both (the beacon announces the LAN CA's fingerprint, the
+//! certificate upkeep and ACME tasks run beside the servers). `fazt server start`
 //! (`proc::node::run`) builds a node over [`Hal::linux`]; the end-to-end tests build
 //! many over [`Hal::fake`] in one process.
 //!
@@ -17,10 +22,13 @@
 
 use crate::beacon;
 use crate::config::Setting;
+use crate::events::Events;
 use crate::kernel::{Kernel, KernelError};
+use crate::net::tls::{LanNames, Tls, TlsError};
+use crate::net::Web;
 use crate::storage::{Storage, StorageError};
 use crate::time::keeper::SourceKind;
-use crate::time::Clock;
+use crate::time::{Clock, Timekeeper};
 use async_io::Async;
 use fazt_hal::Hal;
 use std::future::Future;
@@ -38,6 +46,9 @@ pub enum ServeError {
     /// A subsystem could not be started.
     #[error(transparent)]
     Kernel(#[from] KernelError),
+    /// HTTPS could not be set up.
+    #[error("cannot set up HTTPS: {0}")]
+    Tls(#[from] TlsError),
     /// The admin user of a first start could not be created.
     #[error("cannot create the admin user: {0:#}")]
     Bootstrap(anyhow::Error),
@@ -83,7 +94,7 @@ pub struct NodeOptions {
 
 /// A node built and bound, not yet serving.
 pub struct Node {
-    kernel: Arc<Kernel>,
+    web: Arc<Web>,
     listener: Async<TcpListener>,
     https: Option<(Async<TcpListener>, Arc<rustls::ServerConfig>)>,
     http_addr: SocketAddr,
@@ -100,7 +111,8 @@ impl std::fmt::Debug for Node {
 impl Node {
     /// Builds a node over `storage` and the devices of `hal`, serving on `listener`:
     /// sets the clock's floor (saved time, RTC), creates the admin on a first start,
-    /// deploys the system apps, starts the kernel and binds HTTPS when it is on.
+    /// deploys the system apps, starts the kernel, sets up TLS and the server's state
+    /// over it, and binds HTTPS when it is on.
     pub fn build(
         listener: Async<TcpListener>,
         hal: Hal,
@@ -118,14 +130,31 @@ impl Node {
         }
         let ip = http_addr.ip();
         let kernel = Arc::new(Kernel::new(storage, clock, hal, ip, http_addr.port())?);
-        record_boot(&kernel, floor);
-        let https = match kernel.tls.server_config() {
+        let tls = (|| {
+            let tls = build_tls(&kernel, ip)?;
+            // After TLS, which may store the node's certificate at start (as when the
+            // kernel built TLS): the cap applies to what the node writes from here on.
+            kernel.storage.set_max_bytes(kernel.config.get_u64(Setting::StorageMaxDbBytes))?;
+            Ok::<_, ServeError>(tls)
+        })();
+        let tls = match tls {
+            Ok(tls) => tls,
+            Err(err) => {
+                // The kernel's threads are running already: stop them, as `run` would.
+                kernel.runtime.shutdown();
+                kernel.events.close();
+                return Err(err);
+            }
+        };
+        record_boot(&kernel.timekeeper, &kernel.events, floor);
+        let web = Arc::new(Web::new(kernel, tls));
+        let https = match web.tls.server_config() {
             Some(config) => {
-                let addr = SocketAddr::new(ip, options.https_port.unwrap_or(kernel.tls.port()));
+                let addr = SocketAddr::new(ip, options.https_port.unwrap_or(web.tls.port()));
                 let listener =
                     Async::<TcpListener>::bind(addr).map_err(|err| ServeError::HttpsListen { addr, err })?;
                 let port = listener.get_ref().local_addr().map_err(io("reading the HTTPS address"))?.port();
-                kernel.tls.set_port(port);
+                web.tls.set_port(port);
                 Some((listener, config))
             }
             None => None,
@@ -133,12 +162,17 @@ impl Node {
         let executor_threads = options.executor_threads.unwrap_or_else(|| {
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).saturating_sub(1)
         });
-        Ok(Node { kernel, listener, https, http_addr, first, executor_threads })
+        Ok(Node { web, listener, https, http_addr, first, executor_threads })
     }
 
     /// The kernel, for what the caller shows or checks before serving.
     pub fn kernel(&self) -> &Arc<Kernel> {
-        &self.kernel
+        &self.web.kernel
+    }
+
+    /// The server's state (TLS, caches, HTTP limits), for the banner's HTTPS lines.
+    pub fn web(&self) -> &Arc<Web> {
+        &self.web
     }
 
     /// The address HTTP is served on.
@@ -161,7 +195,7 @@ impl Node {
     /// the module docs). `ready` is called on the calling thread once every service is
     /// started and every socket bound (the time server's too).
     pub fn run(self, shutdown: impl Future<Output = ()>, ready: impl FnOnce()) -> Result<(), ServeError> {
-        let Node { kernel, listener, https, http_addr, first: _, executor_threads } = self;
+        let Node { web, listener, https, http_addr, first: _, executor_threads } = self;
         let executor = Arc::new(smol::Executor::new());
         let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
         let threads: Vec<_> = (0..executor_threads)
@@ -178,7 +212,7 @@ impl Node {
             .map_err(io("starting the executor threads"))?;
         let result = smol::block_on(executor.run(serve_on(
             &executor,
-            &kernel,
+            &web,
             listener,
             https,
             http_addr.ip(),
@@ -190,9 +224,9 @@ impl Node {
         for thread in threads {
             let _ = thread.join();
         }
-        kernel.runtime.shutdown();
+        web.kernel.runtime.shutdown();
         // What the bus has not written yet goes to data.db before the node is gone.
-        kernel.events.close();
+        web.kernel.events.close();
         result
     }
 }
@@ -208,30 +242,52 @@ pub fn serve(
     Node::build(listener, hal, storage, options)?.run(shutdown, || {})
 }
 
+/// Sets up HTTPS over the kernel's keys, identity and event bus, for the names and
+/// addresses the node answers on (`listen`, or every address of the LAN when it is
+/// unspecified), and has the beacon announce the LAN CA's fingerprint.
+fn build_tls(kernel: &Kernel, listen: IpAddr) -> Result<Arc<Tls>, TlsError> {
+    let addresses = match listen.is_unspecified() {
+        true => kernel.lan.addresses(),
+        false => vec![listen],
+    };
+    let lan_names = LanNames::new(&kernel.beacon.name(), kernel.config.domain(), &addresses);
+    let tls = Arc::new(Tls::new(
+        &kernel.config,
+        kernel.storage.clone(),
+        kernel.clock.clone(),
+        kernel.keys.ecdsa.clone(),
+        kernel.keys.sealer.clone(),
+        &kernel.identity.id,
+        lan_names,
+        kernel.events.clone(),
+    )?);
+    kernel.beacon.set_ca_fingerprint(tls.lan_ca.as_ref().map(|ca| ca.fingerprint.clone()));
+    Ok(tls)
+}
+
 /// Reports the boot floor's step (saved time, RTC) to the timekeeper and the bus, and
 /// wires the timekeeper's later steps to the bus.
-fn record_boot(kernel: &Kernel, floor: Option<(SourceKind, i64)>) {
-    kernel.timekeeper.record_boot(floor);
+fn record_boot(timekeeper: &Timekeeper, events: &Arc<Events>, floor: Option<(SourceKind, i64)>) {
+    timekeeper.record_boot(floor);
     if let Some((source, by)) = floor {
         let data = serde_json::json!({"by_ms": by as f64 / 1e6, "source": source.as_str(), "at_boot": true});
-        kernel.events.notify(crate::events::Kind::TimeStepped, None, data);
+        events.notify(crate::events::Kind::TimeStepped, None, data);
     }
-    let events = kernel.events.clone();
-    kernel
-        .timekeeper
-        .on_step(Box::new(move |data| events.notify(crate::events::Kind::TimeStepped, None, data)));
+    let events = events.clone();
+    timekeeper.on_step(Box::new(move |data| events.notify(crate::events::Kind::TimeStepped, None, data)));
 }
 
 /// Starts the services on `executor`, serves until `shutdown`, and stops them again.
 async fn serve_on(
     executor: &Arc<smol::Executor<'static>>,
-    kernel: &Arc<Kernel>,
+    web: &Arc<Web>,
     listener: Async<TcpListener>,
     https: Option<(Async<TcpListener>, Arc<rustls::ServerConfig>)>,
     ip: IpAddr,
     shutdown: impl Future<Output = ()>,
     ready: impl FnOnce(),
 ) -> Result<(), ServeError> {
+    let kernel = &web.kernel;
     let mut tasks = Vec::new();
     // Subscribed before the beacon starts, so the first peers found are events too.
     tasks.push(executor.spawn(beacon::events::follow(kernel.events.clone(), kernel.beacon.subscribe())));
@@ -239,8 +295,9 @@ async fn serve_on(
     let time = kernel.timekeeper.start(executor, ip);
     let beacon =
         kernel.beacon.start(executor, kernel.lan.as_ref(), kernel.storage.clone(), kernel.clock.clone());
-    tasks.push(executor.spawn(sweep_expired_kv(kernel.clone())));
-    tasks.push(executor.spawn(watch_storage(kernel.clone())));
+    tasks.push(executor.spawn(sweep_expired_kv(kernel.storage.clone(), kernel.clock.clone())));
+    let cap = kernel.config.get_u64(Setting::StorageMaxDbBytes);
+    tasks.push(executor.spawn(watch_storage(kernel.storage.clone(), kernel.events.clone(), cap)));
     // Closed when `shutdown` completes: both servers stop.
     let (closing, closed) = async_channel::bounded::<()>(1);
     let until_closed = || {
@@ -250,21 +307,16 @@ async fn serve_on(
         }
     };
     let https_server = https.map(|(listener, config)| {
-        let serve = crate::net::server::serve(
-            executor.clone(),
-            listener,
-            kernel.clone(),
-            Some(config),
-            until_closed(),
-        );
+        let serve =
+            crate::net::server::serve(executor.clone(), listener, web.clone(), Some(config), until_closed());
         executor.spawn(serve)
     });
     if https_server.is_some() {
-        tasks.push(executor.spawn(kernel.tls.clone().maintain()));
-        tasks.push(executor.spawn(kernel.tls.clone().staple()));
-        if let Some(manager) = kernel.tls.acme.clone() {
+        tasks.push(executor.spawn(web.tls.clone().maintain()));
+        tasks.push(executor.spawn(web.tls.clone().staple()));
+        if let Some(manager) = web.tls.acme.clone() {
             let domain = kernel.config.domain().to_string();
-            tasks.push(executor.spawn(crate::net::tls::acme::run(kernel.tls.clone(), manager, domain)));
+            tasks.push(executor.spawn(crate::net::tls::acme::run(web.tls.clone(), manager, domain)));
         }
     }
     let inline_ms = kernel.config.get_u64(Setting::RuntimeInlineMs);
@@ -279,7 +331,7 @@ async fn serve_on(
     let server = executor.spawn(crate::net::server::serve(
         executor.clone(),
         listener,
-        kernel.clone(),
+        web.clone(),
         None,
         until_closed(),
     ));
@@ -308,11 +360,11 @@ async fn serve_on(
 
 /// Deletes expired KV entries now and then. Reads already ignore them; this only gives
 /// the space back.
-async fn sweep_expired_kv(kernel: Arc<Kernel>) {
+async fn sweep_expired_kv(storage: Arc<Storage>, clock: Arc<Clock>) {
     const EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
     loop {
-        let now = kernel.clock.now_millis();
-        match kernel.storage.write(move |c| crate::syscall::kv::sweep(c, now)).await {
+        let now = clock.now_millis();
+        match storage.write(move |c| crate::syscall::kv::sweep(c, now)).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(entries = n, "expired KV entries removed"),
             Err(err) => tracing::warn!(error = %err, "sweeping expired KV entries failed"),
@@ -322,13 +374,12 @@ async fn sweep_expired_kv(kernel: Arc<Kernel>) {
 }
 
 /// Looks at the disk and `data.db` every minute, and puts `storage.near_full` on the
-/// event bus when they cross 90 % used (of the disk, or of `storage.max_db_bytes`).
-async fn watch_storage(kernel: Arc<Kernel>) {
+/// event bus when they cross 90 % used (of the disk, or of `cap`, `storage.max_db_bytes`).
+async fn watch_storage(storage: Arc<Storage>, events: Arc<Events>, cap: u64) {
     const EVERY: std::time::Duration = std::time::Duration::from_secs(60);
-    let cap = kernel.config.get_u64(crate::config::Setting::StorageMaxDbBytes);
     let mut near_full = crate::storage::watch::NearFull::default();
     loop {
-        let storage = kernel.storage.clone();
+        let storage = storage.clone();
         let reading =
             blocking::unblock(move || crate::storage::watch::read(storage.path(), storage.size_bytes(), cap))
                 .await;
@@ -339,7 +390,7 @@ async fn watch_storage(kernel: Arc<Kernel>) {
                     db_mb = reading.db_bytes >> 20,
                     "storage is nearly full"
                 );
-                kernel.events.notify(
+                events.notify(
                     crate::events::Kind::StorageNearFull,
                     None,
                     serde_json::json!({

@@ -3,7 +3,9 @@
 use super::read_json;
 use crate::kernel::Kernel;
 use crate::net::response::{ok, ApiError, Resp};
+use crate::net::Web;
 use crate::security::sessions;
+use crate::storage::Storage;
 use crate::syscall::sessions::Guards;
 use crate::syscall::{self, Caller};
 use http::{header, HeaderValue, Method, Request, StatusCode};
@@ -42,11 +44,12 @@ pub fn has_credentials(req: &Request<Incoming>) -> bool {
 }
 
 /// `POST /api/login`.
-pub async fn login(kernel: &Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>) -> Result<Resp, ApiError> {
+pub async fn login(web: &Web, peer: SocketAddr, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let kernel = &web.kernel;
     let secure = crate::net::over_tls(&req);
     let guards =
         Guards { limiter: &kernel.login_limiter, checks: &kernel.password_checks, setup: &kernel.setup };
-    let body: LoginBody = read_json(kernel, req).await?;
+    let body: LoginBody = read_json(&web.http, req).await?;
     let (username, secret) = syscall::sessions::login(
         &kernel.storage,
         &kernel.clock,
@@ -65,14 +68,14 @@ pub async fn login(kernel: &Arc<Kernel>, peer: SocketAddr, req: Request<Incoming
 }
 
 /// `POST /api/logout`: ends the session (always answers 200).
-pub async fn logout(kernel: &Arc<Kernel>, req: Request<Incoming>) -> Result<Resp, ApiError> {
+pub async fn logout(storage: &Arc<Storage>, req: Request<Incoming>) -> Result<Resp, ApiError> {
     // Apps on sibling subdomains count as same-site, so without this check any deployed
     // page could log the admin out.
     if !has_csrf_header(&req) {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "csrf", "missing X-Requested-With: fazt header"));
     }
     // Every session the browser presented ends, the admin's own among any tossed ones.
-    syscall::sessions::logout(&kernel.storage, session_cookies(&req)).await?;
+    syscall::sessions::logout(storage, session_cookies(&req)).await?;
     let mut resp = ok(serde_json::json!({}));
     for expired in sessions::clear_cookies(crate::net::over_tls(&req)) {
         if let Ok(v) = HeaderValue::from_str(&expired) {
@@ -83,7 +86,7 @@ pub async fn logout(kernel: &Arc<Kernel>, req: Request<Incoming>) -> Result<Resp
 }
 
 /// Authenticates a request by token or session cookie.
-pub async fn authenticate(kernel: &Arc<Kernel>, req: &Request<Incoming>) -> Result<Caller, ApiError> {
+pub async fn authenticate(kernel: &Kernel, req: &Request<Incoming>) -> Result<Caller, ApiError> {
     if let Some(token) = bearer(req) {
         return Ok(syscall::sessions::token(&kernel.storage, &kernel.clock, &kernel.setup, token).await?);
     }
@@ -98,11 +101,11 @@ pub async fn authenticate(kernel: &Arc<Kernel>, req: &Request<Incoming>) -> Resu
 }
 
 /// `GET /api/me`.
-pub async fn me(kernel: &Arc<Kernel>, caller: &Caller) -> Result<Resp, ApiError> {
+pub async fn me(storage: &Arc<Storage>, caller: &Caller) -> Result<Resp, ApiError> {
     match caller {
         Caller::Token { id } => Ok(ok(serde_json::json!({ "user": "token", "token_id": id }))),
         _ => {
-            let name = syscall::sessions::whoami(&kernel.storage, caller).await?;
+            let name = syscall::sessions::whoami(storage, caller).await?;
             Ok(ok(serde_json::json!({ "user": name.unwrap_or_default() })))
         }
     }

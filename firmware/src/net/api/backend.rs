@@ -2,7 +2,9 @@
 
 use super::read_json;
 use crate::kernel::Kernel;
+use crate::net::limits::HttpGuard;
 use crate::net::response::{ok, ApiError, Resp};
+use crate::net::Web;
 use crate::runtime::request::JsUrl;
 use crate::runtime::{Entry, JsRequest};
 use crate::syscall::{env, limits, logs, Caller};
@@ -34,7 +36,7 @@ pub async fn logs(
     id: &str,
     uri: &http::Uri,
 ) -> Result<Resp, ApiError> {
-    let app = super::apps::find(kernel, caller, id).await?;
+    let app = super::apps::find(&kernel.storage, caller, id).await?;
     let number = |key, default: i64| param(uri, key).and_then(|v| v.parse::<i64>().ok()).unwrap_or(default);
     let after = number("after", 0);
     let limit = number("limit", 100);
@@ -59,12 +61,8 @@ pub async fn logs(
 
 /// `POST /api/apps/{id}/invoke?path=/api/x&method=POST`: runs the handler without HTTP
 /// routing; the body is the input (JSON).
-pub async fn invoke(
-    kernel: &Arc<Kernel>,
-    caller: &Caller,
-    id: &str,
-    req: Request<Incoming>,
-) -> Result<Resp, ApiError> {
+pub async fn invoke(web: &Web, caller: &Caller, id: &str, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let kernel = &web.kernel;
     let app = crate::syscall::apps::to_invoke(&kernel.storage, caller, &decode(id)).await?;
     let path = param(req.uri(), "path")
         .map(|p| percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned())
@@ -76,8 +74,8 @@ pub async fn invoke(
     {
         return Err(ApiError::bad_request("invalid", "path must start with /api and method be a word"));
     }
-    let input: serde_json::Value = read_json(kernel, req).await?;
-    let site = crate::net::server::load_site(kernel, &app.name)
+    let input: serde_json::Value = read_json(&web.http, req).await?;
+    let site = crate::net::server::load_site(&web.sites, &kernel.storage, &app.name)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("app '{}' has no deployment", app.name)))?;
     let Some(entry) = Entry::of(&site) else {
@@ -101,7 +99,7 @@ pub async fn invoke(
     let response = match kernel.runtime.invoke(site.clone(), entry, request).await {
         Ok(response) => response,
         Err(err) => {
-            crate::net::serverless::report(kernel, &site, &path, &err);
+            crate::net::serverless::report(&kernel.events, &site, &path, &err);
             return Err(err.into());
         }
     };
@@ -128,12 +126,13 @@ struct EnvValue {
 /// `PUT /api/apps/{id}/env/{name}` with `{"value": "..."}`.
 pub async fn env_set(
     kernel: &Arc<Kernel>,
+    http: &HttpGuard,
     caller: &Caller,
     id: &str,
     name: &str,
     req: Request<Incoming>,
 ) -> Result<Resp, ApiError> {
-    let body: EnvValue = read_json(kernel, req).await?;
+    let body: EnvValue = read_json(http, req).await?;
     env::put(&kernel.storage, &kernel.keys.sealer, caller, &decode(id), &decode(name), &body.value).await?;
     kernel.runtime.config_generation.fetch_add(1, Ordering::AcqRel);
     Ok(ok(serde_json::json!({})))
@@ -170,11 +169,12 @@ pub async fn limits_get(kernel: &Arc<Kernel>, caller: &Caller, id: &str) -> Resu
 /// "storage_bytes": N}`.
 pub async fn limits_set(
     kernel: &Arc<Kernel>,
+    http: &HttpGuard,
     caller: &Caller,
     id: &str,
     req: Request<Incoming>,
 ) -> Result<Resp, ApiError> {
-    let change: limits::LimitsChange = read_json(kernel, req).await?;
+    let change: limits::LimitsChange = read_json(http, req).await?;
     let (l, used) = limits::change(&kernel.storage, caller, &decode(id), change).await?;
     kernel.runtime.config_generation.fetch_add(1, Ordering::AcqRel);
     Ok(ok(limits_json(l, used)))

@@ -12,14 +12,15 @@ use super::read_json;
 use crate::config::Setting;
 use crate::fs::archive::Limits;
 use crate::kernel::Kernel;
+use crate::net::limits::HttpGuard;
 use crate::net::response::{ok, ApiError, Resp};
+use crate::net::Web;
 use crate::syscall::{self, Caller};
 use futures_lite::AsyncWriteExt;
 use http::{header, Request, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde::Deserialize;
-use std::sync::Arc;
 
 #[derive(Deserialize)]
 struct CheckBody {
@@ -27,8 +28,13 @@ struct CheckBody {
 }
 
 /// `POST /api/deploy/check`: which of these hashes does the node lack?
-pub async fn check(kernel: &Arc<Kernel>, caller: &Caller, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    let body: CheckBody = read_json(kernel, req).await?;
+pub async fn check(
+    kernel: &Kernel,
+    http: &HttpGuard,
+    caller: &Caller,
+    req: Request<Incoming>,
+) -> Result<Resp, ApiError> {
+    let body: CheckBody = read_json(http, req).await?;
     let max = kernel.config.get_u64(Setting::DeployMaxFiles);
     let missing = syscall::deploy::missing(&kernel.storage, caller, body.hashes, max).await?;
     Ok(ok(serde_json::json!({ "missing": missing })))
@@ -42,7 +48,8 @@ fn query_param(uri: &http::Uri, key: &str) -> Option<String> {
 }
 
 /// `POST /api/deploy?name=<app>` with a tar or tar.gz body.
-pub async fn deploy(kernel: &Arc<Kernel>, caller: &Caller, req: Request<Incoming>) -> Result<Resp, ApiError> {
+pub async fn deploy(web: &Web, caller: &Caller, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let kernel = &web.kernel;
     let name = query_param(req.uri(), "name")
         .ok_or_else(|| ApiError::bad_request("bad_app_name", "missing ?name=<app>"))?;
     // Refused before a byte is spooled.
@@ -122,9 +129,9 @@ pub async fn deploy(kernel: &Arc<Kernel>, caller: &Caller, req: Request<Incoming
     .await?;
     // The spool lives until the archive is stored.
     drop(spool);
-    kernel.sites.invalidate(&name);
+    web.sites.invalidate(&name);
     // A new app's name gets its certificate now rather than at its first handshake.
-    kernel.tls.want(&format!("{name}.{}", kernel.config.domain()));
+    web.tls.want(&format!("{name}.{}", kernel.config.domain()));
     let mut json = serde_json::to_value(&report).unwrap_or_default();
     json["url"] = kernel.app_url(&name).into();
     Ok(ok(json))

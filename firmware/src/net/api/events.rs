@@ -3,8 +3,9 @@
 //! text/event-stream`); `POST` emits a custom `app.*` event as the admin.
 
 use super::read_json;
-use crate::events::{Event, Filter, Next, Subscription, Visibility, MAX_QUERY};
+use crate::events::{Event, Events, Filter, Next, Subscription, Visibility, MAX_QUERY};
 use crate::kernel::Kernel;
+use crate::net::limits::HttpGuard;
 use crate::net::response::{ok, ApiError, Body, Resp};
 use crate::syscall::{Caller, SyscallError};
 use bytes::Bytes;
@@ -103,22 +104,22 @@ fn parse(req: &Request<Incoming>) -> Result<Query, ApiError> {
 }
 
 /// `GET /api/events?since=ID&type=PREFIX&app=NAME&limit=N&wait=SECS`.
-pub async fn list(kernel: &Arc<Kernel>, caller: &Caller, req: Request<Incoming>) -> Result<Resp, ApiError> {
+pub async fn list(events: &Arc<Events>, caller: &Caller, req: Request<Incoming>) -> Result<Resp, ApiError> {
     let mut query = parse(&req)?;
     // What the caller may see is the syscall's decision.
     query.filter.viewer = crate::syscall::events::viewer(caller);
     if query.stream {
-        return Ok(stream(kernel, query));
+        return Ok(stream(events, query));
     }
     let since = query.since.unwrap_or(0);
     // Subscribed before the first look, so an event between the look and the wait is
     // not missed.
-    let mut live = (!query.wait.is_zero()).then(|| kernel.events.subscribe());
+    let mut live = (!query.wait.is_zero()).then(|| events.subscribe());
     let deadline = Instant::now() + query.wait;
     loop {
         // Read before the query: every event up to `head` is in what the query sees.
-        let head = kernel.events.last_id();
-        let found = kernel.events.query(query.filter.clone(), since, query.limit).await?;
+        let head = events.last_id();
+        let found = events.query(query.filter.clone(), since, query.limit).await?;
         let waiting = live.as_mut().filter(|_| found.is_empty() && Instant::now() < deadline);
         let Some(live) = waiting else {
             // Where the next poll starts: past what was returned and, when the page is
@@ -157,7 +158,7 @@ fn message(event: &Event) -> String {
 
 /// Where a stream is.
 struct Stream {
-    kernel: Arc<Kernel>,
+    events: Arc<Events>,
     live: Subscription,
     filter: Filter,
     /// The last id sent (or the start).
@@ -180,7 +181,7 @@ impl Stream {
         }
         loop {
             if self.catching_up {
-                let page = match self.kernel.events.query(self.filter.clone(), self.last, MAX_QUERY).await {
+                let page = match self.events.query(self.filter.clone(), self.last, MAX_QUERY).await {
                     Ok(page) => page,
                     Err(err) => {
                         tracing::warn!(error = %err, "event stream: reading the history failed; ending it");
@@ -222,12 +223,12 @@ impl Stream {
 }
 
 /// The Server-Sent Events answer: history after `since` (if given), then live events.
-fn stream(kernel: &Arc<Kernel>, query: Query) -> Resp {
-    let live = kernel.events.subscribe();
+fn stream(events: &Arc<Events>, query: Query) -> Resp {
+    let live = events.subscribe();
     // No `since`: live events only, from the moment of subscribing.
-    let last = query.since.unwrap_or_else(|| kernel.events.last_id());
+    let last = query.since.unwrap_or_else(|| events.last_id());
     let state = Stream {
-        kernel: kernel.clone(),
+        events: events.clone(),
         live,
         filter: query.filter,
         last,
@@ -263,8 +264,13 @@ struct EmitBody {
 }
 
 /// `POST /api/events` with `{"type": "...", "data": ..., "app": "...", "public": bool}`.
-pub async fn emit(kernel: &Arc<Kernel>, caller: &Caller, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    let body: EmitBody = read_json(kernel, req).await?;
+pub async fn emit(
+    kernel: &Kernel,
+    http: &HttpGuard,
+    caller: &Caller,
+    req: Request<Incoming>,
+) -> Result<Resp, ApiError> {
+    let body: EmitBody = read_json(http, req).await?;
     let app = match &body.app {
         Some(name) => Some(crate::syscall::apps::find(&kernel.storage, caller, name).await?),
         None => None,

@@ -18,8 +18,9 @@ mod time;
 mod tls;
 mod tokens;
 
+use super::limits::HttpGuard;
 use super::response::{ApiError, Resp};
-use crate::kernel::Kernel;
+use super::Web;
 use crate::syscall::{Caller, Kind, SyscallError};
 use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
@@ -76,49 +77,49 @@ macro_rules! routes {
 }
 
 routes! {
-    Login:         POST   ["login"]                      Public => |c| auth::login(c.kernel, c.peer, c.req).await;
-    Logout:        POST   ["logout"]                     Public => |c| auth::logout(c.kernel, c.req).await;
-    CaPem:         GET    ["tls", "ca.pem"]              Public => |c| tls::ca_pem(c.kernel);
+    Login:         POST   ["login"]                      Public => |c| auth::login(c.web, c.peer, c.req).await;
+    Logout:        POST   ["logout"]                     Public => |c| auth::logout(&c.web.kernel.storage, c.req).await;
+    CaPem:         GET    ["tls", "ca.pem"]              Public => |c| tls::ca_pem(&c.web.tls);
     Health:        GET    ["system", "health"]           PublicOrAdmin => |c| match c.caller {
-        None => Ok(system::liveness(c.kernel)),
-        Some(_) => system::health(c.kernel).await,
+        None => Ok(system::liveness(&c.web.kernel)),
+        Some(_) => system::health(&c.web.kernel, &c.web.blobs).await,
     };
-    Me:            GET    ["me"]                         Admin => |c| auth::me(c.kernel, signed_in(&c.caller)?).await;
-    AppList:       GET    ["apps"]                       Admin => |c| apps::list(c.kernel, signed_in(&c.caller)?).await;
-    AppGet:        GET    ["apps", id]                   Admin => |c| apps::get(c.kernel, signed_in(&c.caller)?, id).await;
-    AppDelete:     DELETE ["apps", id]                   Admin => |c| apps::delete(c.kernel, signed_in(&c.caller)?, id).await;
-    AppRename:     POST   ["apps", id, "rename"]         Admin => |c| apps::rename(c.kernel, signed_in(&c.caller)?, id, c.req).await;
-    AppFiles:      GET    ["apps", id, "files"]          Admin => |c| apps::files(c.kernel, signed_in(&c.caller)?, id).await;
-    AppFile:       GET    ["apps", id, "files", ..]      Admin => |c| apps::file_content(c.kernel, signed_in(&c.caller)?, id, c.rest).await;
-    AppLogs:       GET    ["apps", id, "logs"]           Admin => |c| backend::logs(c.kernel, signed_in(&c.caller)?, id, c.req.uri()).await;
-    AppInvoke:     POST   ["apps", id, "invoke"]         Admin => |c| backend::invoke(c.kernel, &signed_in(&c.caller)?.clone(), id, c.req).await;
-    EnvList:       GET    ["apps", id, "env"]            Admin => |c| backend::env_list(c.kernel, signed_in(&c.caller)?, id).await;
-    EnvSet:        PUT    ["apps", id, "env", name]      Admin => |c| backend::env_set(c.kernel, &signed_in(&c.caller)?.clone(), id, name, c.req).await;
-    EnvUnset:      DELETE ["apps", id, "env", name]      Admin => |c| backend::env_unset(c.kernel, signed_in(&c.caller)?, id, name).await;
-    LimitsGet:     GET    ["apps", id, "limits"]         Admin => |c| backend::limits_get(c.kernel, signed_in(&c.caller)?, id).await;
-    LimitsSet:     PUT    ["apps", id, "limits"]         Admin => |c| backend::limits_set(c.kernel, &signed_in(&c.caller)?.clone(), id, c.req).await;
-    TokenList:     GET    ["tokens"]                     Admin => |c| tokens::list(c.kernel, signed_in(&c.caller)?).await;
-    TokenCreate:   POST   ["tokens"]                     Admin => |c| tokens::create(c.kernel, signed_in(&c.caller)?.clone(), c.req).await;
-    TokenRevoke:   DELETE ["tokens", id]                 Admin => |c| tokens::revoke(c.kernel, signed_in(&c.caller)?, id).await;
-    DeployCheck:   POST   ["deploy", "check"]            Admin => |c| deploy::check(c.kernel, &signed_in(&c.caller)?.clone(), c.req).await;
-    Deploy:        POST   ["deploy"]                     Admin => |c| deploy::deploy(c.kernel, &signed_in(&c.caller)?.clone(), c.req).await;
-    EventList:     GET    ["events"]                     Admin => |c| events::list(c.kernel, signed_in(&c.caller)?, c.req).await;
-    EventEmit:     POST   ["events"]                     Admin => |c| events::emit(c.kernel, &signed_in(&c.caller)?.clone(), c.req).await;
-    SystemDb:      GET    ["system", "db"]               Admin => |c| system::db(c.kernel).await;
-    SystemConfig:  GET    ["system", "config"]           Admin => |c| Ok(system::config(c.kernel, signed_in(&c.caller)?)?);
-    SystemKeys:    GET    ["system", "keys"]             Admin => |c| system::keys(c.kernel, signed_in(&c.caller)?).await;
-    SystemBeacon:  GET    ["system", "beacon"]           Admin => |c| beacon::status(c.kernel, signed_in(&c.caller)?).await;
-    TimeStatus:    GET    ["system", "time"]             Admin => |c| time::status(c.kernel, signed_in(&c.caller)?).await;
-    TimeSync:      POST   ["system", "time", "sync"]     Admin => |c| time::sync(c.kernel, signed_in(&c.caller)?).await;
-    TlsStatus:     GET    ["tls"]                        Admin => |c| tls::status(c.kernel, signed_in(&c.caller)?).await;
-    CertList:      GET    ["tls", "certs"]               Admin => |c| tls::list(c.kernel, signed_in(&c.caller)?).await;
-    CertAdd:       POST   ["tls", "certs"]               Admin => |c| tls::add(c.kernel, &signed_in(&c.caller)?.clone(), c.req).await;
-    CertRemove:    DELETE ["tls", "certs", name]         Admin => |c| tls::remove(c.kernel, signed_in(&c.caller)?, name).await;
+    Me:            GET    ["me"]                         Admin => |c| auth::me(&c.web.kernel.storage, signed_in(&c.caller)?).await;
+    AppList:       GET    ["apps"]                       Admin => |c| apps::list(&c.web.kernel, signed_in(&c.caller)?).await;
+    AppGet:        GET    ["apps", id]                   Admin => |c| apps::get(&c.web.kernel, signed_in(&c.caller)?, id).await;
+    AppDelete:     DELETE ["apps", id]                   Admin => |c| apps::delete(&c.web.kernel, &c.web.sites, signed_in(&c.caller)?, id).await;
+    AppRename:     POST   ["apps", id, "rename"]         Admin => |c| apps::rename(c.web, signed_in(&c.caller)?, id, c.req).await;
+    AppFiles:      GET    ["apps", id, "files"]          Admin => |c| apps::files(&c.web.kernel.storage, signed_in(&c.caller)?, id).await;
+    AppFile:       GET    ["apps", id, "files", ..]      Admin => |c| apps::file_content(&c.web.kernel.storage, signed_in(&c.caller)?, id, c.rest).await;
+    AppLogs:       GET    ["apps", id, "logs"]           Admin => |c| backend::logs(&c.web.kernel, signed_in(&c.caller)?, id, c.req.uri()).await;
+    AppInvoke:     POST   ["apps", id, "invoke"]         Admin => |c| backend::invoke(c.web, &signed_in(&c.caller)?.clone(), id, c.req).await;
+    EnvList:       GET    ["apps", id, "env"]            Admin => |c| backend::env_list(&c.web.kernel, signed_in(&c.caller)?, id).await;
+    EnvSet:        PUT    ["apps", id, "env", name]      Admin => |c| backend::env_set(&c.web.kernel, &c.web.http, &signed_in(&c.caller)?.clone(), id, name, c.req).await;
+    EnvUnset:      DELETE ["apps", id, "env", name]      Admin => |c| backend::env_unset(&c.web.kernel, signed_in(&c.caller)?, id, name).await;
+    LimitsGet:     GET    ["apps", id, "limits"]         Admin => |c| backend::limits_get(&c.web.kernel, signed_in(&c.caller)?, id).await;
+    LimitsSet:     PUT    ["apps", id, "limits"]         Admin => |c| backend::limits_set(&c.web.kernel, &c.web.http, &signed_in(&c.caller)?.clone(), id, c.req).await;
+    TokenList:     GET    ["tokens"]                     Admin => |c| tokens::list(&c.web.kernel.storage, signed_in(&c.caller)?).await;
+    TokenCreate:   POST   ["tokens"]                     Admin => |c| tokens::create(&c.web.kernel, &c.web.http, signed_in(&c.caller)?.clone(), c.req).await;
+    TokenRevoke:   DELETE ["tokens", id]                 Admin => |c| tokens::revoke(&c.web.kernel, signed_in(&c.caller)?, id).await;
+    DeployCheck:   POST   ["deploy", "check"]            Admin => |c| deploy::check(&c.web.kernel, &c.web.http, &signed_in(&c.caller)?.clone(), c.req).await;
+    Deploy:        POST   ["deploy"]                     Admin => |c| deploy::deploy(c.web, &signed_in(&c.caller)?.clone(), c.req).await;
+    EventList:     GET    ["events"]                     Admin => |c| events::list(&c.web.kernel.events, signed_in(&c.caller)?, c.req).await;
+    EventEmit:     POST   ["events"]                     Admin => |c| events::emit(&c.web.kernel, &c.web.http, &signed_in(&c.caller)?.clone(), c.req).await;
+    SystemDb:      GET    ["system", "db"]               Admin => |c| system::db(&c.web.kernel).await;
+    SystemConfig:  GET    ["system", "config"]           Admin => |c| Ok(system::config(&c.web.kernel, signed_in(&c.caller)?)?);
+    SystemKeys:    GET    ["system", "keys"]             Admin => |c| system::keys(&c.web.kernel, signed_in(&c.caller)?).await;
+    SystemBeacon:  GET    ["system", "beacon"]           Admin => |c| beacon::status(&c.web.kernel.beacon, signed_in(&c.caller)?).await;
+    TimeStatus:    GET    ["system", "time"]             Admin => |c| time::status(&c.web.kernel.timekeeper, signed_in(&c.caller)?).await;
+    TimeSync:      POST   ["system", "time", "sync"]     Admin => |c| time::sync(&c.web.kernel.timekeeper, signed_in(&c.caller)?).await;
+    TlsStatus:     GET    ["tls"]                        Admin => |c| tls::status(&c.web.tls, &c.web.kernel.clock, signed_in(&c.caller)?).await;
+    CertList:      GET    ["tls", "certs"]               Admin => |c| tls::list(&c.web.tls, &c.web.kernel.clock, signed_in(&c.caller)?).await;
+    CertAdd:       POST   ["tls", "certs"]               Admin => |c| tls::add(c.web, &signed_in(&c.caller)?.clone(), c.req).await;
+    CertRemove:    DELETE ["tls", "certs", name]         Admin => |c| tls::remove(&c.web.tls, signed_in(&c.caller)?, name).await;
 }
 
 /// What a handler gets besides its named parameters.
 struct Call<'a> {
-    kernel: &'a Arc<Kernel>,
+    web: &'a Arc<Web>,
     peer: SocketAddr,
     req: Request<Incoming>,
     /// The caller, once its credentials are checked; `None` on public routes (and
@@ -137,23 +138,23 @@ fn signed_in(caller: &Option<Caller>) -> Result<&Caller, ApiError> {
 }
 
 /// Routes an API request.
-pub async fn handle(kernel: &Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>) -> Resp {
-    match dispatch(kernel, peer, req).await {
+pub async fn handle(web: &Arc<Web>, peer: SocketAddr, req: Request<Incoming>) -> Resp {
+    match dispatch(web, peer, req).await {
         Ok(resp) => resp,
         Err(err) => err.into_response(),
     }
 }
 
-async fn dispatch(kernel: &Arc<Kernel>, peer: SocketAddr, req: Request<Incoming>) -> Result<Resp, ApiError> {
+async fn dispatch(web: &Arc<Web>, peer: SocketAddr, req: Request<Incoming>) -> Result<Resp, ApiError> {
     let path = req.uri().path().to_string();
     let tail = path.strip_prefix("/api").unwrap_or(&path).trim_matches('/');
     let (route, caps) = routes::find(ROUTES, req.method(), tail, &path)?;
     let caller = match route.access {
         Access::Public => None,
         Access::PublicOrAdmin if !auth::has_credentials(&req) => None,
-        Access::Admin | Access::PublicOrAdmin => Some(auth::authenticate(kernel, &req).await?),
+        Access::Admin | Access::PublicOrAdmin => Some(auth::authenticate(&web.kernel, &req).await?),
     };
-    call(route.handler, caps, Call { kernel, peer, req, caller, rest: caps.rest }).await
+    call(route.handler, caps, Call { web, peer, req, caller, rest: caps.rest }).await
 }
 
 /// The HTTP status of each kind of syscall refusal: the one place a syscall's error
@@ -187,13 +188,12 @@ impl From<SyscallError> for ApiError {
 
 /// Reads a JSON body of at most [`MAX_JSON_BYTES`], within the node's body limits.
 pub(crate) async fn read_json<T: DeserializeOwned>(
-    kernel: &Kernel,
+    http: &HttpGuard,
     req: Request<Incoming>,
 ) -> Result<T, ApiError> {
     let (parts, body) = req.into_parts();
-    let limits = kernel.http.body_limits(MAX_JSON_BYTES);
-    let (bytes, _reservation) =
-        crate::net::body::read(&parts.headers, body, limits, &kernel.http.bodies).await?;
+    let limits = http.body_limits(MAX_JSON_BYTES);
+    let (bytes, _reservation) = crate::net::body::read(&parts.headers, body, limits, &http.bodies).await?;
     serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request("bad_json", format!("invalid JSON body: {e}")))
 }

@@ -1,6 +1,7 @@
 //! `/api/system`: health, database, configuration and keys.
 
 use crate::kernel::Kernel;
+use crate::net::cache::BlobCache;
 use crate::net::response::{ok, ApiError, Resp};
 use crate::syscall::{self, Caller};
 use std::sync::Arc;
@@ -12,7 +13,7 @@ pub fn liveness(_kernel: &Arc<Kernel>) -> Resp {
 }
 
 /// `GET /api/system/health` with credentials: the full picture.
-pub async fn health(kernel: &Arc<Kernel>) -> Result<Resp, ApiError> {
+pub async fn health(kernel: &Arc<Kernel>, blobs: &BlobCache) -> Result<Resp, ApiError> {
     let apps = kernel
         .storage
         .read(|conn| {
@@ -33,7 +34,7 @@ pub async fn health(kernel: &Arc<Kernel>) -> Result<Resp, ApiError> {
         "memory_rss_bytes": kernel.board.process_rss_bytes().unwrap_or(0),
         "board": board.as_ref().map(|b| b.model.clone()),
         "memory_total_bytes": board.as_ref().map(|b| b.memory_total_bytes),
-        "cache": kernel.blobs.stats(),
+        "cache": blobs.stats(),
         "keys": kernel.keys.holder.describe(),
     })))
 }

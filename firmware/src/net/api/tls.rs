@@ -1,12 +1,12 @@
 //! `/api/tls`: HTTPS status, custom certificates and the LAN CA certificate.
 
 use super::read_json;
-use crate::kernel::Kernel;
 use crate::net::response::{json, ok, ApiError, Body, Resp};
 use crate::net::tls::{stapler::OcspStatus, store::Stored, Tls, TlsError};
+use crate::net::Web;
 use crate::syscall::certs::{self, CertStore};
 use crate::syscall::{Caller, Kind, SyscallError};
-use crate::time::{rfc3339, UnixMillis};
+use crate::time::{rfc3339, Clock, UnixMillis};
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -70,15 +70,18 @@ impl CertStore for Tls {
 }
 
 /// Every certificate through the syscall, off the executor.
-async fn certs(kernel: &Arc<Kernel>, caller: &Caller) -> Result<Vec<serde_json::Value>, ApiError> {
-    let (tls, clock, caller) = (kernel.tls.clone(), kernel.clock.clone(), caller.clone());
+async fn certs(
+    tls: &Arc<Tls>,
+    clock: &Arc<Clock>,
+    caller: &Caller,
+) -> Result<Vec<serde_json::Value>, ApiError> {
+    let (tls, clock, caller) = (tls.clone(), clock.clone(), caller.clone());
     Ok(blocking::unblock(move || certs::list(&*tls, &clock, &caller)).await?)
 }
 
 /// `GET /api/tls`: mode, port, LAN CA fingerprint and every certificate.
-pub async fn status(kernel: &Arc<Kernel>, caller: &Caller) -> Result<Resp, ApiError> {
-    let certs = certs(kernel, caller).await?;
-    let tls = &kernel.tls;
+pub async fn status(tls: &Arc<Tls>, clock: &Arc<Clock>, caller: &Caller) -> Result<Resp, ApiError> {
+    let certs = certs(tls, clock, caller).await?;
     Ok(ok(serde_json::json!({
         "mode": tls.mode.as_str(),
         "port": tls.server_config().map(|_| tls.port()),
@@ -99,15 +102,15 @@ pub async fn status(kernel: &Arc<Kernel>, caller: &Caller) -> Result<Resp, ApiEr
 }
 
 /// `GET /api/tls/certs`.
-pub async fn list(kernel: &Arc<Kernel>, caller: &Caller) -> Result<Resp, ApiError> {
-    Ok(ok(serde_json::json!({ "certs": certs(kernel, caller).await? })))
+pub async fn list(tls: &Arc<Tls>, clock: &Arc<Clock>, caller: &Caller) -> Result<Resp, ApiError> {
+    Ok(ok(serde_json::json!({ "certs": certs(tls, clock, caller).await? })))
 }
 
 /// `POST /api/tls/certs`: add (or replace) a custom certificate; checked first, so a
 /// refused one changes nothing.
-pub async fn add(kernel: &Arc<Kernel>, caller: &Caller, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    let body: AddBody = read_json(kernel, req).await?;
-    let (tls, clock, caller) = (kernel.tls.clone(), kernel.clock.clone(), caller.clone());
+pub async fn add(web: &Web, caller: &Caller, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let body: AddBody = read_json(&web.http, req).await?;
+    let (tls, clock, caller) = (web.tls.clone(), web.kernel.clock.clone(), caller.clone());
     let cert = blocking::unblock(move || {
         certs::add(&*tls, &clock, &caller, &body.domain, &body.cert_pem, &body.key_pem)
     })
@@ -116,17 +119,17 @@ pub async fn add(kernel: &Arc<Kernel>, caller: &Caller, req: Request<Incoming>) 
 }
 
 /// `DELETE /api/tls/certs/<name>`.
-pub async fn remove(kernel: &Arc<Kernel>, caller: &Caller, name: &str) -> Result<Resp, ApiError> {
+pub async fn remove(tls: &Arc<Tls>, caller: &Caller, name: &str) -> Result<Resp, ApiError> {
     let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy().into_owned();
-    let (tls, caller) = (kernel.tls.clone(), caller.clone());
+    let (tls, caller) = (tls.clone(), caller.clone());
     blocking::unblock(move || certs::remove(&*tls, &caller, &name)).await?;
     Ok(ok(serde_json::json!({ "removed": true })))
 }
 
 /// Unauthenticated `GET /api/tls/ca.pem`: the LAN CA certificate, to install as trusted
 /// (public by nature; compare its fingerprint with the one the node prints).
-pub fn ca_pem(kernel: &Arc<Kernel>) -> Result<Resp, ApiError> {
-    let ca = kernel.tls.lan_ca.as_ref().ok_or_else(|| {
+pub fn ca_pem(tls: &Tls) -> Result<Resp, ApiError> {
+    let ca = tls.lan_ca.as_ref().ok_or_else(|| {
         ApiError::new(StatusCode::NOT_FOUND, "no_lan_ca", "this node has no LAN CA (https.mode is not lan)")
     })?;
     let mut resp = Response::new(Body::new(Bytes::from(ca.cert_pem.clone())));

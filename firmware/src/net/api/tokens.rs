@@ -2,7 +2,9 @@
 
 use super::read_json;
 use crate::kernel::Kernel;
+use crate::net::limits::HttpGuard;
 use crate::net::response::{ok, ApiError, Resp};
+use crate::storage::Storage;
 use crate::syscall::{tokens, Caller};
 use crate::time::rfc3339;
 use http::Request;
@@ -16,8 +18,8 @@ struct CreateBody {
 }
 
 /// `GET /api/tokens`.
-pub async fn list(kernel: &Arc<Kernel>, caller: &Caller) -> Result<Resp, ApiError> {
-    let list = tokens::list(&kernel.storage, caller).await?;
+pub async fn list(storage: &Arc<Storage>, caller: &Caller) -> Result<Resp, ApiError> {
+    let list = tokens::list(storage, caller).await?;
     let json: Vec<_> = list
         .iter()
         .map(|t| {
@@ -33,15 +35,20 @@ pub async fn list(kernel: &Arc<Kernel>, caller: &Caller) -> Result<Resp, ApiErro
 }
 
 /// `POST /api/tokens`: the secret is in this answer and nowhere else, ever.
-pub async fn create(kernel: &Arc<Kernel>, caller: Caller, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    let body: CreateBody = read_json(kernel, req).await?;
+pub async fn create(
+    kernel: &Kernel,
+    http: &HttpGuard,
+    caller: Caller,
+    req: Request<Incoming>,
+) -> Result<Resp, ApiError> {
+    let body: CreateBody = read_json(http, req).await?;
     let (info, secret) =
         tokens::create(&kernel.storage, &kernel.clock, &kernel.events, &caller, &body.name).await?;
     Ok(ok(serde_json::json!({ "id": info.id, "name": info.name, "token": secret })))
 }
 
 /// `DELETE /api/tokens/{id}`.
-pub async fn revoke(kernel: &Arc<Kernel>, caller: &Caller, id: &str) -> Result<Resp, ApiError> {
+pub async fn revoke(kernel: &Kernel, caller: &Caller, id: &str) -> Result<Resp, ApiError> {
     tokens::revoke(&kernel.storage, &kernel.clock, &kernel.events, caller, id).await?;
     Ok(ok(serde_json::json!({})))
 }

@@ -230,8 +230,8 @@ impl std::fmt::Debug for Tls {
 impl Tls {
     /// Sets up HTTPS as configured: in LAN mode, makes the CA on first use and makes
     /// sure the node's certificate is current; loads every stored certificate.
-    // One argument per dependency until the composition root hands out subsystem
-    // handles (issue 18); grouping them now would only be undone then.
+    // One argument per dependency, so that what TLS needs of the kernel is in its
+    // signature; the composition root (`proc::serve`) passes them.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: &NodeConfig,

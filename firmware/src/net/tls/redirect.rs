@@ -1,7 +1,6 @@
 //! Plain HTTP beside HTTPS: ACME HTTP-01 challenge answers, and redirects to HTTPS for
 //! the node's own names when `https.redirect` is on.
 
-use crate::kernel::Kernel;
 use crate::net::host::{route, Route};
 use crate::net::response::{Body, Resp};
 use bytes::Bytes;
@@ -11,9 +10,8 @@ use http::{header, HeaderValue, Request, Response, StatusCode};
 pub const CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
 
 /// Answers a plain HTTP request here when it is an ACME challenge or must be
-/// redirected; `None` lets it through to the apps.
-pub fn intercept<B>(kernel: &Kernel, req: &Request<B>) -> Option<Resp> {
-    let tls = &kernel.tls;
+/// redirected; `None` lets it through to the apps. `domain` is the node's.
+pub fn intercept<B>(tls: &super::Tls, domain: &str, req: &Request<B>) -> Option<Resp> {
     if let Some(token) = req.uri().path().strip_prefix(CHALLENGE_PREFIX) {
         if let Some(answer) = tls.challenge_answer(token) {
             let mut resp = Response::new(Body::new(Bytes::from(answer)));
@@ -33,7 +31,7 @@ pub fn intercept<B>(kernel: &Kernel, req: &Request<B>) -> Option<Resp> {
     if name.parse::<std::net::IpAddr>().is_ok() || name.starts_with('[') {
         return None;
     }
-    match route(Some(host), kernel.config.domain()) {
+    match route(Some(host), domain) {
         Ok(Route::Admin) | Ok(Route::App(_)) => {}
         _ => return None,
     }
