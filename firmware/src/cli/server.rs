@@ -1,7 +1,7 @@
 //! `fazt server …`: create, run and configure a node.
 
 use super::DataArg;
-use crate::config::{self, NodeConfig, Setting};
+use crate::config::{NodeConfig, Setting};
 use crate::proc::node::{self, StartOptions};
 use crate::storage::Storage;
 use crate::syscall::Caller::Local;
@@ -126,16 +126,8 @@ fn init(
     https: bool,
     password: Option<String>,
 ) -> anyhow::Result<()> {
-    // Validate everything before creating the file, so a typo leaves nothing behind.
-    let domain = domain.map(|d| config::validate("domain", &d)).transpose()?;
-    if https && !domain.as_deref().is_some_and(|d| d.contains('.') && !d.ends_with(".localhost")) {
-        bail!(
-            "--https needs a public --domain such as example.com (on a LAN, use `fazt config set https.mode lan` instead)"
-        );
-    }
-    if let Some(p) = &password {
-        crate::security::password::check_length(p)?;
-    }
+    // Checked before the file is made, so a typo leaves nothing behind.
+    let new = crate::syscall::system::NewNode::check(domain.as_deref(), port, https, password.as_deref())?;
     if data.exists() {
         bail!(
             "{} already exists; use `fazt server set-config` or `set-credentials` to change it",
@@ -144,17 +136,7 @@ fn init(
     }
     let _lock = crate::proc::lock::DataLock::acquire(&data)?;
     let storage = Storage::open(&data)?;
-    if let Some(domain) = domain {
-        config::set(&storage, "domain", &domain)?;
-    }
-    if https {
-        config::set(&storage, Setting::HttpsMode.name(), "acme")?;
-        config::set(&storage, Setting::HttpsRedirect.name(), "true")?;
-        config::set(&storage, "port", "80")?;
-    }
-    if let Some(port) = port {
-        config::set(&storage, "port", &port.to_string())?;
-    }
+    crate::syscall::system::init(&storage, &Local, &new)?;
     let clock = Clock::new();
     let generated = password.is_none();
     let first = node::bootstrap(&storage, &clock, password)?.context("a new data file already has a user")?;

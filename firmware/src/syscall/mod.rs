@@ -48,6 +48,7 @@ pub mod kv;
 pub mod limits;
 pub mod logs;
 pub mod sessions;
+pub mod system;
 pub mod time;
 pub mod tokens;
 
@@ -68,6 +69,8 @@ pub enum Kind {
     NotFound,
     /// The state of the node does not allow it now (409).
     Conflict,
+    /// What was asked for is over for good: the node is claimed already (410).
+    Gone,
     /// The input is larger than a limit (413).
     TooLarge,
     /// Too many attempts; try later (429).

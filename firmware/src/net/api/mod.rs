@@ -81,7 +81,7 @@ routes! {
     CaPem:         GET    ["tls", "ca.pem"]              Public => |c| tls::ca_pem(c.kernel);
     Health:        GET    ["system", "health"]           PublicOrAdmin => |c| match c.caller {
         None => Ok(system::liveness(c.kernel)),
-        Some(_) => system::health(c.kernel).await,
+        Some(caller) => system::health(c.kernel, &caller).await,
     };
     Me:            GET    ["me"]                         Admin => |c| auth::me(c.kernel, signed_in(&c.caller)?).await;
     AppList:       GET    ["apps"]                       Admin => |c| apps::list(c.kernel, signed_in(&c.caller)?).await;
@@ -104,7 +104,7 @@ routes! {
     Deploy:        POST   ["deploy"]                     Admin => |c| deploy::deploy(c.kernel, &signed_in(&c.caller)?.clone(), c.req).await;
     EventList:     GET    ["events"]                     Admin => |c| events::list(c.kernel, signed_in(&c.caller)?, c.req).await;
     EventEmit:     POST   ["events"]                     Admin => |c| events::emit(c.kernel, &signed_in(&c.caller)?.clone(), c.req).await;
-    SystemDb:      GET    ["system", "db"]               Admin => |c| system::db(c.kernel).await;
+    SystemDb:      GET    ["system", "db"]               Admin => |c| system::db(c.kernel, signed_in(&c.caller)?).await;
     SystemConfig:  GET    ["system", "config"]           Admin => |c| Ok(system::config(c.kernel, signed_in(&c.caller)?)?);
     SystemKeys:    GET    ["system", "keys"]             Admin => |c| system::keys(c.kernel, signed_in(&c.caller)?).await;
     SystemBeacon:  GET    ["system", "beacon"]           Admin => |c| beacon::status(c.kernel, signed_in(&c.caller)?).await;
@@ -166,6 +166,7 @@ impl From<SyscallError> for ApiError {
             Kind::Forbidden => StatusCode::FORBIDDEN,
             Kind::NotFound => StatusCode::NOT_FOUND,
             Kind::Conflict => StatusCode::CONFLICT,
+            Kind::Gone => StatusCode::GONE,
             Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Kind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Kind::Full => StatusCode::INSUFFICIENT_STORAGE,
