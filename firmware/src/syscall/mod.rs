@@ -48,6 +48,7 @@ pub mod kv;
 pub mod limits;
 pub mod logs;
 pub mod sessions;
+pub mod setup;
 pub mod system;
 pub mod time;
 pub mod tokens;
