@@ -9,9 +9,11 @@
 //! (`not_found`, `invalid`, `forbidden`, `storage_full`, ...) is stable: the HTTP API
 //! answers it as is, mapping its [`Kind`] to a status in one place.
 //!
-//! The few calls the kernel makes on an app's own behalf (appending its log lines,
-//! loading its environment and limits to run it: `logs::append`, `env::list`,
-//! `limits::get`) take the app id alone: no caller reaches them from outside.
+//! The calls the kernel makes on an app's behalf (appending its log lines, loading its
+//! environment and limits to run it: `logs::append`, `env::list`, `limits::get`) take a
+//! caller like every other: the kernel passes [`Caller::Kernel`], which no adapter builds
+//! from a request. The first-boot setup page's client, who has no credentials yet, is a
+//! [`Caller::Visitor`].
 //!
 //! [`code`]: SyscallError::code
 //!
