@@ -4,7 +4,9 @@ use super::DataArg;
 use crate::config::{NodeConfig, Setting};
 use crate::proc::node::{self, StartOptions};
 use crate::storage::Storage;
+use crate::syscall::certs::CertStore;
 use crate::syscall::Caller::Local;
+use crate::syscall::{Kind, SyscallError};
 use crate::time::Clock;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
@@ -190,10 +192,39 @@ fn status(data: PathBuf) -> anyhow::Result<()> {
 /// The keys part of `server status`: the backend asked for, and where each key is.
 fn print_keys(storage: &Storage, config: &NodeConfig) -> anyhow::Result<()> {
     println!("keys:    backend {}", config.get(Setting::KeysBackend));
-    for e in crate::keys::list::list(storage)?.iter().filter(|e| e.kind == "key" && !e.name.contains('@')) {
+    let entries = crate::syscall::keys::list(storage, &Local)?;
+    for e in entries.iter().filter(|e| e.kind == "key" && !e.name.contains('@')) {
         println!("  key    {:<22} {:<10} {}", e.name, e.algorithm, e.held);
     }
     Ok(())
+}
+
+/// The certificates in a data file with no TLS running on it, for
+/// [`crate::syscall::certs::list`]: read-only, so adding or removing one is refused.
+struct StoredCerts<'a>(&'a Storage);
+
+impl CertStore for StoredCerts<'_> {
+    fn certs(&self, _now: crate::time::UnixMillis) -> Result<Vec<serde_json::Value>, SyscallError> {
+        let certs = self.0.read_blocking(|c| Ok::<_, SyscallError>(crate::net::tls::store::list(c)?))?;
+        Ok(certs
+            .iter()
+            .map(|c| serde_json::json!({"name": c.name, "source": c.source.as_str(), "not_after": c.not_after}))
+            .collect())
+    }
+
+    fn add(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: crate::time::UnixMillis,
+    ) -> Result<serde_json::Value, SyscallError> {
+        Err(SyscallError::refused(Kind::Conflict, "read_only", "server status only reads the data file"))
+    }
+
+    fn remove(&self, _: &str) -> Result<(), SyscallError> {
+        Err(SyscallError::refused(Kind::Conflict, "read_only", "server status only reads the data file"))
+    }
 }
 
 /// The HTTPS part of `server status`: mode, certificates, and the last ACME error
@@ -204,17 +235,14 @@ fn print_https(storage: &Storage, config: &NodeConfig) -> anyhow::Result<()> {
     if mode == "off" {
         return Ok(());
     }
-    let (certs, acme) = storage.read_blocking(|c| {
-        let certs = crate::net::tls::store::list(c)?;
-        let acme = crate::storage::state::get(c, crate::storage::state::StateKey::AcmeStatus)?;
-        Ok::<_, crate::storage::StorageError>((certs, acme))
-    })?;
+    let certs = crate::syscall::certs::list(&StoredCerts(storage), &Clock::new(), &Local)?;
+    let acme = crate::syscall::certs::acme_status(storage, &Local)?;
     for cert in certs {
         println!(
             "  cert   {:<30} {:<6} until {}",
-            cert.name,
-            cert.source.as_str(),
-            crate::time::rfc3339(cert.not_after)
+            cert["name"].as_str().unwrap_or("?"),
+            cert["source"].as_str().unwrap_or("?"),
+            crate::time::rfc3339(cert["not_after"].as_i64().unwrap_or(0))
         );
     }
     if let Some(status) = acme.and_then(|j| serde_json::from_str::<crate::net::tls::acme::Status>(&j).ok()) {
