@@ -19,12 +19,13 @@
 //!
 //! # Layout
 //! - [`caller`]: who calls ([`Caller`]) and what each caller may touch.
-//! - [`apps`]: list, show and delete apps.
+//! - [`apps`]: list, show, rename and delete apps; check a handler call.
 //! - [`deploy`]: the storage part of a deploy (a spooled archive becomes the current
 //!   deployment) and which content the node lacks.
 //! - [`files`]: an app's deployed files (`fs ls`) and reading one.
 //! - [`tokens`]: API tokens: create, list, revoke.
 //! - [`sessions`]: password login and logout.
+//! - [`setup`]: the first-boot setup page's claim of an unclaimed node.
 //! - [`kv`]: `fazt.storage.kv`, a per-app key-value store with TTLs.
 //! - [`logs`]: per-app logs (`console.*`, `fazt.log.*`).
 //! - [`env`]: per-app environment variables (`fazt.app.env`).
@@ -35,6 +36,8 @@
 //! - [`time`]: `fazt.time` and the timekeeper's status.
 //! - [`beacon`]: this node on the LAN and its peers.
 //! - [`events`]: custom events (`fazt.events`, `POST /api/events`) and who may read what.
+//! - [`system`]: the node as a whole: health, database, storage status and migrations,
+//!   backups, a new node's settings.
 
 pub mod apps;
 pub mod beacon;
