@@ -296,35 +296,23 @@ pub fn run(args: AppArgs) -> anyhow::Result<()> {
 }
 
 /// `fazt app rename --data FILE` with no node on the file: renames under the data
-/// file's lock and records the `apps.renamed` event in the history for the next start.
+/// file's lock through the same syscall as the API, over an event bus of this command's
+/// own, which writes the `apps.renamed` event to the history for the next start.
 fn rename_offline(data: &std::path::Path, app: &str, new_name: &str) -> anyhow::Result<()> {
-    use crate::events::{ring, Event, Kind};
+    use crate::config::{NodeConfig, Setting};
     let _lock = crate::proc::lock::DataLock::acquire(data)?;
     let storage = crate::storage::Storage::open_existing(data)?;
-    let max_rows = crate::config::NodeConfig::load(&storage)?.get_u64(crate::config::Setting::EventsMaxRows);
-    let now = crate::time::Clock::new().now_millis();
-    let renamed = storage
-        .write_blocking(|conn| crate::apps::rename(conn, app, new_name, now))
-        .map_err(|e| anyhow::anyhow!("{e} ({})", e.code()))?;
-    if renamed.changed {
-        // Numbered after the last stored event, as the bus would have; a node starting
-        // later numbers on past it. The rename stands even if this fails.
-        let recorded = storage.write_blocking(|conn| {
-            let event = Event {
-                id: ring::max_id(conn)? + 1,
-                time: now,
-                kind: Kind::AppRenamed.as_str().to_string(),
-                app: Some(renamed.id.clone()),
-                app_name: Some(renamed.new_name.clone()),
-                visibility: Kind::AppRenamed.visibility(),
-                data: serde_json::json!({"id": renamed.id, "old": renamed.old_name, "new": renamed.new_name}),
-            };
-            ring::insert(conn, &[std::sync::Arc::new(event)], max_rows)
-        });
-        if let Err(err) = recorded {
-            eprintln!("warning: the apps.renamed event could not be recorded: {err}");
-        }
+    let max_rows = NodeConfig::load(&storage)?.get_u64(Setting::EventsMaxRows);
+    let clock = std::sync::Arc::new(crate::time::Clock::new());
+    let bus = crate::events::Events::start(storage.clone(), clock.clone(), max_rows)?;
+    let local = crate::syscall::Caller::Local;
+    let renamed = smol::block_on(crate::syscall::apps::rename(&storage, &clock, &bus, &local, app, new_name));
+    // The rename stands even if its event cannot be written.
+    if renamed.as_ref().is_ok_and(|r| r.changed) && !bus.flush(std::time::Duration::from_secs(10)) {
+        eprintln!("warning: the apps.renamed event could not be recorded");
     }
+    bus.close();
+    let renamed = renamed.map_err(|e| anyhow::anyhow!("{e} ({})", e.code()))?;
     match renamed.changed {
         true => println!("renamed {} to {} (id {})", renamed.old_name, renamed.new_name, renamed.id),
         false => println!("{} is already named {}", renamed.id, renamed.new_name),

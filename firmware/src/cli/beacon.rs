@@ -3,9 +3,7 @@
 use super::http::Client;
 use super::{ClientArgs, DataArg};
 use crate::beacon::{name, scan};
-use crate::config::{NodeConfig, Setting};
-use crate::identity;
-use crate::keys::store as keystore;
+use crate::config::Setting;
 use crate::storage::Storage;
 use anyhow::bail;
 use clap::{Args, Subcommand};
@@ -123,34 +121,23 @@ fn status(client: ClientArgs, data: DataArg, json: bool) -> anyhow::Result<()> {
         Err(err) if data.data.exists() => {
             // No node answering: show what the data file says it would announce.
             let storage = Storage::open_existing(&data.data)?;
-            let config = NodeConfig::load(&storage)?;
-            let id = keystore::stored_public_key(&storage, crate::rules::keys::NODE_KEY)
-                .map(|k| identity::id_for(&k));
-            let configured = config.get(Setting::BeaconName);
-            let name = if configured.is_empty() { name::default_name() } else { configured.to_string() };
+            let crate::syscall::beacon::Announced { enabled, id, name, port } =
+                crate::syscall::beacon::announced(&storage, &crate::syscall::Caller::Local)?;
             let offline = serde_json::json!({
-                "enabled": config.get_bool(Setting::BeaconEnabled),
+                "enabled": enabled,
                 "state": "not_running",
                 "reason": format!("no node answered ({err:#})"),
-                "node": { "id": id, "name": name, "host": format!("{name}.local"), "port": config.get_u64(Setting::Port) },
+                "node": { "id": id, "name": name, "host": format!("{name}.local"), "port": port },
                 "peers": [],
             });
             if json {
                 println!("{}", serde_json::to_string_pretty(&offline)?);
             } else {
                 println!(
-                    "Not running: would announce {name}.local:{} ({})",
-                    config.get(Setting::Port),
+                    "Not running: would announce {name}.local:{port} ({})",
                     id.as_deref().unwrap_or("identity created at first start")
                 );
-                println!(
-                    "Beacon: {}",
-                    if config.get_bool(Setting::BeaconEnabled) {
-                        "on"
-                    } else {
-                        "off (beacon.enabled is false)"
-                    }
-                );
+                println!("Beacon: {}", if enabled { "on" } else { "off (beacon.enabled is false)" });
             }
             return Ok(());
         }

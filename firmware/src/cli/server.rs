@@ -1,10 +1,12 @@
 //! `fazt server …`: create, run and configure a node.
 
 use super::DataArg;
-use crate::config::{self, NodeConfig, Setting};
+use crate::config::{NodeConfig, Setting};
 use crate::proc::node::{self, StartOptions};
 use crate::storage::Storage;
+use crate::syscall::certs::CertStore;
 use crate::syscall::Caller::Local;
+use crate::syscall::{Kind, SyscallError};
 use crate::time::Clock;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
@@ -126,16 +128,8 @@ fn init(
     https: bool,
     password: Option<String>,
 ) -> anyhow::Result<()> {
-    // Validate everything before creating the file, so a typo leaves nothing behind.
-    let domain = domain.map(|d| config::validate("domain", &d)).transpose()?;
-    if https && !domain.as_deref().is_some_and(|d| d.contains('.') && !d.ends_with(".localhost")) {
-        bail!(
-            "--https needs a public --domain such as example.com (on a LAN, use `fazt config set https.mode lan` instead)"
-        );
-    }
-    if let Some(p) = &password {
-        crate::security::password::check_length(p)?;
-    }
+    // Checked before the file is made, so a typo leaves nothing behind.
+    let new = crate::syscall::system::NewNode::check(domain.as_deref(), port, https, password.as_deref())?;
     if data.exists() {
         bail!(
             "{} already exists; use `fazt server set-config` or `set-credentials` to change it",
@@ -144,17 +138,7 @@ fn init(
     }
     let _lock = crate::proc::lock::DataLock::acquire(&data)?;
     let storage = Storage::open(&data)?;
-    if let Some(domain) = domain {
-        config::set(&storage, "domain", &domain)?;
-    }
-    if https {
-        config::set(&storage, Setting::HttpsMode.name(), "acme")?;
-        config::set(&storage, Setting::HttpsRedirect.name(), "true")?;
-        config::set(&storage, "port", "80")?;
-    }
-    if let Some(port) = port {
-        config::set(&storage, "port", &port.to_string())?;
-    }
+    crate::syscall::system::init(&storage, &Local, &new)?;
     let clock = Clock::new();
     let generated = password.is_none();
     let first = node::bootstrap(&storage, &clock, password)?.context("a new data file already has a user")?;
@@ -208,10 +192,39 @@ fn status(data: PathBuf) -> anyhow::Result<()> {
 /// The keys part of `server status`: the backend asked for, and where each key is.
 fn print_keys(storage: &Storage, config: &NodeConfig) -> anyhow::Result<()> {
     println!("keys:    backend {}", config.get(Setting::KeysBackend));
-    for e in crate::keys::list::list(storage)?.iter().filter(|e| e.kind == "key" && !e.name.contains('@')) {
+    let entries = crate::syscall::keys::list(storage, &Local)?;
+    for e in entries.iter().filter(|e| e.kind == "key" && !e.name.contains('@')) {
         println!("  key    {:<22} {:<10} {}", e.name, e.algorithm, e.held);
     }
     Ok(())
+}
+
+/// The certificates in a data file with no TLS running on it, for
+/// [`crate::syscall::certs::list`]: read-only, so adding or removing one is refused.
+struct StoredCerts<'a>(&'a Storage);
+
+impl CertStore for StoredCerts<'_> {
+    fn certs(&self, _now: crate::time::UnixMillis) -> Result<Vec<serde_json::Value>, SyscallError> {
+        let certs = self.0.read_blocking(|c| Ok::<_, SyscallError>(crate::net::tls::store::list(c)?))?;
+        Ok(certs
+            .iter()
+            .map(|c| serde_json::json!({"name": c.name, "source": c.source.as_str(), "not_after": c.not_after}))
+            .collect())
+    }
+
+    fn add(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: crate::time::UnixMillis,
+    ) -> Result<serde_json::Value, SyscallError> {
+        Err(SyscallError::refused(Kind::Conflict, "read_only", "server status only reads the data file"))
+    }
+
+    fn remove(&self, _: &str) -> Result<(), SyscallError> {
+        Err(SyscallError::refused(Kind::Conflict, "read_only", "server status only reads the data file"))
+    }
 }
 
 /// The HTTPS part of `server status`: mode, certificates, and the last ACME error
@@ -222,17 +235,14 @@ fn print_https(storage: &Storage, config: &NodeConfig) -> anyhow::Result<()> {
     if mode == "off" {
         return Ok(());
     }
-    let (certs, acme) = storage.read_blocking(|c| {
-        let certs = crate::net::tls::store::list(c)?;
-        let acme = crate::storage::state::get(c, crate::storage::state::StateKey::AcmeStatus)?;
-        Ok::<_, crate::storage::StorageError>((certs, acme))
-    })?;
+    let certs = crate::syscall::certs::list(&StoredCerts(storage), &Clock::new(), &Local)?;
+    let acme = crate::syscall::certs::acme_status(storage, &Local)?;
     for cert in certs {
         println!(
             "  cert   {:<30} {:<6} until {}",
-            cert.name,
-            cert.source.as_str(),
-            crate::time::rfc3339(cert.not_after)
+            cert["name"].as_str().unwrap_or("?"),
+            cert["source"].as_str().unwrap_or("?"),
+            crate::time::rfc3339(cert["not_after"].as_i64().unwrap_or(0))
         );
     }
     if let Some(status) = acme.and_then(|j| serde_json::from_str::<crate::net::tls::acme::Status>(&j).ok()) {

@@ -3,8 +3,8 @@
 
 use super::{human_bytes, DataArg};
 use crate::proc::lock::{self, DataLock, LockError};
-use crate::storage::status::{self, Status};
-use crate::storage::StorageError;
+use crate::storage::status::Status;
+use crate::syscall::{system, Caller::Local};
 use anyhow::bail;
 use clap::{Args, Subcommand};
 use std::path::Path;
@@ -45,7 +45,7 @@ pub fn run(args: StorageArgs) -> anyhow::Result<()> {
 }
 
 fn show(data: &Path, json: bool) -> anyhow::Result<()> {
-    let s = status::status(data)?;
+    let s = system::storage_status(data, &Local)?;
     let running = lock::holder(data)?.map(|h| h.pid);
     if json {
         let mut value = serde_json::to_value(&s)?;
@@ -105,10 +105,7 @@ fn print_pending(s: &Status) {
 }
 
 fn migrate(data: &Path, dry_run: bool) -> anyhow::Result<()> {
-    let s = status::status(data)?;
-    if s.too_new() {
-        return Err(StorageError::TooNew { found: s.schema_version, known: s.latest_version }.into());
-    }
+    let s = system::migration_plan(data, &Local)?;
     if s.pending.is_empty() {
         println!("nothing to do: schema version {} is the latest this fazt knows", s.schema_version);
         return Ok(());
@@ -130,7 +127,7 @@ fn migrate(data: &Path, dry_run: bool) -> anyhow::Result<()> {
         ),
         Err(err) => return Err(err.into()),
     };
-    let applied = status::migrate(data)?;
+    let applied = system::migrate(data, &Local)?;
     println!("applied {count} to {}:", data.display());
     for m in &applied {
         println!("  {:>4}  {}", m.version, m.description);

@@ -118,7 +118,12 @@ async fn informational(kernel: &Kernel, app_id: String, status: u16) -> Resp {
          101 Switching Protocols, cannot be a response: use 200-599"
     );
     let line = vec![(kernel.clock.now_millis(), "error", message.clone())];
-    let logged = kernel.storage.write(move |conn| crate::syscall::logs::append(conn, &app_id, &line)).await;
+    let logged = kernel
+        .storage
+        .write(move |conn| {
+            crate::syscall::logs::append(conn, &crate::syscall::Caller::Kernel, &app_id, &line)
+        })
+        .await;
     if let Err(err) = logged {
         tracing::warn!(error = %err, "could not write an app log line");
     }

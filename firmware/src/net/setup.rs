@@ -13,8 +13,9 @@ use super::host::Route;
 use super::limits::HttpGuard;
 use super::response::{ok, ApiError, Body, Resp};
 use crate::kernel::Kernel;
-use crate::security::setup::{self, SetupError, SetupMode};
-use crate::security::{password, sessions, users};
+use crate::security::sessions;
+use crate::syscall::setup::Claim;
+use crate::syscall::{self, Caller, SyscallError};
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -58,30 +59,31 @@ pub async fn intercept(
     }
     let wants_page = req.uri().path() == "/"
         && matches!(*req.method(), Method::GET | Method::HEAD)
-        && kernel.setup.maybe_unclaimed()
-        && local(kernel.setup.mode, peer, &req);
+        && kernel.setup.maybe_unclaimed();
     if !wants_page {
         return Err(req);
     }
-    match kernel.setup.pending_code(&kernel.storage).await {
+    match syscall::setup::code(&kernel.storage, &kernel.setup, &visitor(peer, &req)).await {
         Ok(Some(code)) => {
             tracing::warn!(%peer, "first-boot setup page shown");
             Ok(page(kernel, &code, *req.method() == Method::HEAD))
         }
         Ok(None) => Err(req),
-        Err(err) => {
+        Err(SyscallError::Storage(err)) => {
             tracing::warn!(error = %err, "cannot read the setup state; serving the usual page");
             Err(req)
         }
+        // Not for this client: the usual page.
+        Err(_) => Err(req),
     }
 }
 
-/// True when the client may see the setup page: its address fits the mode and the
-/// request did not come through a proxy.
-fn local(mode: SetupMode, peer: SocketAddr, req: &Request<Incoming>) -> bool {
+/// The caller a client of the setup page is: its address, unless the request came
+/// through a proxy (then its real address is unknown, and it never counts as local).
+fn visitor(peer: SocketAddr, req: &Request<Incoming>) -> Caller {
     let proxied =
         ["forwarded", "x-forwarded-for", "x-real-ip"].iter().any(|h| req.headers().contains_key(*h));
-    !proxied && mode.allows(peer.ip())
+    Caller::Visitor { ip: (!proxied).then_some(peer.ip()) }
 }
 
 /// `POST /api/setup`: checks the code, sets the admin password, claims the node.
@@ -91,16 +93,8 @@ async fn post(
     peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Resp, ApiError> {
-    if kernel.setup.mode == SetupMode::Off {
-        return Err(ApiError::not_found("the first-boot setup page is off (setup.page = off)"));
-    }
-    if !local(kernel.setup.mode, peer, &req) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "not_local",
-            "first-boot setup answers only clients on this machine or its local network (setup.page)",
-        ));
-    }
+    let caller = visitor(peer, &req);
+    syscall::setup::admit(&kernel.setup, &caller)?;
     if req.method() != Method::POST {
         let mut err = ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -110,9 +104,7 @@ async fn post(
         err.allow = Some("POST".into());
         return Err(err);
     }
-    if !kernel.setup.maybe_unclaimed() {
-        return Err(already_set_up());
-    }
+    syscall::setup::still_open(&kernel.setup)?;
     // The page's script sends this header; a form on another site cannot.
     let csrf_header = req.headers().get("x-requested-with").is_some_and(|v| v.as_bytes() == b"fazt");
     if !csrf_header {
@@ -120,57 +112,16 @@ async fn post(
     }
     let secure = crate::net::over_tls(&req);
     let body: SetupBody = read_json(http, req).await?;
-    let username = body.username.filter(|u| !u.is_empty()).unwrap_or_else(|| "admin".into());
-    // Malformed input is refused before the brake: only tries of a code count.
-    users::check_username(&username).map_err(|e| ApiError::bad_request("bad_username", e.to_string()))?;
-    password::check_length(&body.password)
-        .map_err(|e| ApiError::bad_request("bad_password", e.to_string()))?;
-    if let Err(wait) = kernel.login_limiter.attempt(peer.ip(), kernel.clock.now_millis()) {
-        let mut err = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!("too many attempts; try again in {wait} s"),
-        );
-        err.retry_after = Some(wait);
-        return Err(err);
-    }
-    let now = kernel.clock.now_millis();
-    let name = username.clone();
-    let result = kernel
-        .storage
-        .write_durable(move |conn| -> Result<_, SetupError> {
-            setup::complete(conn, &body.code, &name, &body.password, now)
-        })
-        .await;
-    let claimed = match result {
-        Ok(claimed) => claimed,
-        Err(SetupError::Claimed) => {
-            kernel.setup.claimed();
-            return Err(already_set_up());
-        }
-        Err(SetupError::WrongCode) => {
-            tracing::warn!(%peer, "first-boot setup with a wrong code");
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "bad_setup_code",
-                SetupError::WrongCode.to_string(),
-            ));
-        }
-        Err(SetupError::Credentials(users::CredentialsError::BadUsername)) => {
-            return Err(ApiError::bad_request(
-                "bad_username",
-                users::CredentialsError::BadUsername.to_string(),
-            ));
-        }
-        Err(SetupError::Credentials(users::CredentialsError::BadPassword(e))) => {
-            return Err(ApiError::bad_request("bad_password", e.to_string()));
-        }
-        Err(SetupError::Credentials(users::CredentialsError::Storage(e))) | Err(SetupError::Storage(e)) => {
-            return Err(e.into())
-        }
-    };
-    kernel.setup.claimed();
-    tracing::warn!(%peer, user = %username, "first-boot setup done: admin password set, node claimed");
+    let claim = Claim { code: &body.code, username: body.username.as_deref(), password: body.password };
+    let (username, claimed) = syscall::setup::claim(
+        &kernel.storage,
+        &kernel.clock,
+        &kernel.login_limiter,
+        &kernel.setup,
+        &caller,
+        claim,
+    )
+    .await?;
     let dashboard = kernel.app_url("admin");
     let server = dashboard.trim_end_matches('/').to_string();
     let mut resp = ok(serde_json::json!({
@@ -183,10 +134,6 @@ async fn post(
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     Ok(resp)
-}
-
-fn already_set_up() -> ApiError {
-    ApiError::new(StatusCode::GONE, "already_set_up", SetupError::Claimed.to_string())
 }
 
 /// The setup page: the code, the form, and what to do after.

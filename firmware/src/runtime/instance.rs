@@ -170,10 +170,13 @@ fn install(
         let clock = host.clock.clone();
         native.set("timeNow", Function::new(ctx.clone(), move || clock.now_millis() as f64)?)?;
         let (timekeeper, clock) = (host.timekeeper.clone(), host.clock.clone());
+        let caller = Caller::app(site.app_id.clone());
         native.set(
             "timeStatus",
-            Function::new(ctx.clone(), move || {
-                crate::syscall::time::status(timekeeper.as_deref(), &clock).to_string()
+            Function::new(ctx.clone(), move |ctx: Ctx<'_>| -> rquickjs::Result<String> {
+                crate::syscall::time::status(timekeeper.as_deref(), &clock, &caller)
+                    .map(|status| status.to_string())
+                    .map_err(|e| js_err(&ctx, e))
             })?,
         )?;
 
@@ -651,7 +654,9 @@ impl Instance {
             return;
         }
         let app_id = self.app_id.clone();
-        if let Err(err) = host.storage.write_blocking(|c| crate::syscall::logs::append(c, &app_id, &lines)) {
+        if let Err(err) =
+            host.storage.write_blocking(|c| crate::syscall::logs::append(c, &Caller::Kernel, &app_id, &lines))
+        {
             tracing::warn!(app = %self.app_id, error = %err, "could not write app logs");
         }
     }

@@ -5,7 +5,7 @@ use super::instance::{Host, Instance};
 use super::request::{JsRequest, JsResponse};
 use super::{Entry, Job, RuntimeError};
 use crate::fs::site::Site;
-use crate::syscall::{env, limits};
+use crate::syscall::{env, limits, Caller};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -119,8 +119,8 @@ fn handle(
             .storage
             .read_blocking(|c| {
                 Ok::<_, crate::syscall::SyscallError>((
-                    env::list(c, ctx.sealer.as_ref(), app_id)?,
-                    limits::get(c, app_id)?,
+                    env::list(c, ctx.sealer.as_ref(), &Caller::Kernel, app_id)?,
+                    limits::get(c, &Caller::Kernel, app_id)?,
                 ))
             })
             .map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
@@ -133,7 +133,9 @@ fn handle(
                 if !matches!(err, RuntimeError::Load(_)) || !site.files.contains_key("api/main.js") {
                     let line =
                         vec![(host.clock.now_millis(), "error", format!("loading the app failed: {err}"))];
-                    let _ = host.storage.write_blocking(|c| crate::syscall::logs::append(c, app_id, &line));
+                    let _ = host
+                        .storage
+                        .write_blocking(|c| crate::syscall::logs::append(c, &Caller::Kernel, app_id, &line));
                 }
                 return Err(err);
             }

@@ -55,6 +55,46 @@ pub async fn to_invoke(
     find(storage, caller, key).await
 }
 
+/// A handler call the admin asked for (`POST /api/apps/{id}/invoke`), checked: running
+/// it is the runtime's, a layer above, which `net` hands it to.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    /// The app whose handler runs.
+    pub app: AppSummary,
+    /// The HTTP method the handler sees (upper case).
+    pub method: String,
+    /// The path the handler sees, under `/api`.
+    pub path: String,
+    /// The query string, if the path had one.
+    pub query: Option<String>,
+}
+
+/// Checks a handler call of the app `key` outside HTTP routing (`fazt app run`): the
+/// admin's (see [`to_invoke`]); `path` (default `/api`) must be `/api` or below it and
+/// `method` (default `POST`) a word, else `invalid`.
+pub async fn invocation(
+    storage: &Arc<Storage>,
+    caller: &Caller,
+    key: &str,
+    path: Option<&str>,
+    method: Option<&str>,
+) -> Result<Invocation, SyscallError> {
+    let app = to_invoke(storage, caller, key).await?;
+    let path = path.unwrap_or("/api");
+    let method = method.unwrap_or("POST").to_ascii_uppercase();
+    if !(path == "/api" || path.starts_with("/api/") || path.starts_with("/api?"))
+        || method.len() > 16
+        || !method.bytes().all(|b| b.is_ascii_alphabetic())
+    {
+        return Err(SyscallError::Invalid("path must start with /api and method be a word".into()));
+    }
+    let (path, query) = match path.split_once('?') {
+        Some((p, q)) => (p.to_string(), Some(q.to_string())),
+        None => (path.to_string(), None),
+    };
+    Ok(Invocation { app, method, path, query })
+}
+
 /// Deletes a user app (its name is free again at once) and tells the event bus; a
 /// system app is refused with `system_app`.
 pub async fn delete(
@@ -178,6 +218,34 @@ pub(crate) mod tests {
             let refused = delete(&storage, &Clock::new(), &bus, &a, "a").await.unwrap_err();
             assert_eq!(refused.code(), "forbidden");
             assert!(find(&storage, &Caller::Local, "a").await.is_ok(), "a refused delete deletes nothing");
+        });
+    }
+
+    #[test]
+    fn invocations_are_the_admins_and_hostile_paths_or_methods_are_invalid() {
+        let (_dir, storage, _bus) = node();
+        let a = Caller::app(id_of(&storage, "a"));
+        smol::block_on(async {
+            assert_eq!(invocation(&storage, &a, "a", None, None).await.unwrap_err().code(), "forbidden");
+            let local = Caller::Local;
+            let long = "A".repeat(17);
+            for (path, method) in [
+                (Some("/"), None),
+                (Some("/apix"), None),
+                (Some("../api"), None),
+                (Some("/admin/api"), None),
+                (None, Some("GE T")),
+                (None, Some("GET\r\nX: y")),
+                (None, Some(long.as_str())),
+            ] {
+                let err = invocation(&storage, &local, "a", path, method).await.unwrap_err();
+                assert_eq!((err.code(), err.kind()), ("invalid", Kind::Invalid), "{path:?} {method:?}");
+            }
+            let call = invocation(&storage, &local, "a", Some("/api/x?q=1"), Some("get")).await.unwrap();
+            assert_eq!(
+                (call.method.as_str(), call.path.as_str(), call.query.as_deref()),
+                ("GET", "/api/x", Some("q=1"))
+            );
         });
     }
 

@@ -2,10 +2,18 @@
 //!
 //! The adapters build a [`Caller`] (the HTTP API from the session or token it checked,
 //! the CLI working offline on the data file, the JavaScript runtime for the app it
-//! runs); the syscalls ask it with [`Caller::require_admin`] or [`Caller::require_app`].
-//! Per-app permissions (from `app.json`, a later issue) belong in [`Caller::allows`].
+//! runs, the setup page for a client with no credentials yet); the syscalls ask it with
+//! [`Caller::require_admin`], [`Caller::require_app`], [`Caller::require`] or
+//! [`Caller::require_setup`]. Per-app permissions (from `app.json`, a later issue)
+//! belong in [`Caller::allows`].
+//!
+//! The node's own calls (appending an app's log lines, loading its environment and
+//! limits to run it) go through the same syscalls as [`Caller::Kernel`]: an adapter
+//! never builds it from a request, so nothing outside reaches them that way.
 
 use super::{Kind, SyscallError};
+use crate::security::setup::SetupMode;
+use std::net::IpAddr;
 
 /// The identity a syscall runs as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +36,15 @@ pub enum Caller {
     /// The CLI working offline on the data file: whoever can open the file owns the
     /// node, so it has the admin's rights.
     Local,
+    /// The node itself, running an app (its log lines, environment and limits); built
+    /// only by the kernel's own code, never from a request.
+    Kernel,
+    /// A client with no credentials (the first-boot setup page): it may claim an
+    /// unclaimed node from a local address and nothing else.
+    Visitor {
+        /// Its address; `None` when it came through a proxy, so the real one is unknown.
+        ip: Option<IpAddr>,
+    },
 }
 
 /// What a syscall is about to touch.
@@ -37,6 +54,9 @@ pub enum Scope<'a> {
     Node,
     /// The data of one app (by id): its KV, logs, environment, limits, events, files.
     App(&'a str),
+    /// The clock's public state (`fazt.time.status()`: the time, its source, whether it
+    /// is synchronized): every caller with credentials, apps included.
+    Clock,
 }
 
 impl Caller {
@@ -45,13 +65,15 @@ impl Caller {
         Caller::App { id: id.into() }
     }
 
-    /// True when this caller may touch `scope`: the admin, a token and the local CLI
-    /// everything, an app only its own data.
+    /// True when this caller may touch `scope`: the admin, a token, the local CLI and
+    /// the kernel everything, an app only its own data and the clock, a visitor nothing.
     pub fn allows(&self, scope: Scope<'_>) -> bool {
         match (self, scope) {
-            (Caller::Admin { .. } | Caller::Token { .. } | Caller::Local, _) => true,
+            (Caller::Admin { .. } | Caller::Token { .. } | Caller::Local | Caller::Kernel, _) => true,
             (Caller::App { id }, Scope::App(app)) => id == app,
+            (Caller::App { .. }, Scope::Clock) => true,
             (Caller::App { .. }, Scope::Node) => false,
+            (Caller::Visitor { .. }, _) => false,
         }
     }
 
@@ -63,6 +85,7 @@ impl Caller {
         let what = match scope {
             Scope::Node => "the node's administration".to_string(),
             Scope::App(_) => "another app's data".to_string(),
+            Scope::Clock => "the clock".to_string(),
         };
         Err(SyscallError::refused(
             Kind::Forbidden,
@@ -79,6 +102,26 @@ impl Caller {
     /// Refuses unless the caller may touch the data of the app `app_id`.
     pub fn require_app(&self, app_id: &str) -> Result<(), SyscallError> {
         self.require(Scope::App(app_id))
+    }
+
+    /// Refuses unless the caller may claim an unclaimed node through the first-boot
+    /// setup page in `mode`: a visitor from an address the mode lets in (`not_local`
+    /// otherwise, also when it came through a proxy) or the local CLI.
+    pub fn require_setup(&self, mode: SetupMode) -> Result<(), SyscallError> {
+        match self {
+            Caller::Local => Ok(()),
+            Caller::Visitor { ip: Some(ip) } if mode.allows(*ip) => Ok(()),
+            Caller::Visitor { .. } => Err(SyscallError::refused(
+                Kind::Forbidden,
+                "not_local",
+                "first-boot setup answers only clients on this machine or its local network (setup.page)",
+            )),
+            other => Err(SyscallError::refused(
+                Kind::Forbidden,
+                "forbidden",
+                format!("{} may not claim the node through the setup page", other.describe()),
+            )),
+        }
     }
 
     /// The app this caller is, if it is one.
@@ -104,6 +147,8 @@ impl Caller {
             Caller::Token { .. } => "an API token".into(),
             Caller::App { id } => format!("app {id}"),
             Caller::Local => "the local CLI".into(),
+            Caller::Kernel => "the node itself".into(),
+            Caller::Visitor { .. } => "a client without credentials".into(),
         }
     }
 }
@@ -122,5 +167,25 @@ mod tests {
         for admin in [Caller::Admin { user: "u".into() }, Caller::Token { id: "t".into() }, Caller::Local] {
             assert!(admin.require_admin().is_ok() && admin.require_app("b").is_ok(), "{admin:?}");
         }
+        assert!(app.require(Scope::Clock).is_ok() && Caller::Kernel.require_app("b").is_ok());
+    }
+
+    #[test]
+    fn visitors_touch_nothing_and_claim_only_from_where_the_mode_allows() {
+        let lan = Caller::Visitor { ip: Some("192.168.1.9".parse().unwrap()) };
+        let proxied = Caller::Visitor { ip: None };
+        for scope in [Scope::Node, Scope::App("a"), Scope::Clock] {
+            assert_eq!(lan.require(scope).unwrap_err().code(), "forbidden", "{scope:?}");
+        }
+        assert!(lan.require_setup(SetupMode::Lan).is_ok());
+        for (caller, mode) in
+            [(&lan, SetupMode::Loopback), (&lan, SetupMode::Off), (&proxied, SetupMode::Lan)]
+        {
+            let err = caller.require_setup(mode).unwrap_err();
+            assert_eq!((err.code(), err.kind()), ("not_local", Kind::Forbidden), "{caller:?} {mode:?}");
+        }
+        let app = Caller::app("a").require_setup(SetupMode::Lan).unwrap_err();
+        assert_eq!(app.code(), "forbidden");
+        assert!(Caller::Local.require_setup(SetupMode::Loopback).is_ok());
     }
 }

@@ -51,6 +51,17 @@ pub fn remove(store: &dyn CertStore, caller: &Caller, name: &str) -> Result<(), 
     store.remove(name)
 }
 
+/// The ACME client's last status as stored in the data file (JSON of `net::tls::acme`'s
+/// `Status`, which lives above), for `fazt server status` with or without a node.
+pub fn acme_status(
+    storage: &crate::storage::Storage,
+    caller: &Caller,
+) -> Result<Option<String>, SyscallError> {
+    caller.require_admin()?;
+    use crate::storage::state::{self, StateKey};
+    storage.read_blocking(|c| Ok::<_, SyscallError>(state::get(c, StateKey::AcmeStatus)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -73,12 +73,15 @@ pub fn unset(conn: &Connection, app_id: &str, name: &str) -> Result<bool, Syscal
     Ok(conn.execute("DELETE FROM app_env WHERE app_id = ?1 AND key = ?2", params![app_id, name])? == 1)
 }
 
-/// Every variable of an app.
+/// Every variable of the app `app_id`, for the kernel loading it to run the app (see
+/// [`Caller::Kernel`]), the admin or the app itself.
 pub fn list(
     conn: &Connection,
     sealer: &dyn Sealer,
+    caller: &Caller,
     app_id: &str,
 ) -> Result<BTreeMap<String, String>, SyscallError> {
+    caller.require_app(app_id)?;
     let rows: Vec<(String, String)> = conn
         .prepare_cached("SELECT key, value FROM app_env WHERE app_id = ?1")?
         .query_map([app_id], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -106,7 +109,8 @@ pub async fn show(
 ) -> Result<BTreeMap<String, String>, SyscallError> {
     let app = super::apps::find(storage, caller, app).await?;
     let sealer = sealer.clone();
-    storage.read(move |c| list(c, sealer.as_ref(), &app.id)).await
+    let caller = caller.clone();
+    storage.read(move |c| list(c, sealer.as_ref(), &caller, &app.id)).await
 }
 
 /// Sets a variable of the app `app` (id or name); only the admin may.

@@ -38,8 +38,15 @@ impl Default for Limits {
     }
 }
 
-/// The effective limits of an app.
-pub fn get(conn: &Connection, app_id: &str) -> Result<Limits, SyscallError> {
+/// The effective limits of the app `app_id`, for the kernel running it (see
+/// [`Caller::Kernel`]), the admin or the app itself.
+pub fn get(conn: &Connection, caller: &Caller, app_id: &str) -> Result<Limits, SyscallError> {
+    caller.require_app(app_id)?;
+    effective(conn, app_id)
+}
+
+/// The effective limits of an app, once the caller is checked.
+fn effective(conn: &Connection, app_id: &str) -> Result<Limits, SyscallError> {
     let row: Option<(Option<i64>, Option<i64>, Option<i64>)> = conn
         .prepare_cached("SELECT timeout_ms, memory_bytes, storage_bytes FROM app_limits WHERE app_id = ?1")?
         .query_row([app_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -95,14 +102,14 @@ pub fn set(conn: &Connection, app_id: &str, change: LimitsChange) -> Result<Limi
             storage_bytes.map(|s| s as i64)
         ],
     )?;
-    get(conn, app_id)
+    effective(conn, app_id)
 }
 
 /// The limits of the app `app` (id or name) and the storage bytes it uses, for the admin
 /// or the app itself.
 pub async fn show(storage: &Arc<Storage>, caller: &Caller, app: &str) -> Result<(Limits, u64), SyscallError> {
     let app = super::apps::find(storage, caller, app).await?;
-    storage.read(move |c| Ok((get(c, &app.id)?, super::kv::usage(c, &app.id)?))).await
+    storage.read(move |c| Ok((effective(c, &app.id)?, super::kv::usage(c, &app.id)?))).await
 }
 
 /// Changes the limits of the app `app` (id or name): only the admin may, so that no app

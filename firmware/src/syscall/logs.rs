@@ -49,12 +49,16 @@ pub fn clip_of(message: &str, original: usize) -> String {
     }
 }
 
-/// Appends lines for an app in one go and trims the oldest beyond [`KEEP_PER_APP`].
+/// Appends lines for the app `app_id` in one go and trims the oldest beyond
+/// [`KEEP_PER_APP`]: the kernel writing what the app's code logged or what went wrong
+/// running it (see [`Caller::Kernel`]).
 pub fn append(
     conn: &Connection,
+    caller: &Caller,
     app_id: &str,
     lines: &[(UnixMillis, &str, String)],
 ) -> Result<(), SyscallError> {
+    caller.require_app(app_id)?;
     if lines.is_empty() {
         return Ok(());
     }
@@ -135,7 +139,10 @@ mod tests {
             crate::syscall::apps::tests::id_of(&storage, "b"),
         );
         let (a, b) = (a.as_str(), b.as_str());
-        storage.write_blocking(|c| append(c, b, &[(0, "info", "secret".to_string())])).unwrap();
+        let line = [(0, "info", "secret".to_string())];
+        let refused = storage.write_blocking(|c| append(c, &Caller::app(a), b, &line)).unwrap_err();
+        assert_eq!(refused.code(), "forbidden", "an app cannot write another's log");
+        storage.write_blocking(|c| append(c, &Caller::Kernel, b, &line)).unwrap();
         smol::block_on(async {
             assert_eq!(
                 read(&storage, &Caller::app(a), b, 0, 10, false).await.unwrap_err().code(),

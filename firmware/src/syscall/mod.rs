@@ -9,20 +9,23 @@
 //! (`not_found`, `invalid`, `forbidden`, `storage_full`, ...) is stable: the HTTP API
 //! answers it as is, mapping its [`Kind`] to a status in one place.
 //!
-//! The few calls the kernel makes on an app's own behalf (appending its log lines,
-//! loading its environment and limits to run it: `logs::append`, `env::list`,
-//! `limits::get`) take the app id alone: no caller reaches them from outside.
+//! The calls the kernel makes on an app's behalf (appending its log lines, loading its
+//! environment and limits to run it: `logs::append`, `env::list`, `limits::get`) take a
+//! caller like every other: the kernel passes [`Caller::Kernel`], which no adapter builds
+//! from a request. The first-boot setup page's client, who has no credentials yet, is a
+//! [`Caller::Visitor`].
 //!
 //! [`code`]: SyscallError::code
 //!
 //! # Layout
 //! - [`caller`]: who calls ([`Caller`]) and what each caller may touch.
-//! - [`apps`]: list, show and delete apps.
+//! - [`apps`]: list, show, rename and delete apps; check a handler call.
 //! - [`deploy`]: the storage part of a deploy (a spooled archive becomes the current
 //!   deployment) and which content the node lacks.
 //! - [`files`]: an app's deployed files (`fs ls`) and reading one.
 //! - [`tokens`]: API tokens: create, list, revoke.
 //! - [`sessions`]: password login and logout.
+//! - [`setup`]: the first-boot setup page's claim of an unclaimed node.
 //! - [`kv`]: `fazt.storage.kv`, a per-app key-value store with TTLs.
 //! - [`logs`]: per-app logs (`console.*`, `fazt.log.*`).
 //! - [`env`]: per-app environment variables (`fazt.app.env`).
@@ -33,6 +36,8 @@
 //! - [`time`]: `fazt.time` and the timekeeper's status.
 //! - [`beacon`]: this node on the LAN and its peers.
 //! - [`events`]: custom events (`fazt.events`, `POST /api/events`) and who may read what.
+//! - [`system`]: the node as a whole: health, database, storage status and migrations,
+//!   backups, a new node's settings.
 
 pub mod apps;
 pub mod beacon;
@@ -48,6 +53,8 @@ pub mod kv;
 pub mod limits;
 pub mod logs;
 pub mod sessions;
+pub mod setup;
+pub mod system;
 pub mod time;
 pub mod tokens;
 
@@ -68,6 +75,8 @@ pub enum Kind {
     NotFound,
     /// The state of the node does not allow it now (409).
     Conflict,
+    /// What was asked for is over for good: the node is claimed already (410).
+    Gone,
     /// The input is larger than a limit (413).
     TooLarge,
     /// Too many attempts; try later (429).

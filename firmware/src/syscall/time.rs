@@ -2,20 +2,26 @@
 //! see (no addresses or node ids of the LAN's peers, which are the node owner's
 //! business), and the full status and a sync now for the admin.
 
+use super::caller::Scope;
 use super::{Caller, Kind, SyscallError};
 use crate::time::{Clock, Timekeeper};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
 /// The clock's state for apps: `{ now, source, synchronized, stratum, errorMs,
-/// offsetMs, sources, lastSync }`.
-pub fn status(timekeeper: Option<&Timekeeper>, clock: &Clock) -> Value {
+/// offsetMs, sources, lastSync }`; any caller with credentials (see [`Scope::Clock`]).
+pub fn status(
+    timekeeper: Option<&Timekeeper>,
+    clock: &Clock,
+    caller: &Caller,
+) -> Result<Value, SyscallError> {
+    caller.require(Scope::Clock)?;
     let Some(keeper) = timekeeper else {
-        return json!({ "now": clock.now_millis(), "source": "board", "synchronized": false });
+        return Ok(json!({ "now": clock.now_millis(), "source": "board", "synchronized": false }));
     };
     let full = keeper.status();
     let sources = full["sources"].as_array().map(|s| s.iter().filter(|s| s["included"] == true).count());
-    json!({
+    Ok(json!({
         "now": full["now"],
         "source": full["source"],
         "synchronized": full["synchronized"],
@@ -24,7 +30,7 @@ pub fn status(timekeeper: Option<&Timekeeper>, clock: &Clock) -> Value {
         "offsetMs": full["offset_ms"],
         "sources": sources,
         "lastSync": full["last_sync"],
-    })
+    }))
 }
 
 /// The timekeeper's full status (sources with their addresses, peers): the admin's.
@@ -45,4 +51,19 @@ pub async fn sync(keeper: &Arc<Timekeeper>, caller: &Caller) -> Result<Value, Sy
         ));
     }
     Ok(keeper.sync().await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apps_see_the_clock_but_not_the_timekeepers_peers_and_visitors_nothing() {
+        let clock = Clock::new();
+        let app = Caller::app("a");
+        assert_eq!(status(None, &clock, &app).unwrap()["source"], "board");
+        let visitor = Caller::Visitor { ip: Some("127.0.0.1".parse().unwrap()) };
+        let err = status(None, &clock, &visitor).unwrap_err();
+        assert_eq!((err.code(), err.kind()), ("forbidden", Kind::Forbidden));
+    }
 }

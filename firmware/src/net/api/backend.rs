@@ -63,17 +63,17 @@ pub async fn logs(
 /// routing; the body is the input (JSON).
 pub async fn invoke(web: &Web, caller: &Caller, id: &str, req: Request<Incoming>) -> Result<Resp, ApiError> {
     let kernel = &web.kernel;
-    let app = crate::syscall::apps::to_invoke(&kernel.storage, caller, &decode(id)).await?;
-    let path = param(req.uri(), "path")
-        .map(|p| percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned())
-        .unwrap_or_else(|| "/api".into());
-    let method = param(req.uri(), "method").unwrap_or("POST").to_ascii_uppercase();
-    if !(path == "/api" || path.starts_with("/api/") || path.starts_with("/api?"))
-        || method.len() > 16
-        || !method.bytes().all(|b| b.is_ascii_alphabetic())
-    {
-        return Err(ApiError::bad_request("invalid", "path must start with /api and method be a word"));
-    }
+    let path = param(req.uri(), "path").map(decode);
+    let method = param(req.uri(), "method").map(str::to_string);
+    let call = crate::syscall::apps::invocation(
+        &kernel.storage,
+        caller,
+        &decode(id),
+        path.as_deref(),
+        method.as_deref(),
+    )
+    .await?;
+    let (app, method, path, query) = (call.app, call.method, call.path, call.query);
     let input: serde_json::Value = read_json(&web.http, req).await?;
     let site = crate::net::server::load_site(&web.sites, &kernel.storage, &app.name)
         .await?
@@ -84,10 +84,6 @@ pub async fn invoke(web: &Web, caller: &Caller, id: &str, req: Request<Incoming>
             "no_backend",
             format!("app '{}' has no api/main.js", app.name),
         ));
-    };
-    let (path, query) = match path.split_once('?') {
-        Some((p, q)) => (p.to_string(), Some(q.to_string())),
-        None => (path, None),
     };
     let request = JsRequest {
         method,

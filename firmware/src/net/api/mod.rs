@@ -82,7 +82,7 @@ routes! {
     CaPem:         GET    ["tls", "ca.pem"]              Public => |c| tls::ca_pem(&c.web.tls);
     Health:        GET    ["system", "health"]           PublicOrAdmin => |c| match c.caller {
         None => Ok(system::liveness(&c.web.kernel)),
-        Some(_) => system::health(&c.web.kernel, &c.web.blobs).await,
+        Some(caller) => system::health(&c.web.kernel, &c.web.blobs, &caller).await,
     };
     Me:            GET    ["me"]                         Admin => |c| auth::me(&c.web.kernel.storage, signed_in(&c.caller)?).await;
     AppList:       GET    ["apps"]                       Admin => |c| apps::list(&c.web.kernel, signed_in(&c.caller)?).await;
@@ -105,7 +105,7 @@ routes! {
     Deploy:        POST   ["deploy"]                     Admin => |c| deploy::deploy(c.web, &signed_in(&c.caller)?.clone(), c.req).await;
     EventList:     GET    ["events"]                     Admin => |c| events::list(&c.web.kernel.events, signed_in(&c.caller)?, c.req).await;
     EventEmit:     POST   ["events"]                     Admin => |c| events::emit(&c.web.kernel, &c.web.http, &signed_in(&c.caller)?.clone(), c.req).await;
-    SystemDb:      GET    ["system", "db"]               Admin => |c| system::db(&c.web.kernel).await;
+    SystemDb:      GET    ["system", "db"]               Admin => |c| system::db(&c.web.kernel, signed_in(&c.caller)?).await;
     SystemConfig:  GET    ["system", "config"]           Admin => |c| Ok(system::config(&c.web.kernel, signed_in(&c.caller)?)?);
     SystemKeys:    GET    ["system", "keys"]             Admin => |c| system::keys(&c.web.kernel, signed_in(&c.caller)?).await;
     SystemBeacon:  GET    ["system", "beacon"]           Admin => |c| beacon::status(&c.web.kernel.beacon, signed_in(&c.caller)?).await;
@@ -167,6 +167,7 @@ impl From<SyscallError> for ApiError {
             Kind::Forbidden => StatusCode::FORBIDDEN,
             Kind::NotFound => StatusCode::NOT_FOUND,
             Kind::Conflict => StatusCode::CONFLICT,
+            Kind::Gone => StatusCode::GONE,
             Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Kind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Kind::Full => StatusCode::INSUFFICIENT_STORAGE,

@@ -13,27 +13,17 @@ pub fn liveness(_kernel: &Arc<Kernel>) -> Resp {
 }
 
 /// `GET /api/system/health` with credentials: the full picture.
-pub async fn health(kernel: &Arc<Kernel>, blobs: &BlobCache) -> Result<Resp, ApiError> {
-    let apps = kernel
-        .storage
-        .read(|conn| {
-            Ok::<i64, ApiError>(conn.query_row(
-                "SELECT count(*) FROM apps WHERE deleted_at IS NULL",
-                [],
-                |r| r.get(0),
-            )?)
-        })
-        .await?;
-    let board = kernel.board.info().ok();
+pub async fn health(kernel: &Arc<Kernel>, blobs: &BlobCache, caller: &Caller) -> Result<Resp, ApiError> {
+    let health = syscall::system::health(&kernel.storage, kernel.board.as_ref(), caller).await?;
     Ok(ok(serde_json::json!({
         "status": "ok",
         "version": crate::VERSION,
         "uptime_secs": kernel.started.elapsed().as_secs(),
-        "apps": apps,
-        "db_size_bytes": kernel.storage.size_bytes(),
-        "memory_rss_bytes": kernel.board.process_rss_bytes().unwrap_or(0),
-        "board": board.as_ref().map(|b| b.model.clone()),
-        "memory_total_bytes": board.as_ref().map(|b| b.memory_total_bytes),
+        "apps": health.apps,
+        "db_size_bytes": health.db_size_bytes,
+        "memory_rss_bytes": health.memory_rss_bytes,
+        "board": health.board,
+        "memory_total_bytes": health.memory_total_bytes,
         "cache": blobs.stats(),
         "keys": kernel.keys.holder.describe(),
     })))
@@ -55,25 +45,15 @@ pub async fn keys(kernel: &Arc<Kernel>, caller: &Caller) -> Result<Resp, ApiErro
 }
 
 /// `GET /api/system/db`.
-pub async fn db(kernel: &Arc<Kernel>) -> Result<Resp, ApiError> {
-    let storage = kernel.storage.clone();
-    let (version, pages, page_size, blobs): (i64, i64, i64, i64) = kernel
-        .storage
-        .read(move |conn| -> Result<_, ApiError> {
-            let version = storage.schema_version().unwrap_or(0);
-            let pages = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
-            let page_size = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
-            let blobs = conn.query_row("SELECT count(*) FROM blobs", [], |r| r.get(0))?;
-            Ok((version, pages, page_size, blobs))
-        })
-        .await?;
+pub async fn db(kernel: &Arc<Kernel>, caller: &Caller) -> Result<Resp, ApiError> {
+    let db = syscall::system::database(&kernel.storage, caller).await?;
     Ok(ok(serde_json::json!({
-        "path": kernel.storage.path().display().to_string(),
-        "size_bytes": kernel.storage.size_bytes(),
-        "schema_version": version,
-        "page_count": pages,
-        "page_size": page_size,
-        "blobs": blobs,
+        "path": db.path.display().to_string(),
+        "size_bytes": db.size_bytes,
+        "schema_version": db.schema_version,
+        "page_count": db.page_count,
+        "page_size": db.page_size,
+        "blobs": db.blobs,
         "journal_mode": "wal",
     })))
 }
