@@ -284,12 +284,7 @@ fn upgrade_from_schema_9_keeps_every_app_env_value_under_the_new_uuid() {
     assert_eq!(one::<i64>(&old.node, "SELECT count(*) FROM app_id_changes", []), 0, "every app is done");
 
     // A second start finds nothing to do: not a byte of app data changes.
-    old.node.stop();
-    let before = snapshot(&old.node);
-    old.node.spawn();
-    assert_eq!(env_listed(&old.node), expected_env());
-    old.node.stop();
-    assert_eq!(snapshot(&old.node), before);
+    assert_restart_changes_nothing(&mut old.node);
 }
 
 #[test]
@@ -316,10 +311,16 @@ fn upgrade_keeps_a_value_sealed_elsewhere_and_its_map_row_for_a_later_start() {
     assert_eq!(one::<i64>(&old.node, "SELECT count(*) FROM app_id_changes", []), 1, "only blog's row");
 
     // Another start changes nothing either.
-    old.node.stop();
-    let before = snapshot(&old.node);
-    old.node.spawn();
-    assert_eq!(env_listed(&old.node), expected_env());
-    old.node.stop();
-    assert_eq!(snapshot(&old.node), before);
+    assert_restart_changes_nothing(&mut old.node);
+}
+
+/// Stops the node, starts it again and stops it: the env still reads the same, and not
+/// a row of app data changed.
+fn assert_restart_changes_nothing(node: &mut Node) {
+    node.stop();
+    let before = snapshot(node);
+    node.spawn();
+    assert_eq!(env_listed(node), expected_env());
+    node.stop();
+    assert_eq!(snapshot(node), before);
 }
