@@ -95,7 +95,23 @@ impl Pebble {
         format!("https://127.0.0.1:{}/dir", self.port)
     }
 
+    /// Starts pebble. Its two ports were free when picked, but another test may bind
+    /// one before pebble does: then pebble exits at once, and is started again on new
+    /// ports.
     fn start(&mut self) {
+        for _ in 0..5 {
+            if self.try_start() {
+                return;
+            }
+            let log = std::fs::read_to_string(self.dir.path().join("pebble.log")).unwrap_or_default();
+            assert!(log.contains("address already in use"), "pebble exited:\n{log}");
+            (self.port, self.management) = (free_tcp(), free_tcp());
+        }
+        panic!("pebble found no free port in 5 tries");
+    }
+
+    /// Starts pebble and waits until it answers (true) or exits (false).
+    fn try_start(&mut self) -> bool {
         let config = serde_json::json!({"pebble": {
             "listenAddress": format!("127.0.0.1:{}", self.port),
             "managementListenAddress": format!("127.0.0.1:{}", self.management),
@@ -108,25 +124,32 @@ impl Pebble {
         }});
         let path = self.dir.path().join("pebble.json");
         std::fs::write(&path, config.to_string()).unwrap();
-        let child = Command::new("pebble")
+        let log = std::fs::File::create(self.dir.path().join("pebble.log")).unwrap();
+        let mut child = Command::new("pebble")
             .arg("-config")
             .arg(&path)
             .args(["-dnsserver", &format!("127.0.0.1:{}", self.dns)])
             .env("PEBBLE_VA_NOSLEEP", "1")
             .env("PEBBLE_WFE_NONCEREJECT", "0")
-            .stdout(Stdio::from(std::fs::File::create(self.dir.path().join("pebble.log")).unwrap()))
-            .stderr(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
             .spawn()
             .expect("pebble (tests/setup installs it)");
-        self.pebble = Some(child);
+        let mut exited = false;
         wait_until(Duration::from_secs(30), "pebble answers", || {
-            Command::new("curl")
-                .args(["-sf", "--cacert"])
-                .arg(self.cert())
-                .arg(self.directory())
-                .output()
-                .is_ok_and(|o| o.status.success())
+            exited = child.try_wait().unwrap().is_some();
+            exited
+                || Command::new("curl")
+                    .args(["-sf", "--cacert"])
+                    .arg(self.cert())
+                    .arg(self.directory())
+                    .output()
+                    .is_ok_and(|o| o.status.success())
         });
+        if !exited {
+            self.pebble = Some(child);
+        }
+        !exited
     }
 
     fn stop(&mut self) {

@@ -395,7 +395,8 @@ fn a_clock_step_is_a_public_event() {
     let settings =
         [("time.ntp_port", port.as_str()), ("time.persist_interval_secs", "1"), ("beacon.enabled", "false")];
     let mut node = Node::in_process_with(&settings, Some(HOUR_MS));
-    std::thread::sleep(Duration::from_millis(2500)); // a periodic save happens
+    let ahead = node.api("GET", "/api/system/time", None).json()["now"].as_i64().unwrap();
+    node.wait_for_saved_time(ahead); // a periodic save happens
     node.kill9();
     node.set_clock_offset(None);
     node.spawn();

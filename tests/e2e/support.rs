@@ -459,6 +459,24 @@ impl Node {
         )
     }
 
+    /// Waits until the node has saved a time of at least `ms` (Unix ms) as its floor
+    /// for the next start (`time.last_known_ms`, read by a separate connection), which
+    /// it does at start and then every `time.persist_interval_secs`.
+    pub fn wait_for_saved_time(&self, ms: i64) {
+        let saved = || -> Option<i64> {
+            let conn = rusqlite::Connection::open(self.data()).ok()?;
+            let value: String = conn
+                .query_row("SELECT value FROM state WHERE key = 'time.last_known_ms'", [], |r| r.get(0))
+                .ok()?;
+            value.parse().ok()
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while saved().is_none_or(|saved| saved < ms) {
+            assert!(std::time::Instant::now() < deadline, "the node saved no time of at least {ms} in 60 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// `PRAGMA integrity_check` of the data file, read by a separate connection.
     pub fn integrity(&self) -> String {
         let conn = rusqlite::Connection::open(self.data()).unwrap();

@@ -67,8 +67,11 @@ fn a_node_hours_off_joins_three_honest_peers_and_a_liar_does_not_move_it() {
     let took = wait_for("the node to converge within 1 s of the true time", Duration::from_secs(120), || {
         ntpdig(&lab, 1, "10.77.0.5").is_some_and(|(err, _)| err.abs() < 1.0)
     });
-    // Settled: a few more rounds, then measure.
-    std::thread::sleep(Duration::from_secs(5));
+    // Settled: two more rounds (each a new `last_sync`), then measure.
+    for _ in 0..2 {
+        let synced = node.time()["last_sync"].clone();
+        wait_for("another poll round", Duration::from_secs(60), || node.time()["last_sync"] != synced);
+    }
     let errors: Vec<f64> =
         (0..5).filter_map(|_| ntpdig(&lab, 2, "10.77.0.5")).map(|(e, _)| e * 1000.0).collect();
     eprintln!("timekeeper: converged in {took:?}; error against the true time (ms): {errors:?}");
@@ -185,7 +188,7 @@ fn persisted_time_is_a_floor_across_restarts_and_kill9() {
     // (like a Pi whose clock restarts from an old time) it must not go back.
     let (mut node, _) = lone_node_in(true, Some(HOUR_MS));
     let ahead = node.time()["now"].as_i64().unwrap();
-    std::thread::sleep(Duration::from_millis(2500)); // a periodic save happens
+    node.wait_for_saved_time(ahead); // a periodic save happens
     node.kill9();
     node.set_clock_offset(None);
     node.spawn();
