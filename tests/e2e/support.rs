@@ -72,15 +72,15 @@ pub struct Node {
 }
 
 impl Node {
-    /// Starts a fresh node (first start: generated password and token).
-    pub fn start() -> Node {
-        let dir = tempfile::tempdir().unwrap();
-        let mut node = Node {
+    /// A node over the data folder `dir` that is not running yet (a binary node unless
+    /// the caller sets the in-process fields).
+    fn unstarted(dir: tempfile::TempDir, password: Option<String>, token: String) -> Node {
+        Node {
             dir,
             child: None,
             addr: "127.0.0.1:0".parse().unwrap(),
-            password: None,
-            token: String::new(),
+            password,
+            token,
             stdout: String::new(),
             clock_offset_ms: None,
             extra_args: Vec::new(),
@@ -90,7 +90,13 @@ impl Node {
             in_process: None,
             in_process_mode: false,
             in_process_clock_ms: None,
-        };
+        }
+    }
+
+    /// Starts a fresh node (first start: generated password and token).
+    pub fn start() -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let mut node = Node::unstarted(dir, None, String::new());
         node.spawn();
         node.token = node
             .stdout
@@ -136,22 +142,7 @@ impl Node {
                 .unwrap();
             assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         }
-        Node {
-            dir,
-            child: None,
-            addr: "127.0.0.1:0".parse().unwrap(),
-            password: Some("harness-password-1".into()),
-            token,
-            stdout: String::new(),
-            clock_offset_ms: None,
-            extra_args: Vec::new(),
-            log: None,
-            port: 0,
-            https_addr: None,
-            in_process: None,
-            in_process_mode: false,
-            in_process_clock_ms: None,
-        }
+        Node::unstarted(dir, Some("harness-password-1".into()), token)
     }
 
     /// Starts a fresh node inside the test process (first start: generated password
@@ -185,22 +176,9 @@ impl Node {
             node.spawn();
             return node;
         }
-        let mut node = Node {
-            dir,
-            child: None,
-            addr: "127.0.0.1:0".parse().unwrap(),
-            password,
-            token: String::new(),
-            stdout: String::new(),
-            clock_offset_ms: None,
-            extra_args: Vec::new(),
-            log: None,
-            port: 0,
-            https_addr: None,
-            in_process: None,
-            in_process_mode: true,
-            in_process_clock_ms: clock_offset_ms,
-        };
+        let mut node = Node::unstarted(dir, password, String::new());
+        node.in_process_mode = true;
+        node.in_process_clock_ms = clock_offset_ms;
         let storage = fazt::storage::Storage::open(&node.data()).unwrap();
         // The default `runtime.workers` (one per core, plus one): with fewer, the tests
         // whose handlers spin until their time limit wait for a free worker.
