@@ -96,7 +96,6 @@ fn tpm_status(tcti: Option<String>, data: &std::path::Path) -> anyhow::Result<()
     Ok(())
 }
 
-#[cfg(feature = "tpm")]
 fn tpm_probe(tcti: &str) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let tpm = fazt_hal::keystore::tpm::Tpm::connect_shared(tcti)?;
@@ -108,13 +107,4 @@ fn tpm_probe(tcti: &str) -> anyhow::Result<()> {
     println!("spec revision: {}", info.revision);
     println!("connect:       {} ms (with the storage key)", started.elapsed().as_millis());
     Ok(())
-}
-
-#[cfg(not(feature = "tpm"))]
-fn tpm_probe(tcti: &str) -> anyhow::Result<()> {
-    let device = tcti.strip_prefix("device:").filter(|d| std::path::Path::new(d).exists());
-    match device {
-        Some(d) => anyhow::bail!("a TPM device exists at {d}, but this fazt was built without TPM support (build with --features tpm); keys are kept by the software keystore"),
-        None => anyhow::bail!("TPM support is not compiled into this fazt (build with --features tpm); keys are kept by the software keystore, sealed with machine.key"),
-    }
 }

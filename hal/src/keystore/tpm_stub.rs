@@ -19,15 +19,26 @@ fn not_compiled() -> Error {
     Error::Device("this fazt was built without TPM support (cargo feature tpm)".into())
 }
 
+/// Why there is no TPM behind `tcti` in this build, telling apart a machine that has a
+/// TPM device (then a `tpm` build would use it) from one that has none.
+fn not_compiled_for(tcti: &str) -> Error {
+    let device = tcti.strip_prefix("device:").filter(|d| std::path::Path::new(d).exists());
+    Error::Device(match device {
+        Some(d) => format!("a TPM device exists at {d}, but this fazt was built without TPM support (build with --features tpm); keys are kept by the software keystore"),
+        None => "TPM support is not compiled into this fazt (build with --features tpm); keys are kept by the software keystore, sealed with machine.key".into(),
+    })
+}
+
 impl Tpm {
-    /// Always fails: this build has no TPM support.
-    pub fn connect(_tcti: &str) -> Result<Self, Error> {
-        Err(not_compiled())
+    /// Always fails: this build has no TPM support (the error says whether `tcti`'s
+    /// device exists).
+    pub fn connect(tcti: &str) -> Result<Self, Error> {
+        Err(not_compiled_for(tcti))
     }
 
-    /// Always fails: this build has no TPM support.
-    pub fn connect_shared(_tcti: &str) -> Result<Self, Error> {
-        Err(not_compiled())
+    /// Always fails, as [`Tpm::connect`].
+    pub fn connect_shared(tcti: &str) -> Result<Self, Error> {
+        Err(not_compiled_for(tcti))
     }
 
     /// What the TPM says about itself.
