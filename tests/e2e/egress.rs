@@ -1,0 +1,252 @@
+//! Outbound HTTP for apps (`fazt.net.fetch`) against a tiny origin on loopback that the
+//! test starts itself (no traffic leaves the machine): an allowed origin answers, a host
+//! not on the list and a private address not opened with `--private` are refused with
+//! their codes, a huge answer is cut with `too_large`, a slow one gives `timeout`,
+//! redirect loops stop, and repeated failures open the host's circuit (and a probe after
+//! the cool-down closes it), with events and `fazt net limits|logs` showing it.
+
+use crate::support::Node;
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+/// A minimal HTTP/1.1 origin: one thread per connection, `Connection: close`.
+fn origin() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            std::thread::spawn(move || serve(stream));
+        }
+    });
+    port
+}
+
+fn serve(mut stream: TcpStream) {
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
+    let mut length = 0usize;
+    let mut test_header = String::new();
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header).is_err() || header.trim().is_empty() {
+            break;
+        }
+        let lower = header.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap_or(0);
+        }
+        if let Some(v) = lower.strip_prefix("x-test:") {
+            test_header = v.trim().to_string();
+        }
+    }
+    let mut body = vec![0; length.min(1 << 20)];
+    reader.read_exact(&mut body).ok();
+    let reply = |stream: &mut TcpStream, status: &str, headers: &str, body: &[u8]| {
+        let head = format!(
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).ok();
+        stream.write_all(body).ok();
+    };
+    match path.as_str() {
+        "/hello" => {
+            let text =
+                format!("{method} {path} x-test={test_header} body={}", String::from_utf8_lossy(&body));
+            reply(&mut stream, "200 OK", "X-Origin: yes\r\n", text.as_bytes());
+        }
+        "/big" => reply(&mut stream, "200 OK", "", &vec![b'x'; 200_000]),
+        "/endless" => {
+            // No length: it just keeps sending until the client goes.
+            stream.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n").ok();
+            let chunk = vec![b'y'; 16 * 1024];
+            for _ in 0..10_000 {
+                if stream.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+        }
+        "/slow" => {
+            std::thread::sleep(Duration::from_secs(3));
+            reply(&mut stream, "200 OK", "", b"late");
+        }
+        "/fail" => reply(&mut stream, "500 Internal Server Error", "", b"broken"),
+        "/loop" => reply(&mut stream, "302 Found", "Location: /loop\r\n", b""),
+        "/hop" => reply(&mut stream, "302 Found", "Location: /hello\r\n", b""),
+        _ => reply(&mut stream, "404 Not Found", "", b"no"),
+    }
+}
+
+const APP: &str = r#"
+module.exports = async function (request) {
+  const q = request.url.query;
+  try {
+    const r = await fazt.net.fetch(q.url, { method: q.method || 'GET', headers: { 'X-Test': 'yes' }, body: q.body });
+    return { json: { ok: true, status: r.status, headers: r.headers, body: r.body.length > 200 ? `${r.body.length} bytes` : r.body } };
+  } catch (e) {
+    return { json: { ok: false, code: e.code, message: e.message } };
+  }
+};
+"#;
+
+fn fetch(node: &Node, url: &str, extra: &str) -> Value {
+    let encoded = percent_encoding::utf8_percent_encode(url, percent_encoding::NON_ALPHANUMERIC);
+    let resp = node.get("fetcher.localhost", &format!("/api/fetch?url={encoded}{extra}"));
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    resp.json()
+}
+
+#[test]
+fn apps_fetch_only_what_they_are_allowed_within_the_limits_and_circuits_open() {
+    let port = origin();
+    let node = Node::in_process_with(
+        &[
+            ("egress.max_response_bytes", "65536"),
+            ("egress.timeout_ms", "800"),
+            ("egress.breaker_failures", "3"),
+            ("egress.breaker_cooldown_secs", "1"),
+            ("egress.max_redirects", "3"),
+        ],
+        None,
+    );
+    let resp = node.deploy_files("fetcher", &[("api/main.js", APP.as_bytes())]);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let base = format!("http://127.0.0.1:{port}");
+
+    // Nothing is allowed at first.
+    let answer = fetch(&node, &format!("{base}/hello"), "");
+    assert_eq!(answer["code"], "host_not_allowed", "{answer}");
+
+    // A loopback address allowed without --private is still refused, after resolution:
+    // `localhost` is a name that resolves to 127.0.0.1.
+    node.cli_ok(&["net", "allow", "fetcher", &format!("localhost:{port}")]);
+    let answer = fetch(&node, &format!("http://localhost:{port}/hello"), "");
+    assert_eq!(answer["code"], "private_address", "{answer}");
+    let answer = fetch(&node, &format!("{base}/hello"), "");
+    assert_eq!(answer["code"], "host_not_allowed", "{answer}");
+
+    // Opened explicitly: the one service answers.
+    let out = node.cli_ok(&["net", "allow", "fetcher", "--private", &format!("127.0.0.1:{port}")]);
+    assert!(out.contains("may reach 127.0.0.1"), "{out}");
+    let answer = fetch(&node, &format!("{base}/hello"), "&method=POST&body=ping");
+    assert_eq!(answer["ok"], true, "{answer}");
+    assert_eq!(answer["status"], 200);
+    assert_eq!(answer["body"], "POST /hello x-test=yes body=ping");
+    assert_eq!(answer["headers"]["x-origin"], "yes");
+    // Another port of the same address is not opened.
+    let answer = fetch(&node, &format!("http://127.0.0.1:{}/hello", port.wrapping_add(1).max(1)), "");
+    assert_eq!(answer["code"], "host_not_allowed", "{answer}");
+    // Metadata, and schemes other than http(s), never.
+    let answer = fetch(&node, "http://169.254.169.254/latest/meta-data/", "");
+    assert_eq!(answer["code"], "host_not_allowed", "{answer}");
+    for bad in ["file:///etc/passwd", "gopher://127.0.0.1/", "http://user:pw@127.0.0.1/", "not a url"] {
+        let answer = fetch(&node, bad, "");
+        assert_eq!(answer["code"], "bad_url", "{bad}: {answer}");
+    }
+
+    // A redirect to an allowed path is followed; a loop stops.
+    let answer = fetch(&node, &format!("{base}/hop"), "");
+    assert_eq!(answer["body"], "GET /hello x-test=yes body=", "{answer}");
+    let answer = fetch(&node, &format!("{base}/loop"), "");
+    assert_eq!(answer["code"], "too_many_redirects", "{answer}");
+
+    // Huge answers are cut, with a length and without one.
+    for path in ["/big", "/endless"] {
+        let answer = fetch(&node, &format!("{base}{path}"), "");
+        assert_eq!(answer["code"], "too_large", "{path}: {answer}");
+    }
+
+    // A slow origin: timeout, in about the configured time.
+    let started = Instant::now();
+    let answer = fetch(&node, &format!("{base}/slow"), "");
+    assert_eq!(answer["code"], "timeout", "{answer}");
+    assert!(started.elapsed() < Duration::from_millis(2500), "{:?}", started.elapsed());
+    // A success sets the host's failure count back to zero.
+    assert_eq!(fetch(&node, &format!("{base}/hello"), "")["ok"], true);
+
+    // Three failures in a row open the circuit; the fourth request fails fast.
+    for _ in 0..3 {
+        let answer = fetch(&node, &format!("{base}/fail"), "");
+        assert_eq!((answer["ok"].clone(), answer["status"].clone()), (Value::Bool(true), Value::from(500)));
+    }
+    let answer = fetch(&node, &format!("{base}/hello"), "");
+    assert_eq!(answer["code"], "circuit_open", "{answer}");
+    let limits = node.cli_ok(&["net", "limits"]);
+    assert!(limits.contains("circuit 127.0.0.1") && limits.contains("open"), "{limits}");
+    let events = node.api("GET", "/api/events?type=egress", None).json();
+    assert_eq!(events["events"][0]["type"], "egress.circuit_opened", "{events}");
+    assert_eq!(events["events"][0]["data"]["host"], "127.0.0.1");
+
+    // After the cool-down one probe goes; it succeeds and the circuit closes.
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(fetch(&node, &format!("{base}/hello"), "")["ok"], true);
+    let events = node.api("GET", "/api/events?type=egress", None).json();
+    assert_eq!(events["events"][1]["type"], "egress.circuit_closed", "{events}");
+    assert!(node.cli_ok(&["net", "limits"]).contains("all closed"));
+
+    // Every request is in the log, refusals with their codes.
+    let logs = node.cli_ok(&["net", "logs", "fetcher", "-n", "100"]);
+    for code in ["host_not_allowed", "private_address", "too_large", "timeout", "circuit_open"] {
+        assert!(logs.contains(code), "{code} missing from\n{logs}");
+    }
+    assert!(logs.contains("POST") && logs.contains(" 200 "), "{logs}");
+    let json = node.api("GET", "/api/net/logs?app=fetcher&limit=1000", None).json();
+    let last = json["logs"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!((last["host"].clone(), last["status"].clone()), (Value::from("127.0.0.1"), Value::from(200)));
+
+    // Deny takes it away again.
+    node.cli_ok(&["net", "deny", "fetcher", &format!("127.0.0.1:{port}")]);
+    assert_eq!(fetch(&node, &format!("{base}/hello"), "")["code"], "host_not_allowed");
+    assert!(!node.cli_ok(&["net", "list", "fetcher"]).contains("127.0.0.1"));
+}
+
+#[test]
+fn the_net_api_refuses_bad_input_and_changes_nothing() {
+    let node = Node::in_process();
+    let resp = node.deploy_files("a", &[("index.html", b"x".as_slice())]);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let cases: &[(&str, Value, u16, &str)] = &[
+        ("/api/net/allow", serde_json::json!({"app": "a", "host": "http://x.com/"}), 400, "invalid"),
+        (
+            "/api/net/allow",
+            serde_json::json!({"app": "a", "host": "10.0.0.1", "private": true}),
+            400,
+            "invalid",
+        ),
+        (
+            "/api/net/allow",
+            serde_json::json!({"app": "a", "host": "*.x.com:80", "private": true}),
+            400,
+            "invalid",
+        ),
+        ("/api/net/allow", serde_json::json!({"app": "a", "host": "x.com\nevil"}), 400, "invalid"),
+        ("/api/net/allow", serde_json::json!({"app": "a", "host": "a".repeat(300)}), 400, "invalid"),
+        ("/api/net/allow", serde_json::json!({"app": "nope", "host": "x.com"}), 404, "not_found"),
+        ("/api/net/allow", serde_json::json!({"app": "a"}), 400, "bad_json"),
+        ("/api/net/allow", serde_json::json!({"app": "a", "host": "x.com", "extra": 1}), 400, "bad_json"),
+        ("/api/net/deny", serde_json::json!({"app": "a", "host": ""}), 400, "invalid"),
+    ];
+    for (path, body, status, code) in cases {
+        let resp = node.api("POST", path, Some(body));
+        assert_eq!((resp.status, resp.code().as_str()), (*status, *code), "{body}: {}", resp.text());
+    }
+    for query in ["limit=0", "limit=100000", "limit=x"] {
+        let resp = node.api("GET", &format!("/api/net/logs?{query}"), None);
+        assert_eq!((resp.status, resp.code().as_str()), (400, "bad_limit"), "{query}");
+    }
+    assert_eq!(node.api("GET", "/api/net/logs?app=nope", None).status, 404);
+    let list = node.api("GET", "/api/net/allow", None).json();
+    assert_eq!(list["allow"], serde_json::json!([]), "nothing was stored");
+    // Without credentials: nothing.
+    let resp = node.request("GET", "admin.localhost", "/api/net/limits", &[], b"");
+    assert_eq!(resp.status, 401);
+}
