@@ -35,6 +35,7 @@ fn serve(mut stream: TcpStream) {
     let (method, path) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
     let mut length = 0usize;
     let mut test_header = String::new();
+    let mut host = String::new();
     loop {
         let mut header = String::new();
         if reader.read_line(&mut header).is_err() || header.trim().is_empty() {
@@ -43,6 +44,9 @@ fn serve(mut stream: TcpStream) {
         let lower = header.to_ascii_lowercase();
         if let Some(v) = lower.strip_prefix("content-length:") {
             length = v.trim().parse().unwrap_or(0);
+        }
+        if let Some(v) = lower.strip_prefix("host:") {
+            host = v.trim().to_string();
         }
         if let Some(v) = lower.strip_prefix("x-test:") {
             test_header = v.trim().to_string();
@@ -82,6 +86,13 @@ fn serve(mut stream: TcpStream) {
         "/fail" => reply(&mut stream, "500 Internal Server Error", "", b"broken"),
         "/loop" => reply(&mut stream, "302 Found", "Location: /loop\r\n", b""),
         "/hop" => reply(&mut stream, "302 Found", "Location: /hello\r\n", b""),
+        // To the same service under the name `localhost`, which is allowed but not
+        // opened with --private: each hop is checked on its own.
+        "/away" => {
+            let port = host.rsplit(':').next().unwrap_or("");
+            let location = format!("Location: http://localhost:{port}/hello\r\n");
+            reply(&mut stream, "302 Found", &location, b"")
+        }
         _ => reply(&mut stream, "404 Not Found", "", b"no"),
     }
 }
@@ -156,6 +167,8 @@ fn apps_fetch_only_what_they_are_allowed_within_the_limits_and_circuits_open() {
     // A redirect to an allowed path is followed; a loop stops.
     let answer = fetch(&node, &format!("{base}/hop"), "");
     assert_eq!(answer["body"], "GET /hello x-test=yes body=", "{answer}");
+    let answer = fetch(&node, &format!("{base}/away"), "");
+    assert_eq!(answer["code"], "private_address", "a redirect is checked like a request: {answer}");
     let answer = fetch(&node, &format!("{base}/loop"), "");
     assert_eq!(answer["code"], "too_many_redirects", "{answer}");
 

@@ -383,3 +383,48 @@ impl Egress {
         self.storage.read_blocking(|c| store::rules(c, &app_id))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_in_flight_per_app_are_capped_and_given_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(&dir.path().join("data.db")).unwrap();
+        let settings = Settings { max_concurrent_per_app: 2, ..Settings::default() };
+        let egress = Egress::new(storage, Arc::new(Clock::new()), None, settings);
+        let first = egress.take_slot("a").unwrap();
+        let second = egress.take_slot("a").unwrap();
+        assert_eq!(egress.take_slot("a").err().unwrap().code(), "rate_limited");
+        assert!(egress.take_slot("b").is_ok(), "per app");
+        assert_eq!(egress.in_flight().get("a"), Some(&2));
+        drop(first);
+        let third = egress.take_slot("a").unwrap();
+        drop((second, third));
+        assert!(egress.in_flight().is_empty());
+    }
+
+    #[test]
+    fn settings_are_clamped_to_sane_ranges() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(&dir.path().join("data.db")).unwrap();
+        for (key, value) in [
+            ("egress.max_concurrent_per_app", "0"),
+            ("egress.timeout_ms", "0"),
+            ("egress.max_redirects", "1000"),
+            ("egress.breaker_cooldown_secs", "0"),
+            ("egress.max_response_bytes", "99999999999"),
+        ] {
+            crate::config::set(&storage, key, value).unwrap();
+        }
+        let s = Settings::from_config(&NodeConfig::load(&storage).unwrap());
+        assert_eq!(s.max_concurrent_per_app, 1);
+        assert_eq!(s.timeout, Duration::from_millis(1));
+        assert_eq!(s.max_redirects, 20);
+        assert_eq!(s.breaker_cooldown, Duration::from_secs(1));
+        assert_eq!(s.max_response_bytes, 256 << 20);
+        let fresh = Storage::open(&dir.path().join("fresh.db")).unwrap();
+        assert_eq!(Settings::from_config(&NodeConfig::load(&fresh).unwrap()), Settings::default());
+    }
+}
