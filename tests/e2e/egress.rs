@@ -216,10 +216,23 @@ fn apps_fetch_only_what_they_are_allowed_within_the_limits_and_circuits_open() {
     let last = json["logs"].as_array().unwrap().last().unwrap().clone();
     assert_eq!((last["host"].clone(), last["status"].clone()), (Value::from("127.0.0.1"), Value::from(200)));
 
+    // A name is resolved once, checked, and the connection goes to that address.
+    node.cli_ok(&["net", "allow", "fetcher", "--private", &format!("localhost:{port}")]);
+    let answer = fetch(&node, &format!("http://localhost:{port}/hello"), "");
+    assert_eq!(answer["body"], "GET /hello x-test=yes body=", "{answer}");
+
+    // Nothing listening: upstream_error, quickly.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    node.cli_ok(&["net", "allow", "fetcher", "--private", &format!("127.0.0.1:{closed}")]);
+    let answer = fetch(&node, &format!("http://127.0.0.1:{closed}/"), "");
+    assert_eq!(answer["code"], "upstream_error", "{answer}");
+
     // Deny takes it away again.
     node.cli_ok(&["net", "deny", "fetcher", &format!("127.0.0.1:{port}")]);
     assert_eq!(fetch(&node, &format!("{base}/hello"), "")["code"], "host_not_allowed");
-    assert!(!node.cli_ok(&["net", "list", "fetcher"]).contains("127.0.0.1"));
+    let list = node.cli_ok(&["net", "list", "fetcher"]);
+    assert!(!list.contains(&format!("127.0.0.1:{port}")), "{list}");
+    assert!(list.contains(&format!("127.0.0.1:{closed}  private")), "{list}");
 }
 
 #[test]

@@ -147,6 +147,10 @@ fn exchange(
     let agent = ureq::AgentBuilder::new()
         .resolver(move |_: &str| Ok(addresses.clone()))
         .redirects(0)
+        // Never through a proxy from the environment: the connection goes to the
+        // checked addresses only.
+        .try_proxy_from_env(false)
+        .timeout_connect(left)
         .timeout(left)
         .max_idle_connections(0)
         .user_agent("fazt-egress")
