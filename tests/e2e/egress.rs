@@ -178,6 +178,13 @@ fn apps_fetch_only_what_they_are_allowed_within_the_limits_and_circuits_open() {
         assert_eq!(answer["code"], "too_large", "{path}: {answer}");
     }
 
+    // An app's own limits go over the node's, and back.
+    let out = node.cli_ok(&["net", "limits", "fetcher", "--max-response-bytes", "10"]);
+    assert!(out.contains("max_response_bytes       10 *"), "{out}");
+    assert_eq!(fetch(&node, &format!("{base}/hello"), "")["code"], "too_large");
+    node.cli_ok(&["net", "limits", "fetcher", "--reset"]);
+    assert_eq!(fetch(&node, &format!("{base}/hello"), "")["ok"], true);
+
     // A slow origin: timeout, in about the configured time.
     let started = Instant::now();
     let answer = fetch(&node, &format!("{base}/slow"), "");
@@ -265,6 +272,19 @@ fn the_net_api_refuses_bad_input_and_changes_nothing() {
         let resp = node.api("POST", path, Some(body));
         assert_eq!((resp.status, resp.code().as_str()), (*status, *code), "{body}: {}", resp.text());
     }
+    let limits: &[(Value, u16, &str)] = &[
+        (serde_json::json!({"timeout_ms": 0}), 400, "invalid"),
+        (serde_json::json!({"max_concurrent": 100000}), 400, "invalid"),
+        (serde_json::json!({"max_response_bytes": -1}), 400, "bad_json"),
+        (serde_json::json!({"bogus": 1}), 400, "bad_json"),
+    ];
+    for (body, status, code) in limits {
+        let resp = node.api("PUT", "/api/net/limits/a", Some(body));
+        assert_eq!((resp.status, resp.code().as_str()), (*status, *code), "{body}: {}", resp.text());
+    }
+    assert_eq!(node.api("PUT", "/api/net/limits/nope", Some(&serde_json::json!({}))).status, 404);
+    let own = node.api("GET", "/api/net/limits/a", None).json();
+    assert_eq!(own["own"]["timeout_ms"], Value::Null, "nothing was stored: {own}");
     for query in ["limit=0", "limit=100000", "limit=x"] {
         let resp = node.api("GET", &format!("/api/net/logs?{query}"), None);
         assert_eq!((resp.status, resp.code().as_str()), (400, "bad_limit"), "{query}");

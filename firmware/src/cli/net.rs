@@ -47,9 +47,28 @@ enum Sub {
         #[arg(long, short = 'n', default_value_t = 50)]
         lines: usize,
     },
-    /// The limits in force and the circuit breakers of the destination hosts.
+    /// The limits in force and the circuit breakers of the destination hosts; with an
+    /// app, its own limits (set them with the flags).
     #[command(alias = "status")]
-    Limits,
+    Limits {
+        /// App name or id.
+        app: Option<String>,
+        /// Requests the app may have in flight (1-1024).
+        #[arg(long)]
+        max_concurrent: Option<u64>,
+        /// Largest request body, in bytes.
+        #[arg(long)]
+        max_request_bytes: Option<u64>,
+        /// Largest answer body, in bytes.
+        #[arg(long)]
+        max_response_bytes: Option<u64>,
+        /// Total time of one fetch, in ms.
+        #[arg(long)]
+        timeout_ms: Option<u64>,
+        /// Drop the app's own limits: the node's apply again.
+        #[arg(long)]
+        reset: bool,
+    },
 }
 
 fn encode(text: &str) -> String {
@@ -129,7 +148,62 @@ pub fn run(args: NetArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Sub::Limits => {
+        Sub::Limits {
+            app: Some(app),
+            max_concurrent,
+            max_request_bytes,
+            max_response_bytes,
+            timeout_ms,
+            reset,
+        } => {
+            let url = format!("/api/net/limits/{}", encode(&app));
+            let flags = [max_concurrent, max_request_bytes, max_response_bytes, timeout_ms];
+            let answer = if reset || flags.iter().any(Option::is_some) {
+                // Flags not given keep the app's current values (none after --reset).
+                let mut own =
+                    if reset { serde_json::json!({}) } else { client.get_json(&url)?["own"].clone() };
+                for (name, value) in
+                    ["max_concurrent", "max_request_bytes", "max_response_bytes", "timeout_ms"]
+                        .iter()
+                        .zip(flags)
+                {
+                    if let Some(v) = value {
+                        own[*name] = v.into();
+                    }
+                }
+                client.put_json(&url, &own)?
+            } else {
+                client.get_json(&url)?
+            };
+            println!("{} (own values marked *)", answer["app"].as_str().unwrap_or(""));
+            let own = &answer["own"];
+            let mapping = [
+                ("max_concurrent_per_app", "max_concurrent"),
+                ("max_request_bytes", "max_request_bytes"),
+                ("max_response_bytes", "max_response_bytes"),
+                ("timeout_ms", "timeout_ms"),
+            ];
+            for (effective, mine) in mapping {
+                let mark = if own[mine].is_null() { "" } else { " *" };
+                println!("{effective:<24} {}{mark}", answer["effective"][effective]);
+            }
+            Ok(())
+        }
+        Sub::Limits {
+            app: None,
+            max_concurrent,
+            max_request_bytes,
+            max_response_bytes,
+            timeout_ms,
+            reset,
+        } => {
+            if reset
+                || [max_concurrent, max_request_bytes, max_response_bytes, timeout_ms]
+                    .iter()
+                    .any(Option::is_some)
+            {
+                anyhow::bail!("name the app whose limits to change; the node's are the egress.* settings (fazt config set)");
+            }
             let answer = client.get_json("/api/net/limits")?;
             for (name, value) in answer["limits"].as_object().into_iter().flatten() {
                 println!("{name:<24} {value}");

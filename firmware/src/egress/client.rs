@@ -15,16 +15,17 @@ const MAX_ADDRESSES: usize = 8;
 /// Bytes of response headers handed to the app at most (ureq caps what it reads too).
 const MAX_RESPONSE_HEADER_BYTES: usize = 64 * 1024;
 
-/// Sends `request` for `app_id`; `host` gets the last hop's host, for the log.
+/// Sends `request` under an app's allow-list `rules` and limits `settings`; `host` gets
+/// the last hop's host, for the log.
 pub(super) fn send(
     egress: &Egress,
-    app_id: &str,
+    rules: &[super::store::Rule],
+    settings: super::Settings,
     request: Request,
     budget: Option<Duration>,
     started: Instant,
     host: &mut String,
 ) -> Result<Response, EgressError> {
-    let settings = egress.settings;
     let mut target = target::parse(&request.url)?;
     *host = target.host.clone();
     let mut method = if request.method.is_empty() { "GET" } else { target::method(&request.method)? };
@@ -39,7 +40,6 @@ pub(super) fn send(
     }
     let time = budget.map_or(settings.timeout, |b| b.min(settings.timeout));
     let deadline = started + time;
-    let rules = egress.rules(app_id)?;
     let mut hops = 0;
     loop {
         *host = target.host.clone();

@@ -14,7 +14,7 @@
 //!   follow redirects one by one, read within the limits.
 //!
 //! # Not yet (issue 22)
-//! The HTTP cache, webhooks in and out, per-app overrides of the limits, a rate limit
+//! The HTTP cache, webhooks in and out, a rate limit
 //! (only concurrency is capped), `app.json` permissions, and moving ACME and OCSP onto
 //! this client are later slices. DNS resolution uses the system resolver on the calling
 //! thread: its own time is not cut short by the request's deadline.
@@ -295,13 +295,12 @@ impl Egress {
             .collect()
     }
 
-    fn take_slot(&self, app_id: &str) -> Result<Slot<'_>, EgressError> {
+    fn take_slot(&self, app_id: &str, max: usize) -> Result<Slot<'_>, EgressError> {
         let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         let n = map.entry(app_id.to_string()).or_insert(0);
-        if *n >= self.settings.max_concurrent_per_app {
+        if *n >= max {
             return Err(EgressError::Busy(format!(
-                "the app has {} requests in flight, its limit (egress.max_concurrent_per_app)",
-                self.settings.max_concurrent_per_app
+                "the app has {max} requests in flight, its limit (egress.max_concurrent_per_app, or its own)"
             )));
         }
         *n += 1;
@@ -321,10 +320,10 @@ impl Egress {
         let at = self.clock.now_millis();
         let method = if request.method.is_empty() { "GET".to_string() } else { request.method.clone() };
         let mut host = String::new();
-        let result = match self.take_slot(app_id) {
-            Ok(_slot) => client::send(self, app_id, request, budget, started, &mut host),
-            Err(busy) => Err(busy),
-        };
+        let result = self.app_policy(app_id).and_then(|(rules, settings)| {
+            let _slot = self.take_slot(app_id, settings.max_concurrent_per_app)?;
+            client::send(self, &rules, settings, request, budget, started, &mut host)
+        });
         let entry = store::LogEntry {
             id: 0,
             at,
@@ -377,10 +376,11 @@ impl Egress {
         events.notify(kind, None, data);
     }
 
-    /// An app's allow-list, read for one fetch.
-    fn rules(&self, app_id: &str) -> Result<Vec<store::Rule>, EgressError> {
-        let app_id = app_id.to_string();
-        self.storage.read_blocking(|c| store::rules(c, &app_id))
+    /// An app's allow-list and its limits (its own over the node's), read for one fetch.
+    fn app_policy(&self, app_id: &str) -> Result<(Vec<store::Rule>, Settings), EgressError> {
+        let settings = self.settings;
+        self.storage
+            .read_blocking(|c| Ok((store::rules(c, app_id)?, store::app_limits(c, app_id)?.over(settings))))
     }
 }
 
@@ -394,13 +394,13 @@ mod tests {
         let storage = Storage::open(&dir.path().join("data.db")).unwrap();
         let settings = Settings { max_concurrent_per_app: 2, ..Settings::default() };
         let egress = Egress::new(storage, Arc::new(Clock::new()), None, settings);
-        let first = egress.take_slot("a").unwrap();
-        let second = egress.take_slot("a").unwrap();
-        assert_eq!(egress.take_slot("a").err().unwrap().code(), "rate_limited");
-        assert!(egress.take_slot("b").is_ok(), "per app");
+        let first = egress.take_slot("a", 2).unwrap();
+        let second = egress.take_slot("a", 2).unwrap();
+        assert_eq!(egress.take_slot("a", 2).err().unwrap().code(), "rate_limited");
+        assert!(egress.take_slot("b", 2).is_ok(), "per app");
         assert_eq!(egress.in_flight().get("a"), Some(&2));
         drop(first);
-        let third = egress.take_slot("a").unwrap();
+        let third = egress.take_slot("a", 2).unwrap();
         drop((second, third));
         assert!(egress.in_flight().is_empty());
     }

@@ -151,6 +151,98 @@ pub fn deny(conn: &Connection, app_id: &str, host: &str, port: u16) -> Result<us
     )?)
 }
 
+/// An app's own limits; `None` takes the node's `egress.*` setting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppLimits {
+    /// Requests in flight at once (1 to 1024).
+    pub max_concurrent: Option<u64>,
+    /// Largest request body (0 to 64 MiB).
+    pub max_request_bytes: Option<u64>,
+    /// Largest answer body (0 to 256 MiB).
+    pub max_response_bytes: Option<u64>,
+    /// Total time of one fetch, in ms (1 to 600,000).
+    pub timeout_ms: Option<u64>,
+}
+
+impl AppLimits {
+    /// Refuses values out of their ranges.
+    pub fn check(&self) -> Result<(), EgressError> {
+        let ranges = [
+            ("max_concurrent", self.max_concurrent, 1, 1024),
+            ("max_request_bytes", self.max_request_bytes, 0, 64 << 20),
+            ("max_response_bytes", self.max_response_bytes, 0, 256 << 20),
+            ("timeout_ms", self.timeout_ms, 1, 600_000),
+        ];
+        for (name, value, low, high) in ranges {
+            if let Some(v) = value {
+                if !(low..=high).contains(&v) {
+                    return Err(EgressError::Invalid(format!("{name} is {low} to {high}")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// These limits over the node's `settings`.
+    pub fn over(&self, settings: super::Settings) -> super::Settings {
+        super::Settings {
+            max_concurrent_per_app: self
+                .max_concurrent
+                .map_or(settings.max_concurrent_per_app, |n| n as usize),
+            max_request_bytes: self.max_request_bytes.map_or(settings.max_request_bytes, |n| n as usize),
+            max_response_bytes: self.max_response_bytes.map_or(settings.max_response_bytes, |n| n as usize),
+            timeout: self.timeout_ms.map_or(settings.timeout, std::time::Duration::from_millis),
+            ..settings
+        }
+    }
+}
+
+/// An app's own limits (all `None` when it has none).
+pub fn app_limits(conn: &Connection, app_id: &str) -> Result<AppLimits, EgressError> {
+    use rusqlite::OptionalExtension;
+    let row = conn
+        .prepare_cached(
+            "SELECT max_concurrent, max_request_bytes, max_response_bytes, timeout_ms FROM egress_limits WHERE app_id = ?1",
+        )?
+        .query_row([app_id], |r| {
+            let get = |i: usize| r.get::<_, Option<i64>>(i).map(|v| v.map(|n| n.max(0) as u64));
+            Ok(AppLimits {
+                max_concurrent: get(0)?,
+                max_request_bytes: get(1)?,
+                max_response_bytes: get(2)?,
+                timeout_ms: get(3)?,
+            })
+        })
+        .optional()?;
+    Ok(row.unwrap_or_default())
+}
+
+/// Replaces an app's own limits (checked); all `None` removes them.
+pub fn set_app_limits(conn: &Connection, app_id: &str, limits: &AppLimits) -> Result<(), EgressError> {
+    limits.check()?;
+    if *limits == AppLimits::default() {
+        conn.execute("DELETE FROM egress_limits WHERE app_id = ?1", [app_id])?;
+        return Ok(());
+    }
+    let n = |v: Option<u64>| v.map(|n| n as i64);
+    conn.execute(
+        "INSERT INTO egress_limits(app_id, max_concurrent, max_request_bytes, max_response_bytes, timeout_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(app_id) DO UPDATE SET max_concurrent = excluded.max_concurrent,
+             max_request_bytes = excluded.max_request_bytes, max_response_bytes = excluded.max_response_bytes,
+             timeout_ms = excluded.timeout_ms",
+        params![
+            app_id,
+            n(limits.max_concurrent),
+            n(limits.max_request_bytes),
+            n(limits.max_response_bytes),
+            n(limits.timeout_ms)
+        ],
+    )?;
+    Ok(())
+}
+
 /// One request in the log.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct LogEntry {
@@ -318,6 +410,28 @@ mod tests {
         assert_eq!(all.last().unwrap().at, 24);
         assert!(recent(conn, Some("a"), 100).unwrap().iter().all(|e| e.app_id == "a"));
         assert_eq!(recent(conn, None, 3).unwrap().len(), 3);
+
+        // Per-app limits: stored, read back, laid over the node's, refused out of range.
+        assert_eq!(app_limits(conn, "a")?, AppLimits::default());
+        let mine = AppLimits { timeout_ms: Some(500), max_response_bytes: Some(10), ..AppLimits::default() };
+        set_app_limits(conn, "a", &mine)?;
+        assert_eq!(app_limits(conn, "a")?, mine);
+        let node = super::super::Settings::default();
+        let effective = mine.over(node);
+        assert_eq!(effective.timeout, std::time::Duration::from_millis(500));
+        assert_eq!(effective.max_response_bytes, 10);
+        assert_eq!(effective.max_request_bytes, node.max_request_bytes);
+        for bad in [
+            AppLimits { max_concurrent: Some(0), ..AppLimits::default() },
+            AppLimits { max_concurrent: Some(5000), ..AppLimits::default() },
+            AppLimits { timeout_ms: Some(0), ..AppLimits::default() },
+            AppLimits { max_response_bytes: Some(u64::MAX), ..AppLimits::default() },
+        ] {
+            assert!(set_app_limits(conn, "a", &bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(app_limits(conn, "a")?, mine, "a refused change changes nothing");
+        set_app_limits(conn, "a", &AppLimits::default())?;
+        assert_eq!(app_limits(conn, "a")?, AppLimits::default());
         Ok(())
     }
 }

@@ -316,7 +316,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         12,
-        "egress: each app's allow-list of outbound hosts, and the outbound request log",
+        "egress: each app's allow-list of outbound hosts, its own limits, and the outbound request log",
         r#"
     CREATE TABLE egress_allow (
         app_id     TEXT NOT NULL REFERENCES apps(id),
@@ -325,6 +325,13 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         private    INTEGER NOT NULL DEFAULT 0, -- 1: may reach private addresses (exact host:port)
         created_at INTEGER NOT NULL,
         PRIMARY KEY (app_id, host, port)
+    );
+    CREATE TABLE egress_limits (               -- NULL: the node's egress.* setting
+        app_id             TEXT PRIMARY KEY REFERENCES apps(id),
+        max_concurrent     INTEGER,
+        max_request_bytes  INTEGER,
+        max_response_bytes INTEGER,
+        timeout_ms         INTEGER
     );
     CREATE TABLE egress_log (
         id          INTEGER PRIMARY KEY AUTOINCREMENT,

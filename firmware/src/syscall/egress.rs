@@ -5,7 +5,7 @@
 
 use super::{Caller, Kind, SyscallError};
 use crate::apps::AppSummary;
-use crate::egress::store::{self, LogEntry, Rule};
+use crate::egress::store::{self, AppLimits, LogEntry, Rule};
 use crate::egress::{CircuitStatus, Egress, EgressError, Request, Response, Settings};
 use crate::storage::Storage;
 use crate::time::UnixMillis;
@@ -121,6 +121,38 @@ pub async fn logs(
         None => None,
     };
     Ok(storage.read(move |c| store::recent(c, id.as_deref(), limit)).await?)
+}
+
+/// The app's own limits (`None`: the node's) and the limits in force for it.
+pub async fn app_limits(
+    storage: &Arc<Storage>,
+    egress: &Egress,
+    caller: &Caller,
+    app: &str,
+) -> Result<(AppSummary, AppLimits, Settings), SyscallError> {
+    caller.require_admin()?;
+    let found = super::apps::find(storage, caller, app).await?;
+    let id = found.id.clone();
+    let own = storage.read(move |c| store::app_limits(c, &id)).await?;
+    let effective = own.over(egress.settings());
+    Ok((found, own, effective))
+}
+
+/// Replaces the app's own limits (all `None`: back to the node's); checked first, so a
+/// refused change changes nothing.
+pub async fn set_app_limits(
+    storage: &Arc<Storage>,
+    egress: &Egress,
+    caller: &Caller,
+    app: &str,
+    limits: AppLimits,
+) -> Result<(AppSummary, AppLimits, Settings), SyscallError> {
+    caller.require_admin()?;
+    limits.check()?;
+    let found = super::apps::find(storage, caller, app).await?;
+    let id = found.id.clone();
+    storage.write(move |c| store::set_app_limits(c, &id, &limits)).await?;
+    Ok((found, limits, limits.over(egress.settings())))
 }
 
 /// What `fazt net limits` shows.

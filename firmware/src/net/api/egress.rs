@@ -93,21 +93,55 @@ pub async fn logs(kernel: &Arc<Kernel>, caller: &Caller, uri: &http::Uri) -> Res
     Ok(ok(serde_json::json!({ "logs": json })))
 }
 
+fn settings_json(s: &crate::egress::Settings) -> serde_json::Value {
+    serde_json::json!({
+        "max_concurrent_per_app": s.max_concurrent_per_app,
+        "max_request_bytes": s.max_request_bytes,
+        "max_response_bytes": s.max_response_bytes,
+        "timeout_ms": s.timeout.as_millis() as u64,
+        "max_redirects": s.max_redirects,
+        "breaker_failures": s.breaker_failures,
+        "breaker_cooldown_secs": s.breaker_cooldown.as_secs(),
+        "log_max_rows": s.log_max_rows,
+    })
+}
+
+fn app_limits_json(
+    app: &crate::apps::AppSummary,
+    own: &crate::egress::store::AppLimits,
+    effective: &crate::egress::Settings,
+) -> serde_json::Value {
+    serde_json::json!({ "app_id": app.id, "app": app.name, "own": own, "effective": settings_json(effective) })
+}
+
+/// `GET /api/net/limits/{app}`: the app's own limits and those in force for it.
+pub async fn app_limits(kernel: &Arc<Kernel>, caller: &Caller, app: &str) -> Result<Resp, ApiError> {
+    let app = percent_encoding::percent_decode_str(app).decode_utf8_lossy();
+    let (found, own, effective) = egress::app_limits(&kernel.storage, &kernel.egress, caller, &app).await?;
+    Ok(ok(app_limits_json(&found, &own, &effective)))
+}
+
+/// `PUT /api/net/limits/{app}` with `{"max_concurrent", "max_request_bytes",
+/// "max_response_bytes", "timeout_ms"}` (each a number, or null/absent for the node's).
+pub async fn set_app_limits(
+    kernel: &Arc<Kernel>,
+    http: &HttpGuard,
+    caller: &Caller,
+    app: &str,
+    req: Request<Incoming>,
+) -> Result<Resp, ApiError> {
+    let app = percent_encoding::percent_decode_str(app).decode_utf8_lossy().into_owned();
+    let limits: crate::egress::store::AppLimits = read_json(http, req).await?;
+    let (found, own, effective) =
+        egress::set_app_limits(&kernel.storage, &kernel.egress, caller, &app, limits).await?;
+    Ok(ok(app_limits_json(&found, &own, &effective)))
+}
+
 /// `GET /api/net/limits`: the limits in force and the circuit breakers.
 pub async fn limits(kernel: &Arc<Kernel>, caller: &Caller) -> Result<Resp, ApiError> {
     let status = egress::status(&kernel.egress, caller)?;
-    let s = status.settings;
     Ok(ok(serde_json::json!({
-        "limits": {
-            "max_concurrent_per_app": s.max_concurrent_per_app,
-            "max_request_bytes": s.max_request_bytes,
-            "max_response_bytes": s.max_response_bytes,
-            "timeout_ms": s.timeout.as_millis() as u64,
-            "max_redirects": s.max_redirects,
-            "breaker_failures": s.breaker_failures,
-            "breaker_cooldown_secs": s.breaker_cooldown.as_secs(),
-            "log_max_rows": s.log_max_rows,
-        },
+        "limits": settings_json(&status.settings),
         "circuits": status.circuits,
         "in_flight": status.in_flight,
     })))

@@ -115,6 +115,8 @@ routes! {
     NetDeny:       POST   ["net", "deny"]                Admin => |c| egress::deny(&c.web.kernel, &c.web.http, &signed_in(&c.caller)?.clone(), c.req).await;
     NetLogs:       GET    ["net", "logs"]                Admin => |c| egress::logs(&c.web.kernel, signed_in(&c.caller)?, c.req.uri()).await;
     NetLimits:     GET    ["net", "limits"]              Admin => |c| egress::limits(&c.web.kernel, signed_in(&c.caller)?).await;
+    NetAppLimits:  GET    ["net", "limits", app]         Admin => |c| egress::app_limits(&c.web.kernel, signed_in(&c.caller)?, app).await;
+    NetAppLimitsSet: PUT  ["net", "limits", app]         Admin => |c| egress::set_app_limits(&c.web.kernel, &c.web.http, &signed_in(&c.caller)?.clone(), app, c.req).await;
     TimeStatus:    GET    ["system", "time"]             Admin => |c| time::status(&c.web.kernel.timekeeper, signed_in(&c.caller)?).await;
     TimeSync:      POST   ["system", "time", "sync"]     Admin => |c| time::sync(&c.web.kernel.timekeeper, signed_in(&c.caller)?).await;
     TlsStatus:     GET    ["tls"]                        Admin => |c| tls::status(&c.web.tls, &c.web.kernel.clock, signed_in(&c.caller)?).await;
