@@ -233,6 +233,9 @@ fn apps_fetch_only_what_they_are_allowed_within_the_limits_and_circuits_open() {
     node.cli_ok(&["net", "allow", "fetcher", "--private", &format!("127.0.0.1:{closed}")]);
     let answer = fetch(&node, &format!("http://127.0.0.1:{closed}/"), "");
     assert_eq!(answer["code"], "upstream_error", "{answer}");
+    // TLS with a server that does not speak it: a typed error too, and the node is fine.
+    let answer = fetch(&node, &format!("https://127.0.0.1:{port}/hello"), "");
+    assert_eq!(answer["code"], "upstream_error", "{answer}");
 
     // Deny takes it away again.
     node.cli_ok(&["net", "deny", "fetcher", &format!("127.0.0.1:{port}")]);
