@@ -222,6 +222,11 @@ fn apps_fetch_only_what_they_are_allowed_within_the_limits_and_circuits_open() {
     let json = node.api("GET", "/api/net/logs?app=fetcher&limit=1000", None).json();
     let last = json["logs"].as_array().unwrap().last().unwrap().clone();
     assert_eq!((last["host"].clone(), last["status"].clone()), (Value::from("127.0.0.1"), Value::from(200)));
+    // Following: only what came after an id.
+    fetch(&node, &format!("{base}/hello"), "&method=PUT");
+    let after = node.api("GET", &format!("/api/net/logs?after={}", last["id"]), None).json();
+    assert_eq!(after["logs"].as_array().unwrap().len(), 1, "{after}");
+    assert_eq!(after["logs"][0]["method"], "PUT");
 
     // A name is resolved once, checked, and the connection goes to that address.
     node.cli_ok(&["net", "allow", "fetcher", "--private", &format!("localhost:{port}")]);
@@ -293,6 +298,10 @@ fn the_net_api_refuses_bad_input_and_changes_nothing() {
         assert_eq!((resp.status, resp.code().as_str()), (400, "bad_limit"), "{query}");
     }
     assert_eq!(node.api("GET", "/api/net/logs?app=nope", None).status, 404);
+    for query in ["after=-1", "after=x", "after=99999999999999999999"] {
+        let resp = node.api("GET", &format!("/api/net/logs?{query}"), None);
+        assert_eq!((resp.status, resp.code().as_str()), (400, "bad_after"), "{query}");
+    }
     let list = node.api("GET", "/api/net/allow", None).json();
     assert_eq!(list["allow"], serde_json::json!([]), "nothing was stored");
     // Without credentials: nothing.

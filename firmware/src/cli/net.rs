@@ -46,6 +46,9 @@ enum Sub {
         /// How many (1 to 1000).
         #[arg(long, short = 'n', default_value_t = 50)]
         lines: usize,
+        /// Keep printing new requests as they come (Ctrl-C to stop).
+        #[arg(long, short = 'f')]
+        follow: bool,
     },
     /// The limits in force and the circuit breakers of the destination hosts; with an
     /// app, its own limits (set them with the flags).
@@ -127,26 +130,19 @@ pub fn run(args: NetArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Sub::Logs { app, lines } => {
-            let mut url = format!("/api/net/logs?limit={}", lines.clamp(1, 1000));
-            if let Some(app) = &app {
-                url.push_str(&format!("&app={}", encode(app)));
+        Sub::Logs { app, lines, follow } => {
+            let filter = app.as_ref().map(|a| format!("&app={}", encode(a))).unwrap_or_default();
+            let answer = client.get_json(&format!("/api/net/logs?limit={}{filter}", lines.clamp(1, 1000)))?;
+            let mut last = print_logs(&answer).unwrap_or(0);
+            // Polled once a second: the log is in data.db, and this is for a person watching.
+            if !follow {
+                return Ok(());
             }
-            let answer = client.get_json(&url)?;
-            for e in answer["logs"].as_array().into_iter().flatten() {
-                let status = e["status"].as_u64().map(|s| s.to_string()).unwrap_or_else(|| "-".into());
-                println!(
-                    "{}  {:<7} {:<30} {:>3} {:>9} B {:>6} ms  {}",
-                    e["at"].as_str().unwrap_or(""),
-                    e["method"].as_str().unwrap_or(""),
-                    e["host"].as_str().unwrap_or(""),
-                    status,
-                    e["bytes"],
-                    e["duration_ms"],
-                    e["error"].as_str().unwrap_or("")
-                );
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                let answer = client.get_json(&format!("/api/net/logs?limit=1000&after={last}{filter}"))?;
+                last = print_logs(&answer).unwrap_or(last);
             }
-            Ok(())
         }
         Sub::Limits {
             app: Some(app),
@@ -223,4 +219,24 @@ pub fn run(args: NetArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Prints log rows; the id of the last one, if any.
+fn print_logs(answer: &serde_json::Value) -> Option<i64> {
+    let mut last = None;
+    for e in answer["logs"].as_array().into_iter().flatten() {
+        let status = e["status"].as_u64().map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+        println!(
+            "{}  {:<7} {:<30} {:>3} {:>9} B {:>6} ms  {}",
+            e["at"].as_str().unwrap_or(""),
+            e["method"].as_str().unwrap_or(""),
+            e["host"].as_str().unwrap_or(""),
+            status,
+            e["bytes"],
+            e["duration_ms"],
+            e["error"].as_str().unwrap_or("")
+        );
+        last = e["id"].as_i64().or(last);
+    }
+    last
 }

@@ -291,14 +291,21 @@ pub fn log(conn: &Connection, entry: &LogEntry, max_rows: u64) -> Result<(), Egr
     Ok(())
 }
 
-/// The last `limit` log rows (of one app when given), oldest first.
-pub fn recent(conn: &Connection, app_id: Option<&str>, limit: usize) -> Result<Vec<LogEntry>, EgressError> {
+/// Log rows (of one app when given), oldest first: the last `limit`, or with `after`
+/// the first `limit` after that id (to follow the log).
+pub fn recent(
+    conn: &Connection,
+    app_id: Option<&str>,
+    after: Option<i64>,
+    limit: usize,
+) -> Result<Vec<LogEntry>, EgressError> {
     let limit = limit.clamp(1, MAX_LOG_READ) as i64;
     let mut statement = conn.prepare_cached(
         "SELECT id, at, app_id, method, host, status, bytes, duration_ms, error FROM egress_log
-         WHERE ?1 IS NULL OR app_id = ?1 ORDER BY id DESC LIMIT ?2",
+         WHERE (?1 IS NULL OR app_id = ?1) AND (?3 IS NULL OR id > ?3)
+         ORDER BY CASE WHEN ?3 IS NULL THEN -id ELSE id END LIMIT ?2",
     )?;
-    let rows = statement.query_map(params![app_id, limit], |r| {
+    let rows = statement.query_map(params![app_id, limit, after], |r| {
         Ok(LogEntry {
             id: r.get(0)?,
             at: r.get(1)?,
@@ -312,7 +319,9 @@ pub fn recent(conn: &Connection, app_id: Option<&str>, limit: usize) -> Result<V
         })
     })?;
     let mut list: Vec<LogEntry> = rows.collect::<Result<_, _>>()?;
-    list.reverse();
+    if after.is_none() {
+        list.reverse();
+    }
     Ok(list)
 }
 
@@ -405,11 +414,15 @@ mod tests {
         }
         let count: i64 = conn.query_row("SELECT count(*) FROM egress_log", [], |r| r.get(0)).unwrap();
         assert_eq!(count, 10);
-        let all = recent(conn, None, 100).unwrap();
+        let all = recent(conn, None, None, 100).unwrap();
         assert_eq!(all.first().unwrap().at, 15);
         assert_eq!(all.last().unwrap().at, 24);
-        assert!(recent(conn, Some("a"), 100).unwrap().iter().all(|e| e.app_id == "a"));
-        assert_eq!(recent(conn, None, 3).unwrap().len(), 3);
+        assert!(recent(conn, Some("a"), None, 100).unwrap().iter().all(|e| e.app_id == "a"));
+        assert_eq!(recent(conn, None, None, 3).unwrap().len(), 3);
+        let first = all[0].id;
+        let next = recent(conn, None, Some(first), 2).unwrap();
+        assert_eq!(next.iter().map(|e| e.id).collect::<Vec<_>>(), [first + 1, first + 2], "following");
+        assert!(recent(conn, None, Some(all[9].id), 10).unwrap().is_empty());
 
         // Per-app limits: stored, read back, laid over the node's, refused out of range.
         assert_eq!(app_limits(conn, "a")?, AppLimits::default());

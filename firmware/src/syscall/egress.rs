@@ -108,11 +108,13 @@ pub async fn list(
     }
 }
 
-/// The last `limit` outbound requests (of one app, name or id, when given), oldest first.
+/// Outbound requests (of one app, name or id, when given), oldest first: the last
+/// `limit`, or with `after` the first `limit` after that id.
 pub async fn logs(
     storage: &Arc<Storage>,
     caller: &Caller,
     app: Option<&str>,
+    after: Option<i64>,
     limit: usize,
 ) -> Result<Vec<LogEntry>, SyscallError> {
     caller.require_admin()?;
@@ -120,7 +122,7 @@ pub async fn logs(
         Some(app) => Some(super::apps::find(storage, caller, app).await?.id),
         None => None,
     };
-    Ok(storage.read(move |c| store::recent(c, id.as_deref(), limit)).await?)
+    Ok(storage.read(move |c| store::recent(c, id.as_deref(), after, limit)).await?)
 }
 
 /// The app's own limits (`None`: the node's) and the limits in force for it.
@@ -192,11 +194,11 @@ mod tests {
         assert_eq!((err.code(), err.kind()), ("host_not_allowed", Kind::Forbidden));
         assert_eq!(status(&egress, &Caller::app("a")).unwrap_err().code(), "forbidden");
         assert!(status(&egress, &Caller::Local).is_ok());
-        let logged = smol::block_on(logs(&storage, &Caller::Local, None, 10)).unwrap();
+        let logged = smol::block_on(logs(&storage, &Caller::Local, None, None, 10)).unwrap();
         assert_eq!(logged.len(), 1);
         assert_eq!(logged[0].error.as_deref(), Some("host_not_allowed"));
         let app = Caller::app("a");
-        assert_eq!(smol::block_on(logs(&storage, &app, None, 10)).unwrap_err().code(), "forbidden");
+        assert_eq!(smol::block_on(logs(&storage, &app, None, None, 10)).unwrap_err().code(), "forbidden");
         assert_eq!(
             smol::block_on(allow(&storage, &app, "a", "example.com", false, 0)).unwrap_err().code(),
             "forbidden"

@@ -68,7 +68,8 @@ pub async fn deny(
     Ok(ok(serde_json::json!({ "removed": removed })))
 }
 
-/// `GET /api/net/logs[?app=APP&limit=N]`: the last N outbound requests, oldest first.
+/// `GET /api/net/logs[?app=APP&limit=N&after=ID]`: the last N outbound requests, or the
+/// first N after ID, oldest first.
 pub async fn logs(kernel: &Arc<Kernel>, caller: &Caller, uri: &http::Uri) -> Result<Resp, ApiError> {
     let app = param(uri, "app");
     let limit = match param(uri, "limit") {
@@ -79,7 +80,16 @@ pub async fn logs(kernel: &Arc<Kernel>, caller: &Caller, uri: &http::Uri) -> Res
             .filter(|n| (1..=crate::egress::store::MAX_LOG_READ).contains(n))
             .ok_or_else(|| ApiError::bad_request("bad_limit", "limit is 1 to 1000"))?,
     };
-    let entries = egress::logs(&kernel.storage, caller, app.as_deref(), limit).await?;
+    let after = match param(uri, "after") {
+        None => None,
+        Some(text) => Some(
+            text.parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| ApiError::bad_request("bad_after", "after is an id (0 or more)"))?,
+        ),
+    };
+    let entries = egress::logs(&kernel.storage, caller, app.as_deref(), after, limit).await?;
     let json: Vec<_> = entries
         .iter()
         .map(|e| {
