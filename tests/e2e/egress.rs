@@ -227,6 +227,34 @@ fn apps_fetch_only_what_they_are_allowed_within_the_limits_and_circuits_open() {
     let after = node.api("GET", &format!("/api/net/logs?after={}", last["id"]), None).json();
     assert_eq!(after["logs"].as_array().unwrap().len(), 1, "{after}");
     assert_eq!(after["logs"][0]["method"], "PUT");
+    // `fazt net logs --follow` prints what comes next.
+    let mut follow = std::process::Command::new(crate::support::fazt_bin())
+        .args(["net", "logs", "fetcher", "-n", "1", "--follow"])
+        .env("FAZT_CONFIG", node.client_config())
+        .env("FAZT_SERVER", node.admin_url())
+        .env("FAZT_TOKEN", &node.token)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    let stdout = follow.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let line =
+        || lines.recv_timeout(Duration::from_secs(15)).expect("fazt net logs --follow printed nothing");
+    let first = line();
+    assert!(first.contains("PUT"), "the last one first: {first}");
+    fetch(&node, &format!("{base}/hello"), "&method=DELETE");
+    let next = line();
+    follow.kill().ok();
+    follow.wait().ok();
+    assert!(next.contains("DELETE") && next.contains(" 200 "), "{next}");
 
     // A name is resolved once, checked, and the connection goes to that address.
     node.cli_ok(&["net", "allow", "fetcher", "--private", &format!("localhost:{port}")]);
