@@ -206,8 +206,10 @@ fn apps_fetch_only_what_they_are_allowed_within_the_limits_and_circuits_open() {
     assert_eq!(events["events"][0]["type"], "egress.circuit_opened", "{events}");
     assert_eq!(events["events"][0]["data"]["host"], "127.0.0.1");
 
-    // After the cool-down one probe goes; it succeeds and the circuit closes.
+    // After the cool-down one probe goes; the host answers (too large for the app, but
+    // an answer) and the circuit closes.
     std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(fetch(&node, &format!("{base}/big"), "")["code"], "too_large");
     assert_eq!(fetch(&node, &format!("{base}/hello"), "")["ok"], true);
     let events = node.api("GET", "/api/events?type=egress", None).json();
     assert_eq!(events["events"][1]["type"], "egress.circuit_closed", "{events}");

@@ -2,7 +2,8 @@
 //! circuit opens and requests to that host fail at once (`circuit_open`) for the
 //! cool-down; then one request goes through as a probe (half-open): its success closes
 //! the circuit, its failure opens it for another cool-down. A failure is a connection
-//! error, a timeout or a 5xx answer; refusals that send nothing do not count.
+//! error, a timeout or a 5xx answer; refusals that send nothing do not count. Every
+//! admitted request must be recorded, or a half-open circuit would wait for ever.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

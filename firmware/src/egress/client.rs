@@ -57,11 +57,14 @@ pub(super) fn send(
         egress.admit(&target.host)?;
         let outcome =
             exchange(&target, method, &headers, &body, addresses, deadline, settings.max_response_bytes);
-        match &outcome {
-            Ok(answer) => egress.record(&target.host, answer.status < 500),
-            Err(err) if err.is_failure() => egress.record(&target.host, false),
-            Err(_) => {}
-        }
+        // Every admitted request is recorded (a half-open probe must always report
+        // back): an answer under 500 is a success, and so is one refused for its size
+        // (the host answered); a timeout or a connection failure is a failure.
+        let success = match &outcome {
+            Ok(answer) => answer.status < 500,
+            Err(err) => !err.is_failure(),
+        };
+        egress.record(&target.host, success);
         let answer = outcome?;
         let location = answer.location.clone();
         let (301 | 302 | 303 | 307 | 308, Some(location)) = (answer.status, location) else {
