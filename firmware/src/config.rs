@@ -99,6 +99,22 @@ settings! {
         "N > 0: run handlers on the HTTP threads; one running over N ms gets a spare thread and its app goes to the workers for 30 s (0: always the workers)";
     RuntimeMaxBodyBytes => "runtime.max_body_bytes", default "1048576", Kind::Count,
         "largest request body a serverless handler receives";
+    EgressMaxConcurrentPerApp => "egress.max_concurrent_per_app", default "8", Kind::Count,
+        "outbound requests (fazt.net.fetch) one app may have in flight (1-1024); more fail at once with rate_limited";
+    EgressMaxRequestBytes => "egress.max_request_bytes", default "1048576", Kind::Count,
+        "largest body an app may send with fazt.net.fetch (bytes)";
+    EgressMaxResponseBytes => "egress.max_response_bytes", default "4194304", Kind::Count,
+        "largest answer body fazt.net.fetch reads (bytes); a longer one fails with too_large";
+    EgressTimeoutMs => "egress.timeout_ms", default "10000", Kind::Count,
+        "total time of one fazt.net.fetch, redirects and body included (ms; at most the handler's own time left)";
+    EgressMaxRedirects => "egress.max_redirects", default "5", Kind::Count,
+        "redirects fazt.net.fetch follows (0-20), each checked like the first request";
+    EgressBreakerFailures => "egress.breaker_failures", default "5", Kind::Count,
+        "failures in a row (errors, timeouts, 5xx) that open a destination host's circuit (0: never)";
+    EgressBreakerCooldownSecs => "egress.breaker_cooldown_secs", default "30", Kind::Count,
+        "seconds an open circuit fails fast before one probe request may go";
+    EgressLogMaxRows => "egress.log_max_rows", default "10000", Kind::Count,
+        "outbound requests kept in the log of `fazt net logs` (0: none)";
     HttpMaxConnections => "http.max_connections", default "4096", Kind::Count,
         "concurrent connections; when all are taken, the one idle for longest is closed to make room, and new clients wait in the kernel's accept queue while none is idle";
     HttpMaxConnectionsPerClient => "http.max_connections_per_client", default "128", Kind::Count,

@@ -68,6 +68,8 @@ pub struct Kernel {
     pub setup: crate::security::setup::SetupState,
     /// The event bus: what happened, live and as a bounded history.
     pub events: Arc<crate::events::Events>,
+    /// Outbound HTTP for apps: allow-lists, address rules, limits, circuit breakers, log.
+    pub egress: Arc<crate::egress::Egress>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -116,6 +118,12 @@ impl Kernel {
             &storage,
             crate::security::setup::SetupMode::parse(config.get(Setting::SetupPage)),
         )?;
+        let egress = Arc::new(crate::egress::Egress::new(
+            storage.clone(),
+            clock.clone(),
+            Some(events.clone()),
+            crate::egress::Settings::from_config(&config),
+        ));
         let workers = match config.get_u64(Setting::RuntimeWorkers) {
             0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) + 1,
             n => n.min(256) as usize,
@@ -127,6 +135,7 @@ impl Kernel {
             Some(timekeeper.clone()),
             keys.sealer.clone(),
             Some(events.clone()),
+            Some(egress.clone()),
         )
         .map_err(KernelError::Workers)?;
         Ok(Kernel {
@@ -148,6 +157,7 @@ impl Kernel {
             timekeeper,
             setup,
             events,
+            egress,
         })
     }
 

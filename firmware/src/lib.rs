@@ -37,6 +37,7 @@ pub mod beacon;
 pub mod chirp;
 pub mod cli;
 pub mod config;
+pub mod egress;
 pub mod events;
 pub mod fs;
 pub mod identity;

@@ -16,6 +16,7 @@ mod beacon;
 mod browser;
 mod chirp;
 mod deploy;
+mod egress;
 mod events;
 mod hardening;
 mod hostile;

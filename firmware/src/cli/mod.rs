@@ -16,6 +16,7 @@ pub mod hal;
 pub mod http;
 pub mod keys;
 pub mod mnemonic;
+pub mod net;
 pub mod proc;
 pub mod server;
 pub mod service;
@@ -72,6 +73,8 @@ pub enum Command {
     App(app::AppArgs),
     /// Follow the node's events (deploys, errors, logins, apps' own), or emit one.
     Events(events::EventsArgs),
+    /// Apps' outbound HTTP: allow hosts, the request log, limits and circuit breakers.
+    Net(net::NetArgs),
     /// Back up or restore the database.
     Backup(backup::BackupArgs),
     /// Install fazt as a systemd service.
@@ -109,6 +112,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Deploy(args) => deploy::run(args),
         Command::App(args) => app::run(args),
         Command::Events(args) => events::run(args),
+        Command::Net(args) => net::run(args),
         Command::Backup(args) => backup::run(args),
         Command::Service(args) => service::run(args),
         Command::Mnemonic(args) => mnemonic::run(args),

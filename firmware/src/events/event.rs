@@ -49,6 +49,11 @@ pub enum Kind {
     PeerLost,
     /// `data.db` is close to its size cap.
     StorageNearFull,
+    /// Outbound requests to a host failed so often that its circuit opened (data: host,
+    /// failures, cooldown_ms).
+    EgressCircuitOpened,
+    /// A probe to a host whose circuit was open succeeded (data: host).
+    EgressCircuitClosed,
 }
 
 impl Kind {
@@ -69,6 +74,8 @@ impl Kind {
         Kind::PeerFound,
         Kind::PeerLost,
         Kind::StorageNearFull,
+        Kind::EgressCircuitOpened,
+        Kind::EgressCircuitClosed,
     ];
 
     /// The type string, e.g. `apps.deployed`.
@@ -89,6 +96,8 @@ impl Kind {
             Kind::PeerFound => "peer.found",
             Kind::PeerLost => "peer.lost",
             Kind::StorageNearFull => "storage.near_full",
+            Kind::EgressCircuitOpened => "egress.circuit_opened",
+            Kind::EgressCircuitClosed => "egress.circuit_closed",
         }
     }
 

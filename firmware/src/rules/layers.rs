@@ -16,7 +16,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("storage: the database and what is read straight from it", &["storage", "config", "identity"]),
     ("clock", &["time"]),
     ("kernel subsystems", &["fs", "keys", "security", "events"]),
-    ("services", &["apps", "beacon"]),
+    // Egress is the kernel's one outbound HTTP client for apps: storage, clock, events.
+    ("services", &["apps", "beacon", "egress"]),
     // Every operation of a user or an app, over the subsystems and services; the
     // JavaScript runtime above calls them for the apps it runs.
     ("syscalls", &["syscall"]),

@@ -52,6 +52,8 @@ pub struct Host {
     pub timekeeper: Option<Arc<crate::time::Timekeeper>>,
     /// The event bus, for `fazt.events`.
     pub events: Option<Arc<crate::events::Events>>,
+    /// Outbound HTTP, for `fazt.net.fetch`.
+    pub egress: Option<Arc<crate::egress::Egress>>,
 }
 
 /// How long the kernel's own bookkeeping calls into JavaScript (clearing timers after a
@@ -300,6 +302,7 @@ fn install(
             })?,
         )?;
         install_events(&native, host, site, deadline)?;
+        install_net(&native, host, site, epoch, deadline)?;
         ctx.globals().set("__native", native)?;
         let mut options = EvalOptions::default();
         options.global = true;
@@ -368,6 +371,58 @@ fn install_events<'js>(
                     .map_err(|e| Exception::throw_message(&ctx, &e.to_string()))?;
                 let found: Vec<&crate::events::Event> = found.iter().map(|e| &**e).collect();
                 Ok(serde_json::to_string(&found).unwrap_or_default())
+            },
+        )?,
+    )?;
+    Ok(())
+}
+
+/// Largest JSON list of request headers `netFetch` takes from the prelude.
+const MAX_FETCH_HEADER_JSON: usize = 256 * 1024;
+
+/// `fazt.net.fetch`: one outbound request as this app, through the kernel's egress
+/// service, within the handler's time left. Answers `{"ok": response}` or
+/// `{"error": {"code", "message"}}`; the prelude throws the latter with its code.
+fn install_net<'js>(
+    native: &Object<'js>,
+    host: &Host,
+    site: &Site,
+    epoch: Instant,
+    deadline: &Arc<AtomicU64>,
+) -> rquickjs::Result<()> {
+    let ctx = native.ctx().clone();
+    let (egress, app_id, caller) =
+        (host.egress.clone(), site.app_id.clone(), Caller::app(site.app_id.clone()));
+    let deadline = deadline.clone();
+    native.set(
+        "netFetch",
+        Function::new(
+            ctx.clone(),
+            move |url: String, method: String, headers: String, body: String| -> String {
+                let error = |code: &str, message: String| {
+                    serde_json::json!({ "error": { "code": code, "message": message } }).to_string()
+                };
+                let Some(egress) = egress.as_ref() else {
+                    return error("unavailable", "fazt.net.fetch is not available here".into());
+                };
+                if headers.len() > MAX_FETCH_HEADER_JSON {
+                    return error("invalid", "net.fetch: the headers are too large".into());
+                }
+                let Ok(headers) = serde_json::from_str::<Vec<(String, String)>>(&headers) else {
+                    return error("invalid", "net.fetch: headers must be an object of strings".into());
+                };
+                // What is left of this invocation's time (the deadline counts µs since `epoch`).
+                let budget = match deadline.load(Ordering::Relaxed) {
+                    u64::MAX => None,
+                    end => {
+                        Some(Duration::from_micros(end.saturating_sub(epoch.elapsed().as_micros() as u64)))
+                    }
+                };
+                let request = crate::egress::Request { method, url, headers, body };
+                match crate::syscall::egress::fetch(egress, &caller, &app_id, request, budget) {
+                    Ok(response) => serde_json::json!({ "ok": response }).to_string(),
+                    Err(err) => error(err.code(), err.to_string()),
+                }
             },
         )?,
     )?;

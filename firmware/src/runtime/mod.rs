@@ -157,6 +157,7 @@ impl JsRuntime {
         timekeeper: Option<Arc<crate::time::Timekeeper>>,
         sealer: Arc<dyn fazt_hal::keystore::Sealer>,
         events: Option<Arc<crate::events::Events>>,
+        egress: Option<Arc<crate::egress::Egress>>,
     ) -> std::io::Result<Self> {
         let workers = workers.max(2);
         let (tx, rx) = async_channel::unbounded::<Job>();
@@ -168,6 +169,7 @@ impl JsRuntime {
             config_generation: config_generation.clone(),
             sealer,
             events,
+            egress,
         };
         let mut threads = Vec::with_capacity(workers);
         for i in 0..workers {

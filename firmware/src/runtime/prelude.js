@@ -106,6 +106,30 @@
       options && options.type !== undefined ? String(options.type) : '',
       options && options.limit !== undefined ? Number(options.limit) : 100)),
   });
+  // Outbound HTTP through the kernel's egress service: the allow-list, the address
+  // rules, the limits and the circuit breakers are all checked in Rust. The answer is
+  // { status, headers, body, url } with the body as text; a refusal or failure throws
+  // an Error whose `code` is stable (host_not_allowed, private_address, too_large,
+  // timeout, circuit_open, too_many_redirects, bad_url, ...).
+  const net = Object.freeze({
+    fetch: async (url, options) => {
+      const o = options === undefined || options === null ? {} : options;
+      const headers = o.headers === undefined || o.headers === null ? {} : o.headers;
+      if (typeof headers !== 'object') throw new TypeError('net.fetch: headers must be an object');
+      const pairs = Object.keys(headers).map((k) => [String(k), String(headers[k])]);
+      let body = '';
+      if (o.body !== undefined && o.body !== null) body = typeof o.body === 'string' ? o.body : JSON.stringify(o.body);
+      if (typeof body !== 'string') throw new TypeError('net.fetch: body must be text or JSON');
+      const method = o.method === undefined ? 'GET' : String(o.method);
+      const answer = JSON.parse(native.netFetch(String(url), method, JSON.stringify(pairs), body));
+      if (answer.error) {
+        const error = new Error(answer.error.message);
+        error.code = answer.error.code;
+        throw error;
+      }
+      return answer.ok;
+    },
+  });
   const app = JSON.parse(native.appInfo());
   global.fazt = Object.freeze({
     app: Object.freeze({ id: app.id, name: app.name, env: Object.freeze(app.env) }),
@@ -113,6 +137,7 @@
     storage: Object.freeze({ kv }),
     time,
     events,
+    net,
   });
 
   // ---------- modules ----------

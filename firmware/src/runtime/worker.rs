@@ -31,6 +31,8 @@ pub struct WorkerContext {
     pub sealer: Arc<dyn fazt_hal::keystore::Sealer>,
     /// The event bus, for `fazt.events` (none in tests of the runtime alone).
     pub events: Option<Arc<crate::events::Events>>,
+    /// Outbound HTTP, for `fazt.net.fetch` (none in tests of the runtime alone).
+    pub egress: Option<Arc<crate::egress::Egress>>,
 }
 
 /// The worker loop; returns when the queue closes. After each run the worker goes on
@@ -72,6 +74,7 @@ impl Warm {
             clock: ctx.clock.clone(),
             timekeeper: ctx.timekeeper.clone(),
             events: ctx.events.clone(),
+            egress: ctx.egress.clone(),
         };
         Warm { host, instances: HashMap::new(), tick: 0 }
     }

@@ -314,6 +314,39 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
                       'state.system_apps_hash', 'acme.status');
     "#,
     ),
+    (
+        12,
+        "egress: each app's allow-list of outbound hosts, its own limits, and the outbound request log",
+        r#"
+    CREATE TABLE egress_allow (
+        app_id     TEXT NOT NULL REFERENCES apps(id),
+        host       TEXT NOT NULL,              -- a name, *.domain, or an IP address
+        port       INTEGER NOT NULL DEFAULT 0, -- 0: any port
+        private    INTEGER NOT NULL DEFAULT 0, -- 1: may reach private addresses (exact host:port)
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (app_id, host, port)
+    );
+    CREATE TABLE egress_limits (               -- NULL: the node's egress.* setting
+        app_id             TEXT PRIMARY KEY REFERENCES apps(id),
+        max_concurrent     INTEGER,
+        max_request_bytes  INTEGER,
+        max_response_bytes INTEGER,
+        timeout_ms         INTEGER
+    );
+    CREATE TABLE egress_log (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        at          INTEGER NOT NULL,
+        app_id      TEXT NOT NULL,
+        method      TEXT NOT NULL,
+        host        TEXT NOT NULL,
+        status      INTEGER,                   -- NULL: no answer
+        bytes       INTEGER NOT NULL,
+        duration_ms INTEGER NOT NULL,
+        error       TEXT                       -- the error code, when it failed
+    );
+    CREATE INDEX egress_log_app ON egress_log(app_id, id);
+    "#,
+    ),
 ];
 
 /// The highest version this binary knows.

@@ -35,6 +35,8 @@
 //! - [`config`]: node settings: get, set (validated), list.
 //! - [`time`]: `fazt.time` and the timekeeper's status.
 //! - [`beacon`]: this node on the LAN and its peers.
+//! - [`egress`]: `fazt.net.fetch`, the apps' allow-lists, the outbound request log and
+//!   circuit breakers.
 //! - [`events`]: custom events (`fazt.events`, `POST /api/events`) and who may read what.
 //! - [`system`]: the node as a whole: health, database, storage status and migrations,
 //!   backups, a new node's settings.
@@ -45,6 +47,7 @@ pub mod caller;
 pub mod certs;
 pub mod config;
 pub mod deploy;
+pub mod egress;
 pub mod env;
 pub mod events;
 pub mod files;
@@ -83,8 +86,12 @@ pub enum Kind {
     RateLimited,
     /// The disk, the database or a quota is full (507).
     Full,
-    /// The database is busy; try again (503).
+    /// The database is busy, or a destination's circuit is open; try again (503).
     Busy,
+    /// A destination outside the node failed or answered badly (502).
+    Upstream,
+    /// A destination outside the node did not answer in time (504).
+    Timeout,
     /// Something failed that is not the caller's fault (500).
     Internal,
 }

@@ -11,6 +11,7 @@ mod auth;
 mod backend;
 mod beacon;
 mod deploy;
+mod egress;
 mod events;
 mod routes;
 mod system;
@@ -109,6 +110,13 @@ routes! {
     SystemConfig:  GET    ["system", "config"]           Admin => |c| Ok(system::config(&c.web.kernel, signed_in(&c.caller)?)?);
     SystemKeys:    GET    ["system", "keys"]             Admin => |c| system::keys(&c.web.kernel, signed_in(&c.caller)?).await;
     SystemBeacon:  GET    ["system", "beacon"]           Admin => |c| beacon::status(&c.web.kernel.beacon, signed_in(&c.caller)?).await;
+    NetAllowList:  GET    ["net", "allow"]               Admin => |c| egress::list(&c.web.kernel, signed_in(&c.caller)?, c.req.uri()).await;
+    NetAllow:      POST   ["net", "allow"]               Admin => |c| egress::allow(&c.web.kernel, &c.web.http, &signed_in(&c.caller)?.clone(), c.req).await;
+    NetDeny:       POST   ["net", "deny"]                Admin => |c| egress::deny(&c.web.kernel, &c.web.http, &signed_in(&c.caller)?.clone(), c.req).await;
+    NetLogs:       GET    ["net", "logs"]                Admin => |c| egress::logs(&c.web.kernel, signed_in(&c.caller)?, c.req.uri()).await;
+    NetLimits:     GET    ["net", "limits"]              Admin => |c| egress::limits(&c.web.kernel, signed_in(&c.caller)?).await;
+    NetAppLimits:  GET    ["net", "limits", app]         Admin => |c| egress::app_limits(&c.web.kernel, signed_in(&c.caller)?, app).await;
+    NetAppLimitsSet: PUT  ["net", "limits", app]         Admin => |c| egress::set_app_limits(&c.web.kernel, &c.web.http, &signed_in(&c.caller)?.clone(), app, c.req).await;
     TimeStatus:    GET    ["system", "time"]             Admin => |c| time::status(&c.web.kernel.timekeeper, signed_in(&c.caller)?).await;
     TimeSync:      POST   ["system", "time", "sync"]     Admin => |c| time::sync(&c.web.kernel.timekeeper, signed_in(&c.caller)?).await;
     TlsStatus:     GET    ["tls"]                        Admin => |c| tls::status(&c.web.tls, &c.web.kernel.clock, signed_in(&c.caller)?).await;
@@ -172,6 +180,8 @@ impl From<SyscallError> for ApiError {
             Kind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Kind::Full => StatusCode::INSUFFICIENT_STORAGE,
             Kind::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Kind::Upstream => StatusCode::BAD_GATEWAY,
+            Kind::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
         match err {
