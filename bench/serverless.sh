@@ -34,6 +34,12 @@ if [ ! -x "$FAZT_BIN" ]; then
   log "building the release binary"
   (cd "$REPO" && nice -n 19 cargo build --release -p fazt >&2)
 fi
+# Drop the binary's pages from the page cache first, so that every binary is read back
+# the same way whatever wrote it last: a file just written by the linker or cp sits in
+# 128 KB folios, and the kernel maps a whole folio on a fault, so the same start-up
+# touches about 1.5 MB more of a fresh binary (RSS comparisons between two binaries
+# were skewed by which one was copied last).
+dd if="$FAZT_BIN" iflag=nocache count=0 status=none 2>/dev/null || true
 
 TMP="$(mktemp -d /tmp/fazt-bench-js.XXXXXX)"
 FAZT_PID=""

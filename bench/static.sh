@@ -103,6 +103,12 @@ if [ -z "${FAZT_BIN:-}" ]; then
 fi
 [ -x "$FAZT_BIN" ] || die "no fazt binary at $FAZT_BIN"
 FAZT_BIN="$(cd "$(dirname "$FAZT_BIN")" && pwd)/$(basename "$FAZT_BIN")"
+# Drop the binary's pages from the page cache first, so that every binary is read back
+# the same way whatever wrote it last: a file just written by the linker or cp sits in
+# 128 KB folios, and the kernel maps a whole folio on a fault, so the same start-up
+# touches about 1.5 MB more of a fresh binary (RSS comparisons between two binaries
+# were skewed by which one was copied last).
+dd if="$FAZT_BIN" iflag=nocache count=0 status=none 2>/dev/null || true
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/fazt-bench.XXXXXX")"
 # nginx's workers run as nobody: they must be able to walk into the served folder.
