@@ -611,6 +611,10 @@ mod tests {
         let many: String = (0..10_000).map(|i| format!("/{i} /\n")).collect();
         // Bigger than 64 KiB: refused as a whole.
         assert_eq!(Redirects::parse(many.as_bytes()).unwrap_err().line, 0);
+        // 10,000 short rules fit in 64 KiB: refused at the 1,001st.
+        let tiny = "/a /\n".repeat(10_000);
+        assert!(tiny.len() <= MAX_BYTES);
+        assert_eq!(Redirects::parse(tiny.as_bytes()).unwrap_err().line, 1001);
         let many: String = (0..1001).map(|i| format!("/{i} /\n")).collect();
         assert!(many.len() <= MAX_BYTES);
         assert_eq!(Redirects::parse(many.as_bytes()).unwrap_err().line, 1001);
