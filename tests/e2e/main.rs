@@ -27,6 +27,7 @@ mod mnemonic;
 mod ocsp;
 mod os;
 mod permissions;
+mod redirects;
 mod serverless;
 mod serving;
 mod setup_page;

@@ -48,6 +48,9 @@ pub enum DeployError {
     /// The app name is reserved or malformed.
     #[error("{0}")]
     BadName(String),
+    /// The site's `_redirects` file is malformed (see [`super::redirects`]).
+    #[error("{0}")]
+    BadRedirects(String),
     /// The spooled upload could not be read back.
     #[error("cannot read the spooled upload: {0}")]
     Io(String),
@@ -76,6 +79,7 @@ impl DeployError {
             DeployError::MissingBlob(_) => "missing_content",
             DeployError::Empty => "empty_site",
             DeployError::BadName(_) => "bad_app_name",
+            DeployError::BadRedirects(_) => "bad_redirects",
             DeployError::Io(_) => "io_error",
             DeployError::Storage(_) => "storage_error",
         }
@@ -335,6 +339,23 @@ fn merge_manifest(
     Ok(files)
 }
 
+/// Refuses a site whose `_redirects` file does not parse: a rule skipped or applied
+/// without its condition could publish what the owner meant to hide.
+fn check_redirects(tx: &Transaction, files: &BTreeMap<String, (String, u64)>) -> Result<(), DeployError> {
+    use super::redirects::{Redirects, FILE_NAME, MAX_BYTES};
+    let Some((hash, size)) = files.get(FILE_NAME) else { return Ok(()) };
+    if *size > MAX_BYTES as u64 {
+        return Err(DeployError::BadRedirects(format!(
+            "_redirects is {size} bytes, more than the {MAX_BYTES} allowed"
+        )));
+    }
+    let data: Option<Vec<u8>> =
+        tx.query_row("SELECT data FROM blobs WHERE hash = ?1", [hash], |r| r.get(0)).optional()?;
+    let data = data.ok_or_else(|| DeployError::MissingBlob(FILE_NAME.into()))?;
+    Redirects::parse(&data).map_err(|e| DeployError::BadRedirects(e.to_string()))?;
+    Ok(())
+}
+
 /// Creates the app if needed, writes a deployment with `files` and makes it current.
 pub fn switch_deployment(
     tx: &Transaction,
@@ -346,6 +367,7 @@ pub fn switch_deployment(
     if files.is_empty() {
         return Err(DeployError::Empty);
     }
+    check_redirects(tx, files)?;
     let existing: Option<(String, bool)> = tx
         .query_row("SELECT id, system FROM apps WHERE name = ?1 AND deleted_at IS NULL", [app_name], |r| {
             Ok((r.get(0)?, r.get(1)?))

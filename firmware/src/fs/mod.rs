@@ -12,11 +12,13 @@
 //! - [`deploy`]: storing blobs and switching an app to a new deployment.
 //! - [`compress`]: gzip and brotli variants, made once at deploy time.
 //! - [`site`]: loading a deployed site's file table for serving.
+//! - [`redirects`]: an app's `_redirects` rules: parsing and matching.
 
 pub mod archive;
 pub mod compress;
 pub mod deploy;
 pub mod path;
+pub mod redirects;
 pub mod site;
 
 pub use crate::rules::hash::{content_hash, is_content_hash};

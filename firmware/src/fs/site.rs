@@ -103,6 +103,9 @@ pub struct Site {
     pub last_modified: HeaderValue,
     /// Files by site path.
     pub files: HashMap<String, Arc<SiteFile>>,
+    /// The rules of the site's `_redirects` file, parsed once per load; `None` when it has
+    /// none (or none that parses: deploys refuse those, so only an older deployment can).
+    pub redirects: Option<super::redirects::Redirects>,
     /// The root `main.js` is a v0.7 backend (see [`legacy_backend`]), not a file to serve.
     pub legacy_backend: bool,
 }
@@ -197,6 +200,7 @@ pub fn load_site(conn: &Connection, app_name: &str) -> Result<Option<Site>, Stor
         .collect::<Result<HashMap<_, _>, _>>()?;
     let last_modified = header(&httpdate::fmt_http_date(crate::time::to_system_time(deployed_at)));
     let legacy_backend = legacy_backend(conn, &files)?;
+    let redirects = load_redirects(conn, app_name, &files)?;
     Ok(Some(Site {
         app_id,
         app_name: app_name.into(),
@@ -205,8 +209,32 @@ pub fn load_site(conn: &Connection, app_name: &str) -> Result<Option<Site>, Stor
         deployed_at,
         last_modified,
         files,
+        redirects,
         legacy_backend,
     }))
+}
+
+/// The parsed `_redirects` of a site, if it has one with rules.
+fn load_redirects(
+    conn: &Connection,
+    app_name: &str,
+    files: &HashMap<String, Arc<SiteFile>>,
+) -> Result<Option<super::redirects::Redirects>, StorageError> {
+    use super::redirects::{Redirects, FILE_NAME, MAX_BYTES};
+    let Some(file) = files.get(FILE_NAME) else { return Ok(None) };
+    if file.size > MAX_BYTES as u64 {
+        tracing::warn!(app = %app_name, "_redirects is too large; its rules are ignored");
+        return Ok(None);
+    }
+    let Some(data) = read_blob(conn, &file.hash, Encoding::Identity)? else { return Ok(None) };
+    match Redirects::parse(&data) {
+        Ok(rules) if rules.rules().is_empty() => Ok(None),
+        Ok(rules) => Ok(Some(rules)),
+        Err(err) => {
+            tracing::warn!(app = %app_name, error = %err, "_redirects does not parse; its rules are ignored");
+            Ok(None)
+        }
+    }
 }
 
 /// Reads one encoding of a blob.

@@ -6,6 +6,7 @@ use super::cache::BlobCache;
 use super::response::{Body, Resp};
 use super::Web;
 use crate::fs::path::request_to_site_path;
+use crate::fs::redirects::{Kind, Redirects, FILE_NAME as REDIRECTS_FILE};
 use crate::fs::site::{Encoding, Site, SiteFile};
 use crate::rules::cache::CacheClass;
 use crate::storage::Storage;
@@ -40,7 +41,8 @@ pub fn resolve(site: &Site, uri_path: &str) -> Resolved {
         None => false,
     };
     let lookup = |p: &str| {
-        if hidden(p) {
+        // The rules file is configuration, not content (as on Netlify).
+        if hidden(p) || p == REDIRECTS_FILE {
             return None;
         }
         site.files.get(p).map(|f| Resolved::File(p.to_string(), f.clone()))
@@ -70,7 +72,14 @@ pub async fn serve(
     headers: &HeaderMap,
     admin: bool,
 ) -> Resp {
-    match resolve(site, uri.path()) {
+    let resolved = resolve(site, uri.path());
+    if let Some(rules) = &site.redirects {
+        let exists = !matches!(resolved, Resolved::NotFound);
+        if let Some(resp) = redirect(web, site, rules, exists, method, uri, headers, admin).await {
+            return resp;
+        }
+    }
+    match resolved {
         Resolved::File(_, file) => serve_file(web, site, &file, StatusCode::OK, method, headers, admin).await,
         Resolved::AddSlash => {
             let location = match uri.query() {
@@ -87,6 +96,52 @@ pub async fn serve(
         }
         Resolved::NotFound => not_found(web, Some(site), method, headers, admin).await,
     }
+}
+
+/// Applies the site's `_redirects` rules to a request: the first rule that matches (only
+/// forced ones when a file `exists` at the path) answers; `None` when none does. A
+/// rewrite (200) or a 404 rule serves its target's file in one step: the target is not
+/// matched against the rules again.
+#[allow(clippy::too_many_arguments)]
+async fn redirect(
+    web: &Web,
+    site: &Site,
+    rules: &Redirects,
+    exists: bool,
+    method: &Method,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+    admin: bool,
+) -> Option<Resp> {
+    let path = request_to_site_path(uri.path())?;
+    let matched = rules.find(&path, uri.query(), exists)?;
+    let status = match matched.kind {
+        Kind::Redirect(code) => {
+            let mut out = HeaderMap::new();
+            // The target was built from the owner's text and percent-encoded values, so it
+            // is always a valid header; refuse to answer with a broken one all the same.
+            let location = HeaderValue::from_str(&matched.target).ok()?;
+            out.insert(header::LOCATION, location);
+            out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            security_headers(&mut out, admin);
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::MOVED_PERMANENTLY);
+            return Some(with_headers(status, out, Bytes::new()));
+        }
+        Kind::Rewrite => StatusCode::OK,
+        Kind::NotFound => StatusCode::NOT_FOUND,
+    };
+    let file = match resolve(site, &matched.target) {
+        Resolved::File(_, file) => Some(file),
+        Resolved::AddSlash => match resolve(site, &format!("{}/", matched.target)) {
+            Resolved::File(_, file) => Some(file),
+            _ => None,
+        },
+        Resolved::NotFound => None,
+    };
+    Some(match file {
+        Some(file) => serve_file(web, site, &file, status, method, headers, admin).await,
+        None => not_found(web, Some(site), method, headers, admin).await,
+    })
 }
 
 /// The 404 response: the site's own `404.html` if it has one, else the system 404 app.
