@@ -1,6 +1,6 @@
 //! `fazt app list|info|logs|run|env|limits|rename|delete`.
 
-use super::http::Client;
+use super::http::{encode, Client};
 use super::{human_bytes, ClientArgs};
 use anyhow::bail;
 use clap::{Args, Subcommand};
@@ -318,8 +318,4 @@ fn rename_offline(data: &std::path::Path, app: &str, new_name: &str) -> anyhow::
         false => println!("{} is already named {}", renamed.id, renamed.new_name),
     }
     Ok(())
-}
-
-fn encode(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }

@@ -1,6 +1,6 @@
 //! `fazt events watch|emit`: follow the node's event bus, or put a custom event on it.
 
-use super::http::Client;
+use super::http::{encode, Client};
 use super::ClientArgs;
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -185,8 +185,4 @@ fn print_event(data: &str, json: bool) -> anyhow::Result<()> {
         event["data"]
     );
     Ok(())
-}
-
-fn encode(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }

@@ -2,7 +2,7 @@
 //! node's API (`GET /api/apps/{app}/files`) or, with `--data`, through the
 //! [`crate::syscall::files`] syscall on the data file.
 
-use super::http::Client;
+use super::http::{encode, Client};
 use super::{human_bytes, ClientArgs};
 use crate::storage::Storage;
 use crate::syscall::{self, Caller};
@@ -103,8 +103,4 @@ fn ls(
     let total: u64 = files.iter().map(|f| f.size).sum();
     println!("{} file{}, {}", files.len(), if files.len() == 1 { "" } else { "s" }, human_bytes(total));
     Ok(())
-}
-
-fn encode(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }

@@ -12,6 +12,12 @@ use std::time::Duration;
 #[error("{0}")]
 pub struct Unreachable(String);
 
+/// `text` as one URL path segment or query value: every byte but ASCII letters and
+/// digits percent-encoded, so an app name, path or filter cannot change the request.
+pub fn encode(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
 /// A connection to one node.
 #[derive(Debug)]
 pub struct Client {

@@ -1,7 +1,7 @@
 //! `fazt net allow|deny|list|logs|limits`: the apps' outbound HTTP (`fazt.net.fetch`),
 //! through the node's API.
 
-use super::http::Client;
+use super::http::{encode, Client};
 use super::ClientArgs;
 use clap::{Args, Subcommand};
 
@@ -72,10 +72,6 @@ enum Sub {
         #[arg(long)]
         reset: bool,
     },
-}
-
-fn encode(text: &str) -> String {
-    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 /// Runs `fazt net …`.
