@@ -56,22 +56,46 @@ enum Sub {
     Limits {
         /// App name or id.
         app: Option<String>,
-        /// Requests the app may have in flight (1-1024).
-        #[arg(long)]
-        max_concurrent: Option<u64>,
-        /// Largest request body, in bytes.
-        #[arg(long)]
-        max_request_bytes: Option<u64>,
-        /// Largest answer body, in bytes.
-        #[arg(long)]
-        max_response_bytes: Option<u64>,
-        /// Total time of one fetch, in ms.
-        #[arg(long)]
-        timeout_ms: Option<u64>,
+        #[command(flatten)]
+        set: LimitFlags,
         /// Drop the app's own limits: the node's apply again.
         #[arg(long)]
         reset: bool,
     },
+}
+
+/// An app's own egress limits given on the command line (the names are the API's).
+#[derive(Debug, Args)]
+struct LimitFlags {
+    /// Requests the app may have in flight (1-1024).
+    #[arg(long)]
+    max_concurrent: Option<u64>,
+    /// Largest request body, in bytes.
+    #[arg(long)]
+    max_request_bytes: Option<u64>,
+    /// Largest answer body, in bytes.
+    #[arg(long)]
+    max_response_bytes: Option<u64>,
+    /// Total time of one fetch, in ms.
+    #[arg(long)]
+    timeout_ms: Option<u64>,
+}
+
+impl LimitFlags {
+    /// Each limit's API name and the value given for it, if any.
+    fn given(&self) -> [(&'static str, Option<u64>); 4] {
+        [
+            ("max_concurrent", self.max_concurrent),
+            ("max_request_bytes", self.max_request_bytes),
+            ("max_response_bytes", self.max_response_bytes),
+            ("timeout_ms", self.timeout_ms),
+        ]
+    }
+
+    /// Whether any limit was given.
+    fn any(&self) -> bool {
+        self.given().iter().any(|(_, v)| v.is_some())
+    }
 }
 
 /// Runs `fazt net …`.
@@ -140,27 +164,15 @@ pub fn run(args: NetArgs) -> anyhow::Result<()> {
                 last = print_logs(&answer).unwrap_or(last);
             }
         }
-        Sub::Limits {
-            app: Some(app),
-            max_concurrent,
-            max_request_bytes,
-            max_response_bytes,
-            timeout_ms,
-            reset,
-        } => {
+        Sub::Limits { app: Some(app), set, reset } => {
             let url = format!("/api/net/limits/{}", encode(&app));
-            let flags = [max_concurrent, max_request_bytes, max_response_bytes, timeout_ms];
-            let answer = if reset || flags.iter().any(Option::is_some) {
+            let answer = if reset || set.any() {
                 // Flags not given keep the app's current values (none after --reset).
                 let mut own =
                     if reset { serde_json::json!({}) } else { client.get_json(&url)?["own"].clone() };
-                for (name, value) in
-                    ["max_concurrent", "max_request_bytes", "max_response_bytes", "timeout_ms"]
-                        .iter()
-                        .zip(flags)
-                {
+                for (name, value) in set.given() {
                     if let Some(v) = value {
-                        own[*name] = v.into();
+                        own[name] = v.into();
                     }
                 }
                 client.put_json(&url, &own)?
@@ -181,19 +193,8 @@ pub fn run(args: NetArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Sub::Limits {
-            app: None,
-            max_concurrent,
-            max_request_bytes,
-            max_response_bytes,
-            timeout_ms,
-            reset,
-        } => {
-            if reset
-                || [max_concurrent, max_request_bytes, max_response_bytes, timeout_ms]
-                    .iter()
-                    .any(Option::is_some)
-            {
+        Sub::Limits { app: None, set, reset } => {
+            if reset || set.any() {
                 anyhow::bail!("name the app whose limits to change; the node's are the egress.* settings (fazt config set)");
             }
             let answer = client.get_json("/api/net/limits")?;
