@@ -97,15 +97,21 @@ impl Node {
     pub fn start() -> Node {
         let dir = tempfile::tempdir().unwrap();
         let mut node = Node::unstarted(dir, None, String::new());
-        node.spawn();
-        node.token = node
+        node.first_start();
+        node
+    }
+
+    /// Starts the binary on a data file with no admin yet, and takes the API token the
+    /// first start prints.
+    pub fn first_start(&mut self) {
+        self.spawn();
+        self.token = self
             .stdout
             .lines()
             .find_map(|l| l.split("API token for the CLI: ").nth(1))
             .expect("first start prints an API token")
             .trim()
             .to_string();
-        node
     }
 
     /// Starts a node whose data file was made with `server init` and then given

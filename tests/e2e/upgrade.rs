@@ -137,19 +137,6 @@ fn schema_9_node(foreign: bool) -> OldNode {
     OldNode { node, blog, sealer, foreign }
 }
 
-/// First start of the upgraded binary: a first start for the harness too (no admin user
-/// yet), so its API token is read from the output.
-fn first_start(node: &mut Node) {
-    node.spawn();
-    node.token = node
-        .stdout
-        .lines()
-        .find_map(|l| l.split("API token for the CLI: ").nth(1))
-        .expect("the first start prints an API token")
-        .trim()
-        .to_string();
-}
-
 /// Every row of every table that holds app data or the id map, to compare two starts.
 fn snapshot(node: &Node) -> Vec<String> {
     let conn = Connection::open(node.data()).unwrap();
@@ -278,7 +265,9 @@ fn assert_blog_intact(old: &OldNode) -> String {
 #[test]
 fn upgrade_from_schema_9_keeps_every_app_env_value_under_the_new_uuid() {
     let mut old = schema_9_node(false);
-    first_start(&mut old.node);
+    // First start of the upgraded binary: a first start for the harness too (no admin
+    // user yet), so its API token is read from the output.
+    old.node.first_start();
     assert_blog_intact(&old);
     // Every migration this binary knows ran (the latest one, not a fixed number, so
     // that a new migration does not break this test).
@@ -296,7 +285,7 @@ fn upgrade_keeps_a_value_sealed_elsewhere_and_its_map_row_for_a_later_start() {
     let mut old = schema_9_node(true);
     let log = old.node.dir.path().join("node.log");
     old.node.log = Some(log.clone());
-    first_start(&mut old.node);
+    old.node.first_start();
     // The node starts, and the values it can open all made it across.
     let id = assert_blog_intact(&old);
     let log_text = std::fs::read_to_string(&log).unwrap();
